@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/postgres"
+	"github.com/corebank/corebank/store/sqlite"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("bench: which? (ledger)")
+	}
+	switch args[0] {
+	case "ledger":
+		return benchLedger(ctx, args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("bench: unknown target %q (ledger)", args[0])
+}
+
+// benchResult is what `corebank bench ledger --json` prints.
+type benchResult struct {
+	Store         string           `json:"store"`
+	Clients       int              `json:"clients"`
+	Accounts      int              `json:"accounts"`
+	DurationS     float64          `json:"duration_s"`
+	Transfers     int64            `json:"transfers"`
+	TransfersPerS float64          `json:"transfers_per_s"`
+	P50ms         float64          `json:"p50_ms"`
+	P99ms         float64          `json:"p99_ms"`
+	P999ms        float64          `json:"p999_ms"`
+	Maxms         float64          `json:"max_ms"`
+	Errors        int64            `json:"errors"`
+	ErrorCodes    map[string]int64 `json:"error_codes,omitempty"`
+	GOMAXPROCS    int              `json:"gomaxprocs"`
+}
+
+func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench ledger", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		duration  = fs.Duration("duration", 10*time.Second, "how long to drive load")
+		clients   = fs.Int("clients", 256, "concurrent clients, each sending one transfer at a time")
+		accounts  = fs.Int("accounts", 1000, "customer accounts; every transfer also touches one hot settlement account")
+		storeKind = fs.String("store", "sqlite", "sqlite or postgres")
+		pgURL     = fs.String("postgres-url", "", "PostgreSQL URL for --store postgres")
+		dataDir   = fs.String("data", "", "SQLite directory (default: a fresh temporary directory, removed afterwards)")
+		asJSON    = fs.Bool("json", false, "print one JSON object")
+		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
+	)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var db *store.DB
+	var err error
+	switch *storeKind {
+	case "sqlite":
+		dir := *dataDir
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "corebank-bench-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		db, err = sqlite.Open(ctx, dir, "ledger")
+	case "postgres":
+		if *pgURL == "" {
+			return fmt.Errorf("bench: --store postgres needs --postgres-url")
+		}
+		db, err = postgres.Open(ctx, *pgURL, "ledger")
+	default:
+		return fmt.Errorf("bench: --store must be sqlite or postgres")
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	l, err := ledger.Open(ctx, db, ledger.Config{})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	settle, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: run + "-settle", Currency: "GBP", Rule: ledger.RuleNone})
+	if err != nil {
+		return err
+	}
+	ids := make([]string, *accounts)
+	for i := range ids {
+		a, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: fmt.Sprintf("%s-acct-%d", run, i), Currency: "GBP", Rule: ledger.RuleLimit})
+		if err != nil {
+			return err
+		}
+		ids[i] = a.ID
+		// Fund generously so load never runs out of money.
+		if _, err := l.Transfer(ctx, ledger.TransferRequest{Key: fmt.Sprintf("%s-fund-%d", run, i), Legs: []ledger.Leg{
+			{AccountID: settle.ID, Amount: -1_000_000_000_00, Currency: "GBP"},
+			{AccountID: a.ID, Amount: 1_000_000_000_00, Currency: "GBP"},
+		}}); err != nil {
+			return err
+		}
+	}
+	if !*asJSON {
+		fmt.Fprintf(stderr, "bench ledger: %s, %d clients, %d accounts, %s...\n", *storeKind, *clients, *accounts, *duration)
+	}
+
+	var (
+		stopAt = time.Now().Add(*duration)
+		seq    atomic.Int64
+		mu     sync.Mutex
+		lat    []time.Duration
+		errs   = map[string]int64{}
+		nerr   int64
+		wg     sync.WaitGroup
+	)
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	for c := 0; c < *clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(c), 42))
+			local := make([]time.Duration, 0, 4096)
+			localErr := map[string]int64{}
+			for time.Now().Before(stopAt) && ctx.Err() == nil {
+				n := seq.Add(1)
+				src := ids[r.IntN(len(ids))]
+				amt := int64(1 + r.IntN(10000))
+				req := ledger.TransferRequest{Key: run + "-" + strconv.FormatInt(n, 10), Legs: []ledger.Leg{
+					{AccountID: src, Amount: -amt, Currency: "GBP"},
+					{AccountID: settle.ID, Amount: amt, Currency: "GBP"},
+				}}
+				t0 := time.Now()
+				_, err := l.Transfer(ctx, req)
+				d := time.Since(t0)
+				if err != nil {
+					localErr[string(errors.CodeOf(err))]++
+					continue
+				}
+				local = append(local, d)
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			for k, v := range localErr {
+				errs[k] += v
+				nerr += v
+			}
+			mu.Unlock()
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	res := benchResult{
+		Store: *storeKind, Clients: *clients, Accounts: *accounts,
+		DurationS: elapsed.Seconds(), Transfers: int64(len(lat)),
+		TransfersPerS: float64(len(lat)) / elapsed.Seconds(),
+		P50ms:         pct(lat, 0.50), P99ms: pct(lat, 0.99), P999ms: pct(lat, 0.999), Maxms: pct(lat, 1),
+		Errors: nerr, ErrorCodes: errs, GOMAXPROCS: runtime.GOMAXPROCS(0),
+	}
+	if err := ledger.Verify(ctx, db); err != nil {
+		return fmt.Errorf("bench: after the run: %w", err)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	fmt.Fprintf(stdout, "store %s: %d transfers in %.1fs = %.0f transfers/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; errors %d %v; invariants verified\n",
+		res.Store, res.Transfers, res.DurationS, res.TransfersPerS, res.P50ms, res.P99ms, res.P999ms, res.Maxms, res.Errors, res.ErrorCodes)
+	return nil
+}
+
+// pct returns the q-quantile of sorted durations in milliseconds.
+func pct(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return float64(sorted[i].Microseconds()) / 1000
+}

@@ -1,0 +1,837 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
+)
+
+// commitTimeout bounds one group commit. A batch that cannot commit in this
+// long fails as Unavailable; its callers retry with their keys.
+const commitTimeout = 30 * time.Second
+
+// run is the group committer: it takes every write waiting, up to MaxBatch,
+// and commits them together.
+func (l *Ledger) run() {
+	defer close(l.done)
+	batch := make([]*op, 0, l.cfg.MaxBatch)
+	for {
+		o, ok := <-l.ops
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < l.cfg.MaxBatch {
+			select {
+			case o, ok := <-l.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+// acct is an account as a batch sees it.
+type acct struct {
+	Account
+	posted, pending, lastSeq int64
+	dirty                    bool
+}
+
+// available is what a debit may use: posted − pending + limit.
+func (a *acct) available(posted, pending int64) int64 {
+	return posted - pending + a.OverdraftLimit
+}
+
+// allows reports whether moving a's balances to (posted, pending) keeps it
+// within its rule. A change that leaves available funds negative is allowed
+// only if it does not make them more negative (a forced write may have put
+// them there; posting within a hold must still succeed).
+func (a *acct) allows(posted, pending int64) bool {
+	if a.Rule == RuleNone {
+		return true
+	}
+	after := a.available(posted, pending)
+	return after >= 0 || after >= a.available(a.posted, a.pending)
+}
+
+type holdState struct {
+	Hold
+	dirty bool
+}
+
+// prior is a write already stored under an idempotency key.
+type prior struct {
+	id, hash, holdID, accountID, legs, metadata, result string
+	kind                                                Kind
+	forced                                              bool
+	at                                                  int64
+}
+
+type transferRow struct {
+	id, key, hash          string
+	kind                   Kind
+	holdID, accountID      string
+	forced                 bool
+	legs, metadata, result string
+	at                     int64
+}
+
+type entryRow struct {
+	accountID, transferID string
+	seq                   int64
+	kind                  Kind
+	posted, pending       int64
+	postedAfter           int64
+	pendingAfter          int64
+	at                    int64
+}
+
+// batch is the state of one group commit.
+type batch struct {
+	l     *Ledger
+	tx    *sql.Tx
+	now   time.Time
+	nowNS int64
+
+	priors   map[string]*prior
+	accounts map[string]*acct
+	holds    map[string]*holdState
+	applied  map[string]*op // key -> op that succeeded in this batch
+	expiring []*holdState   // holds found due for the batch's expire ops
+
+	transfers []transferRow
+	entries   []entryRow
+	events    []event.Event
+}
+
+func (l *Ledger) commit(ops []*op) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	now := l.cfg.Now().UTC()
+	b := &batch{
+		l: l, now: now, nowNS: now.UnixNano(),
+		priors:   make(map[string]*prior),
+		accounts: make(map[string]*acct),
+		holds:    make(map[string]*holdState),
+		applied:  make(map[string]*op),
+	}
+	err := l.db.InTx(ctx, func(tx *sql.Tx) error {
+		b.tx = tx
+		if err := b.load(ctx, ops); err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		for _, o := range ops {
+			b.apply(o)
+		}
+		if err := b.write(ctx); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		l.cfg.Log.Error("ledger group commit failed", "writes", len(ops), "err", err)
+		fail := errors.Wrap(err, errors.Unavailable, "ledger commit failed; retry with the same key")
+		for _, o := range ops {
+			if o.err == nil {
+				o.res, o.err = nil, fail
+			}
+		}
+	}
+	l.m.observe(ops, time.Since(start), err)
+	for _, o := range ops {
+		close(o.done)
+	}
+	if err == nil && len(b.events) > 0 && l.cfg.Notify != nil {
+		l.cfg.Notify()
+	}
+}
+
+// forUpdate locks the rows a batch reads on PostgreSQL. SQLite needs no
+// row locks: the write transaction began IMMEDIATE and holds the database.
+func (b *batch) forUpdate() string {
+	if b.l.db.Dialect == store.Postgres {
+		return " ORDER BY id FOR UPDATE"
+	}
+	return ""
+}
+
+// load reads everything the batch's writes refer to, in three round trips:
+// prior writes by key, holds by id, accounts by id.
+func (b *batch) load(ctx context.Context, ops []*op) error {
+	var keys, holdIDs []string
+	for _, o := range ops {
+		if o.key != "" {
+			keys = append(keys, o.key)
+		}
+		switch r := o.req.(type) {
+		case *IncrementHoldRequest:
+			holdIDs = append(holdIDs, r.HoldID)
+		case *PostHoldRequest:
+			holdIDs = append(holdIDs, r.HoldID)
+		case *VoidHoldRequest:
+			holdIDs = append(holdIDs, r.HoldID)
+		}
+	}
+	if err := inChunks(keys, func(chunk []any) error {
+		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT key, id, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at FROM transfers WHERE key IN (`+store.Placeholders(len(chunk), 1)+`)`), chunk...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			var hash []byte
+			p := new(prior)
+			if err := rows.Scan(&k, &p.id, &hash, &p.kind, &p.holdID, &p.accountID, &p.forced, &p.legs, &p.metadata, &p.result, &p.at); err != nil {
+				return err
+			}
+			p.hash = string(hash)
+			b.priors[k] = p
+		}
+		return rows.Err()
+	}); err != nil {
+		return err
+	}
+	if err := inChunks(holdIDs, func(chunk []any) error {
+		_, err := b.loadHolds(ctx, `SELECT `+holdCols+` FROM holds WHERE id IN (`+store.Placeholders(len(chunk), 1)+`)`+b.forUpdate(), chunk...)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, o := range ops {
+		if r, ok := o.req.(expireReq); ok {
+			q := `SELECT ` + holdCols + ` FROM holds WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`
+			if b.l.db.Dialect == store.Postgres {
+				q += ` FOR UPDATE`
+			}
+			due, err := b.loadHolds(ctx, q, r.asOf.UnixNano(), r.limit)
+			if err != nil {
+				return err
+			}
+			b.expiring = append(b.expiring, due...)
+		}
+	}
+	acctIDs := make(map[string]struct{})
+	for _, o := range ops {
+		switch r := o.req.(type) {
+		case *CloseAccountRequest:
+			acctIDs[r.AccountID] = struct{}{}
+		case *TransferRequest:
+			for _, leg := range r.Legs {
+				acctIDs[leg.AccountID] = struct{}{}
+			}
+		case *PlaceHoldRequest:
+			acctIDs[r.AccountID] = struct{}{}
+			acctIDs[r.Destination] = struct{}{}
+		}
+	}
+	for _, h := range b.holds {
+		acctIDs[h.AccountID] = struct{}{}
+		acctIDs[h.Destination] = struct{}{}
+	}
+	ids := make([]string, 0, len(acctIDs))
+	for id := range acctIDs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return inChunks(ids, func(chunk []any) error {
+		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT `+acctCols+` FROM accounts WHERE id IN (`+store.Placeholders(len(chunk), 1)+`)`+b.forUpdate()), chunk...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a := new(acct)
+			if err := scanAcct(rows, a); err != nil {
+				return err
+			}
+			b.accounts[a.ID] = a
+		}
+		return rows.Err()
+	})
+}
+
+// loadHolds reads holds into the batch (keeping any already loaded, which
+// may be ahead of the database) and returns them.
+func (b *batch) loadHolds(ctx context.Context, q string, args ...any) ([]*holdState, error) {
+	rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*holdState
+	for rows.Next() {
+		h := new(holdState)
+		if err := scanHold(rows, &h.Hold); err != nil {
+			return nil, err
+		}
+		if have, ok := b.holds[h.ID]; ok {
+			h = have
+		} else {
+			b.holds[h.ID] = h
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// inChunks calls fn with ids in groups small enough for any engine's limit
+// on bound parameters.
+func inChunks(ids []string, fn func([]any) error) error {
+	const chunk = 500
+	args := make([]any, 0, min(len(ids), chunk))
+	for i := 0; i < len(ids); i += chunk {
+		args = args[:0]
+		for _, id := range ids[i:min(i+chunk, len(ids))] {
+			args = append(args, id)
+		}
+		if err := fn(args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply decides one write against the batch's state. A write either fails,
+// leaving the state as it found it, or succeeds and queues its rows.
+func (b *batch) apply(o *op) {
+	if o.kind == opExpire {
+		o.res, o.err = b.expire(o.req.(expireReq))
+		return
+	}
+	if p, ok := b.applied[o.key]; ok {
+		if p.hash != o.hash {
+			o.err = errors.New(errors.Conflict, "idempotency key already used for a different request")
+			return
+		}
+		o.res = p.res
+		return
+	}
+	if p, ok := b.priors[o.key]; ok {
+		if p.hash != o.hash || p.kind != opKinds[o.kind] {
+			o.err = errors.New(errors.Conflict, "idempotency key already used for a different request")
+			return
+		}
+		o.res, o.err = p.replay(o.key)
+		return
+	}
+	switch r := o.req.(type) {
+	case *CreateAccountRequest:
+		o.res, o.err = b.open(o, r)
+	case *CloseAccountRequest:
+		o.res, o.err = b.close(o, r)
+	case *TransferRequest:
+		o.res, o.err = b.transfer(o, r)
+	case *PlaceHoldRequest:
+		o.res, o.err = b.place(o, r)
+	case *IncrementHoldRequest:
+		o.res, o.err = b.increment(o, r)
+	case *PostHoldRequest:
+		o.res, o.err = b.post(o, r)
+	case *VoidHoldRequest:
+		o.res, o.err = b.void(o, r.HoldID, KindHoldVoid)
+	}
+	if o.err == nil {
+		b.applied[o.key] = o
+	}
+}
+
+// replay rebuilds the original result of a stored write.
+func (p *prior) replay(key string) (any, error) {
+	switch p.kind {
+	case KindAccountOpen, KindAccountClose:
+		a := new(Account)
+		if err := json.Unmarshal([]byte(p.result), a); err != nil {
+			return nil, errors.Wrap(err, errors.Internal, "stored result unreadable")
+		}
+		return a, nil
+	case KindTransfer:
+		t := &Transfer{ID: p.id, Key: key, Kind: p.kind, Forced: p.forced, At: time.Unix(0, p.at).UTC()}
+		if err := decodeLegsMeta(p.legs, p.metadata, t); err != nil {
+			return nil, err
+		}
+		return t, nil
+	default:
+		h := new(Hold)
+		if err := json.Unmarshal([]byte(p.result), h); err != nil {
+			return nil, errors.Wrap(err, errors.Internal, "stored result unreadable")
+		}
+		return h, nil
+	}
+}
+
+func (b *batch) account(id string) (*acct, error) {
+	a, ok := b.accounts[id]
+	if !ok {
+		return nil, errors.Errorf(errors.NotFound, "account %s not found", id)
+	}
+	return a, nil
+}
+
+func (b *batch) openAccount(id string, c money.Currency) (*acct, error) {
+	a, err := b.account(id)
+	if err != nil {
+		return nil, err
+	}
+	if a.Status != StatusOpen {
+		return nil, errors.Errorf(errors.AccountClosed, "account %s is closed", id)
+	}
+	if a.Currency != c {
+		return nil, errors.Errorf(errors.CurrencyMismatch, "account %s holds %s, not %s", id, a.Currency, c)
+	}
+	return a, nil
+}
+
+func (b *batch) hold(id string) (*holdState, error) {
+	h, ok := b.holds[id]
+	if !ok {
+		return nil, errors.Errorf(errors.NotFound, "hold %s not found", id)
+	}
+	return h, nil
+}
+
+func (b *batch) pendingHold(id string) (*holdState, error) {
+	h, err := b.hold(id)
+	if err != nil {
+		return nil, err
+	}
+	if h.Status != HoldPending {
+		return nil, errors.Errorf(errors.Conflict, "hold %s is %s", id, h.Status)
+	}
+	return h, nil
+}
+
+func (b *batch) open(o *op, r *CreateAccountRequest) (any, error) {
+	a := &acct{Account: Account{
+		ID: b.l.ids.new("acc_", b.now), Currency: r.Currency, Owner: r.Owner,
+		Rule: r.Rule, OverdraftLimit: r.OverdraftLimit, Status: StatusOpen, CreatedAt: b.now,
+	}, dirty: true}
+	b.accounts[a.ID] = a
+	res := a.Account
+	b.record(o, transferRow{kind: KindAccountOpen, accountID: a.ID, result: mustJSON(res)}, &res, TopicAccountCreated, a.ID)
+	return &res, nil
+}
+
+func (b *batch) close(o *op, r *CloseAccountRequest) (any, error) {
+	a, err := b.account(r.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if a.Status != StatusOpen {
+		return nil, errors.Errorf(errors.Conflict, "account %s is already closed", a.ID)
+	}
+	if a.posted != 0 || a.pending != 0 {
+		return nil, errors.Errorf(errors.Conflict, "account %s has a non-zero balance", a.ID)
+	}
+	a.Status, a.dirty = StatusClosed, true
+	res := a.Account
+	b.record(o, transferRow{kind: KindAccountClose, accountID: a.ID, result: mustJSON(res)}, &res, TopicAccountClosed, a.ID)
+	return &res, nil
+}
+
+// change is a proposed new (posted, pending) for an account, checked before
+// any is applied so a write is all or nothing.
+type change struct {
+	a                *acct
+	posted, pending  int64 // deltas
+	newPost, newPend int64
+}
+
+func (c *change) compute() error {
+	var err error
+	if c.newPost, err = money.Add(c.a.posted, c.posted); err != nil {
+		return errors.Errorf(errors.BadRequest, "balance of %s would overflow", c.a.ID)
+	}
+	if c.newPend, err = money.Add(c.a.pending, c.pending); err != nil {
+		return errors.Errorf(errors.BadRequest, "pending balance of %s would overflow", c.a.ID)
+	}
+	return nil
+}
+
+// check computes changes and tests each account's rule. It returns whether
+// a rule had to be overridden by force.
+func check(force bool, cs ...*change) (forced bool, err error) {
+	for _, c := range cs {
+		if err := c.compute(); err != nil {
+			return false, err
+		}
+		if !c.a.allows(c.newPost, c.newPend) {
+			if !force {
+				return false, errors.Errorf(errors.InsufficientFunds, "insufficient funds in account %s", c.a.ID)
+			}
+			forced = true
+		}
+	}
+	return forced, nil
+}
+
+// commitChanges applies checked changes and queues their entries.
+func (b *batch) commitChanges(transferID string, kind Kind, cs ...*change) {
+	for _, c := range cs {
+		a := c.a
+		a.posted, a.pending, a.dirty = c.newPost, c.newPend, true
+		a.lastSeq++
+		b.entries = append(b.entries, entryRow{
+			accountID: a.ID, transferID: transferID, seq: a.lastSeq, kind: kind,
+			posted: c.posted, pending: c.pending, postedAfter: a.posted, pendingAfter: a.pending, at: b.nowNS,
+		})
+	}
+}
+
+func (b *batch) transfer(o *op, r *TransferRequest) (any, error) {
+	cs := make([]*change, len(r.Legs))
+	for i, leg := range r.Legs {
+		a, err := b.openAccount(leg.AccountID, leg.Currency)
+		if err != nil {
+			return nil, err
+		}
+		cs[i] = &change{a: a, posted: leg.Amount}
+	}
+	forced, err := check(r.Force, cs...)
+	if err != nil {
+		return nil, err
+	}
+	t := &Transfer{ID: b.l.ids.new("trf_", b.now), Key: o.key, Kind: KindTransfer, Legs: r.Legs, Forced: forced, Metadata: r.Metadata, At: b.now}
+	b.commitChanges(t.ID, KindTransfer, cs...)
+	b.record(o, transferRow{id: t.ID, kind: KindTransfer, forced: forced, legs: mustJSON(r.Legs), metadata: metaJSON(r.Metadata)},
+		ChangeEvent{Transfer: *t}, TopicTransfer, r.Legs[0].AccountID)
+	return t, nil
+}
+
+func (b *batch) place(o *op, r *PlaceHoldRequest) (any, error) {
+	a, err := b.openAccount(r.AccountID, r.Currency)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.openAccount(r.Destination, r.Currency); err != nil {
+		return nil, err
+	}
+	c := &change{a: a, pending: r.Amount}
+	forced, err := check(r.Force, c)
+	if err != nil {
+		return nil, err
+	}
+	h := &holdState{Hold: Hold{
+		ID: b.l.ids.new("hld_", b.now), AccountID: a.ID, Destination: r.Destination, Currency: r.Currency,
+		Amount: r.Amount, Authorized: r.Amount, Status: HoldPending, ExpiresAt: r.ExpiresAt.UTC(),
+		Metadata: r.Metadata, CreatedAt: b.now, UpdatedAt: b.now,
+	}, dirty: true}
+	b.holds[h.ID] = h
+	return b.holdWrite(o, h, KindHoldPlace, forced, nil, r.Metadata, c), nil
+}
+
+func (b *batch) increment(o *op, r *IncrementHoldRequest) (any, error) {
+	h, err := b.pendingHold(r.HoldID)
+	if err != nil {
+		return nil, err
+	}
+	a, err := b.openAccount(h.AccountID, h.Currency)
+	if err != nil {
+		return nil, err
+	}
+	c := &change{a: a, pending: r.Amount}
+	forced, err := check(r.Force, c)
+	if err != nil {
+		return nil, err
+	}
+	amt, err1 := money.Add(h.Amount, r.Amount)
+	auth, err2 := money.Add(h.Authorized, r.Amount)
+	if err1 != nil || err2 != nil || auth > money.MaxAmount {
+		return nil, badf("hold %s would exceed the maximum amount", h.ID)
+	}
+	h.Amount, h.Authorized, h.dirty, h.UpdatedAt = amt, auth, true, b.now
+	if !r.ExpiresAt.IsZero() {
+		h.ExpiresAt = r.ExpiresAt.UTC()
+	}
+	return b.holdWrite(o, h, KindHoldIncr, forced, nil, nil, c), nil
+}
+
+func (b *batch) post(o *op, r *PostHoldRequest) (any, error) {
+	h, err := b.pendingHold(r.HoldID)
+	if err != nil {
+		return nil, err
+	}
+	src, err := b.openAccount(h.AccountID, h.Currency)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := b.openAccount(h.Destination, h.Currency)
+	if err != nil {
+		return nil, err
+	}
+	release := h.Amount
+	if r.KeepOpen {
+		release = min(r.Amount, h.Amount)
+	}
+	cs := []*change{{a: src, posted: -r.Amount, pending: -release}, {a: dst, posted: r.Amount}}
+	forced, err := check(r.Force, cs...)
+	if err != nil {
+		return nil, err
+	}
+	posted, err := money.Add(h.Posted, r.Amount)
+	if err != nil {
+		return nil, badf("hold %s would exceed the maximum amount", h.ID)
+	}
+	h.Posted, h.Amount, h.dirty, h.UpdatedAt = posted, h.Amount-release, true, b.now
+	if !r.KeepOpen {
+		h.Status = HoldPosted
+	}
+	legs := []Leg{{AccountID: src.ID, Amount: -r.Amount, Currency: h.Currency}, {AccountID: dst.ID, Amount: r.Amount, Currency: h.Currency}}
+	return b.holdWrite(o, h, KindHoldPost, forced, legs, r.Metadata, cs...), nil
+}
+
+func (b *batch) void(o *op, id string, kind Kind) (any, error) {
+	h, err := b.pendingHold(id)
+	if err != nil {
+		return nil, err
+	}
+	a, err := b.account(h.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	c := &change{a: a, pending: -h.Amount}
+	if _, err := check(true, c); err != nil {
+		return nil, err
+	}
+	h.Amount, h.dirty, h.UpdatedAt = 0, true, b.now
+	h.Status = HoldVoided
+	if kind == KindHoldExpire {
+		h.Status = HoldExpired
+	}
+	return b.holdWrite(o, h, kind, false, nil, nil, c), nil
+}
+
+// expire releases the loaded holds that are due, in expiry order.
+func (b *batch) expire(r expireReq) (any, error) {
+	out := []Hold{}
+	due := r.asOf.UnixNano()
+	for _, h := range b.expiring {
+		if len(out) == r.limit {
+			break
+		}
+		if h.Status != HoldPending || h.ExpiresAt.UnixNano() > due {
+			continue
+		}
+		o := &op{kind: opExpire, key: reservedPrefix + "expire:" + h.ID}
+		res, err := b.void(o, h.ID, KindHoldExpire)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *res.(*Hold))
+	}
+	return out, nil
+}
+
+// holdWrite applies a hold write's balance changes and records it.
+func (b *batch) holdWrite(o *op, h *holdState, kind Kind, forced bool, legs []Leg, meta map[string]string, cs ...*change) *Hold {
+	id := b.l.ids.new("trf_", b.now)
+	b.commitChanges(id, kind, cs...)
+	res := h.Hold
+	res.Metadata = cloneMeta(h.Metadata)
+	t := Transfer{ID: id, Key: o.key, Kind: kind, Legs: legs, HoldID: h.ID, Forced: forced, Metadata: meta, At: b.now}
+	legsJSON := ""
+	if legs != nil {
+		legsJSON = mustJSON(legs)
+	}
+	b.record(o, transferRow{id: id, kind: kind, holdID: h.ID, accountID: h.AccountID, forced: forced, legs: legsJSON, metadata: metaJSON(meta), result: mustJSON(res)},
+		ChangeEvent{Transfer: t, Hold: &res}, TopicFor(kind), h.AccountID)
+	return &res
+}
+
+// record queues a write's journal row and its event.
+func (b *batch) record(o *op, row transferRow, payload any, topic, eventKey string) {
+	if row.id == "" {
+		row.id = b.l.ids.new("trf_", b.now)
+	}
+	row.key, row.hash, row.at = o.key, o.hash, b.nowNS
+	b.transfers = append(b.transfers, row)
+	b.events = append(b.events, event.Event{Topic: topic, Key: eventKey, Time: b.now, Payload: []byte(mustJSON(payload))})
+}
+
+func cloneMeta(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("ledger: marshal %T: %v", v, err))
+	}
+	return string(b)
+}
+
+func metaJSON(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return mustJSON(m)
+}
+
+func decodeLegsMeta(legs, meta string, t *Transfer) error {
+	if legs != "" {
+		if err := json.Unmarshal([]byte(legs), &t.Legs); err != nil {
+			return errors.Wrap(err, errors.Internal, "stored legs unreadable")
+		}
+	}
+	if meta != "" {
+		if err := json.Unmarshal([]byte(meta), &t.Metadata); err != nil {
+			return errors.Wrap(err, errors.Internal, "stored metadata unreadable")
+		}
+	}
+	return nil
+}
+
+// statements are the ledger's prepared writes.
+type statements struct {
+	transfers, entries, holds, accounts *inserts
+}
+
+func prepareStatements(ctx context.Context, db *store.DB) (*statements, error) {
+	var s statements
+	var err error
+	if s.transfers, err = prepareInserts(ctx, db, `INSERT INTO transfers (id, key, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at) VALUES `, "", 11); err != nil {
+		return nil, err
+	}
+	if s.entries, err = prepareInserts(ctx, db, `INSERT INTO entries (account_id, seq, transfer_id, kind, posted, pending, posted_after, pending_after, at) VALUES `, "", 9); err != nil {
+		return nil, err
+	}
+	if s.holds, err = prepareInserts(ctx, db, `INSERT INTO holds (`+holdCols+`) VALUES `,
+		` ON CONFLICT (id) DO UPDATE SET amount = excluded.amount, authorized = excluded.authorized, posted = excluded.posted, status = excluded.status, expires_at = excluded.expires_at, updated_at = excluded.updated_at`, 12); err != nil {
+		return nil, err
+	}
+	if s.accounts, err = prepareInserts(ctx, db, `INSERT INTO accounts (`+acctCols+`) VALUES `,
+		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, posted = excluded.posted, pending = excluded.pending, last_seq = excluded.last_seq`, 10); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (s *statements) close() {
+	for _, i := range []*inserts{s.transfers, s.entries, s.holds, s.accounts} {
+		if i != nil {
+			i.close()
+		}
+	}
+}
+
+// write stores the batch's rows with a few multi-row statements.
+func (b *batch) write(ctx context.Context) error {
+	db := b.l.db
+	if err := b.l.ins.transfers.exec(ctx, b.tx, len(b.transfers), func(i int, args []any) []any {
+		r := &b.transfers[i]
+		return append(args, r.id, r.key, []byte(r.hash), string(r.kind), r.holdID, r.accountID, r.forced, r.legs, r.metadata, r.result, r.at)
+	}); err != nil {
+		return err
+	}
+	if err := b.l.ins.entries.exec(ctx, b.tx, len(b.entries), func(i int, args []any) []any {
+		e := &b.entries[i]
+		return append(args, e.accountID, e.seq, e.transferID, string(e.kind), e.posted, e.pending, e.postedAfter, e.pendingAfter, e.at)
+	}); err != nil {
+		return err
+	}
+	var holds []*holdState
+	for _, h := range b.holds {
+		if h.dirty {
+			holds = append(holds, h)
+		}
+	}
+	slices.SortFunc(holds, func(x, y *holdState) int { return strings.Compare(x.ID, y.ID) })
+	if err := b.l.ins.holds.exec(ctx, b.tx, len(holds), func(i int, args []any) []any {
+		h := holds[i]
+		return append(args, h.ID, h.AccountID, h.Destination, string(h.Currency), h.Amount, h.Authorized, h.Posted, string(h.Status), h.ExpiresAt.UnixNano(), metaJSON(h.Metadata), h.CreatedAt.UnixNano(), h.UpdatedAt.UnixNano())
+	}); err != nil {
+		return err
+	}
+	var accts []*acct
+	for _, a := range b.accounts {
+		if a.dirty {
+			accts = append(accts, a)
+		}
+	}
+	slices.SortFunc(accts, func(x, y *acct) int { return strings.Compare(x.ID, y.ID) })
+	if err := b.l.ins.accounts.exec(ctx, b.tx, len(accts), func(i int, args []any) []any {
+		a := accts[i]
+		return append(args, a.ID, string(a.Currency), a.Owner, string(a.Rule), a.OverdraftLimit, string(a.Status), a.posted, a.pending, a.lastSeq, a.CreatedAt.UnixNano())
+	}); err != nil {
+		return err
+	}
+	return event.Append(ctx, b.tx, db, b.events...)
+}
+
+// chunkSizes are the row counts of the prepared multi-row INSERTs: a batch
+// of n rows goes out as full chunks of the largest, then n's remainder in
+// binary. A handful of statements, parsed once, serve every batch size.
+var chunkSizes = [...]int{64, 32, 16, 8, 4, 2, 1}
+
+// inserts holds the prepared multi-row INSERTs of one table.
+type inserts struct {
+	width int
+	stmts [len(chunkSizes)]*sql.Stmt
+}
+
+// prepareInserts prepares head+VALUES+tail for each chunk size on db's
+// writer. It runs at Open: the writer has one connection, which a batch's
+// transaction holds, so nothing can be prepared on it mid-batch.
+func prepareInserts(ctx context.Context, db *store.DB, head, tail string, width int) (*inserts, error) {
+	ins := &inserts{width: width}
+	for i, n := range chunkSizes {
+		st, err := db.Write.PrepareContext(ctx, db.Rebind(head+store.Placeholders(n, width)+tail))
+		if err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", head, err)
+		}
+		ins.stmts[i] = st
+	}
+	return ins, nil
+}
+
+func (ins *inserts) close() {
+	for _, st := range ins.stmts {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// exec inserts n rows, row(i, args) appending the values of row i.
+func (ins *inserts) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) []any) error {
+	args := make([]any, 0, chunkSizes[0]*ins.width)
+	for i, k := 0, 0; i < n; {
+		for n-i < chunkSizes[k] {
+			k++
+		}
+		m := chunkSizes[k]
+		args = args[:0]
+		for j := i; j < i+m; j++ {
+			args = row(j, args)
+		}
+		if _, err := tx.StmtContext(ctx, ins.stmts[k]).ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		i += m
+	}
+	return nil
+}

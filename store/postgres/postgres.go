@@ -1,0 +1,65 @@
+// Package postgres opens a corebank store on PostgreSQL through pgx: one
+// schema per service in a shared database (or a database per service: the
+// URL decides), with search_path set on every connection so service SQL never
+// names its schema.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/corebank/corebank/store"
+)
+
+// Open connects to the database at url (postgres://...) and creates, if
+// needed, the schema named service, which every connection then uses.
+func Open(ctx context.Context, url, service string) (*store.DB, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	schema := pgx.Identifier{service}.Sanitize()
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["search_path"] = service
+	// Every commit waits for its WAL flush: acknowledged means durable.
+	cfg.RuntimeParams["synchronous_commit"] = "on"
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+
+	boot, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	_, err = boot.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema)
+	boot.Close(ctx)
+	if err != nil {
+		// Concurrent creators race on the catalog; the schema exists either way.
+		if !schemaExists(ctx, cfg, service) {
+			return nil, fmt.Errorf("postgres: create schema %s: %w", service, err)
+		}
+	}
+	pool := sql.OpenDB(stdlib.GetConnector(*cfg))
+	pool.SetMaxOpenConns(16)
+	pool.SetMaxIdleConns(16)
+	if err := pool.PingContext(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return &store.DB{Write: pool, Read: pool, Dialect: store.Postgres, Service: service}, nil
+}
+
+func schemaExists(ctx context.Context, cfg *pgx.ConnConfig, name string) bool {
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false
+	}
+	defer c.Close(ctx)
+	var n int
+	_ = c.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", name).Scan(&n)
+	return n == 1
+}

@@ -1,0 +1,139 @@
+// Package store is corebank's SQL storage: one *DB per service, on SQLite
+// (embedded) or PostgreSQL (scale-out), with migrations embedded in the
+// binary. Service code is written once against database/sql with '?'
+// placeholders; Rebind adapts a query to the dialect.
+//
+// The engines live in their own packages, store/sqlite and store/postgres;
+// service packages import only this one.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is one service's database.
+//
+// SQLite allows one writer at a time, so a DB keeps two pools: Write, a single
+// connection whose transactions begin IMMEDIATE (take the write lock up
+// front, never fail later on an upgrade), and Read, several connections for
+// snapshot reads that never block the writer (WAL). On PostgreSQL both are the
+// same pool.
+type DB struct {
+	Write   *sql.DB
+	Read    *sql.DB
+	Dialect Dialect
+	// Service names the owner ("ledger"); on PostgreSQL it is also the schema.
+	Service string
+
+	// Cleanup, if set, is called by Close before the pools close (the
+	// SQLite store stops its checkpointer there).
+	Cleanup func()
+
+	rebound sync.Map // query string -> rebound query string
+}
+
+// Rebind rewrites a query written with '?' placeholders for db's dialect
+// ($1, $2, ... on PostgreSQL). '?' inside quoted strings is left alone.
+// Results are cached, so call it freely on constant queries.
+func (db *DB) Rebind(q string) string {
+	if db.Dialect != Postgres {
+		return q
+	}
+	if v, ok := db.rebound.Load(q); ok {
+		return v.(string)
+	}
+	r := rebind(q)
+	db.rebound.Store(q, r)
+	return r
+}
+
+func rebind(q string) string {
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	inQuote := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c == '\'':
+			inQuote = !inQuote
+			b.WriteByte(c)
+		case c == '?' && !inQuote:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// Placeholders returns n comma-separated '?' groups of width w, for multi-row
+// INSERTs and IN lists: Placeholders(2, 3) is "(?,?,?),(?,?,?)"; with w == 1
+// the groups have no parentheses: "?,?".
+func Placeholders(n, w int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if w > 1 {
+			b.WriteByte('(')
+		}
+		for j := 0; j < w; j++ {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('?')
+		}
+		if w > 1 {
+			b.WriteByte(')')
+		}
+	}
+	return b.String()
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	if db.Cleanup != nil {
+		db.Cleanup()
+	}
+	err := db.Write.Close()
+	if db.Read != db.Write {
+		if rerr := db.Read.Close(); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// InTx runs fn in a write transaction and commits it if fn returns nil. The
+// commit is durable when InTx returns nil (SQLite synchronous=FULL;
+// PostgreSQL fsync and synchronous_commit on).
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.Write.PingContext(ctx) }
