@@ -28,6 +28,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "run every service in one process on SQLite and embedded NATS", runDemo},
+		{"serve", "run one service over HTTP (scale-out shape): serve --service ledger", runServe},
 		{"bench", "measure throughput and latency (bench ledger)", runBench},
 	}
 }
