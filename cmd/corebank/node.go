@@ -123,15 +123,15 @@ func (p *platform) openStore(ctx context.Context, service string) (*store.DB, er
 }
 
 // serverFilters is the order every served request passes the platform's
-// filters in, written once: recover outermost so nothing escapes, then the
-// trace span, metrics inside it (so they time the handler), and the
-// deadline closest to the handler.
+// filters in, written once: the trace span outermost, metrics inside it (so
+// they time the rest), the default deadline, and recovery closest to the
+// handler, so a panic reaches the span and the metrics as an Internal error.
 func (p *platform) serverFilters() []rpc.Filter {
 	return []rpc.Filter{
-		rpc.Recover(p.log),
 		rpc.Trace(p.tracing.Tracer("corebank/rpc")),
 		rpc.Metrics(p.reg),
 		rpc.Deadline(p.cfg.rpcTimeout),
+		rpc.Recover(p.log),
 	}
 }
 

@@ -1,0 +1,38 @@
+package obs
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace prefixes every metric corebank defines: corebank_rpc_requests_total,
+// corebank_ledger_transfers_total. Use it as prometheus.Opts.Namespace.
+// Metrics from the Go runtime and process collectors keep their standard
+// go_ and process_ names.
+const Namespace = "corebank"
+
+// NewRegistry returns an empty Prometheus registry holding only the Go
+// runtime and process collectors. corebank never uses the client library's
+// global default registry: each process (and each test) builds its own and
+// passes it to whatever registers metrics.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// MetricsHandler serves the metrics gathered from g (usually the registry
+// from NewRegistry) in the Prometheus exposition format, for a scrape of
+// GET /metrics. A collector that fails is reported in the response and the
+// rest are still served.
+func MetricsHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}

@@ -1,0 +1,251 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// The HTTP transport's wire protocol. A request is
+//
+//	POST /rpc/{service}/{method}
+//	Content-Type: application/json
+//	Corebank-Deadline-Ms: 250        (optional: the caller's remaining time)
+//	Corebank-Caller: authorization   (optional: the calling service)
+//	traceparent: 00-...               (optional: W3C trace context)
+//
+//	{the request as JSON}
+//
+// A success is 200 with the result as JSON. A failure has the status
+// errors.HTTPStatus gives its code, and the body {"code":..,"message":..}.
+const (
+	// HeaderDeadline carries the caller's remaining time, in whole
+	// milliseconds, less an allowance for the round trip (a tenth of it, at
+	// most 5ms). The server never works past it, so it gives up before the
+	// caller does and its Timeout answer arrives in time.
+	HeaderDeadline = "Corebank-Deadline-Ms"
+	// HeaderCaller names the calling service. It is the caller's claim,
+	// not proof: a policy filter must not trust it across a network it
+	// does not control without authentication underneath (mTLS).
+	HeaderCaller = "Corebank-Caller"
+
+	// MaxRequestBytes bounds a request body; a larger one is BadRequest.
+	MaxRequestBytes = 1 << 20
+	// maxResponseBytes bounds a response body the client reads.
+	maxResponseBytes = 16 << 20
+	// maxTripAllowance bounds the time the client reserves for the trip
+	// to the server and back out of its remaining time.
+	maxTripAllowance = 5 * time.Millisecond
+)
+
+// errorBody is a failure on the wire: the code and message of an
+// *errors.Error, never its cause.
+type errorBody struct {
+	Code    errors.Code `json:"code"`
+	Message string      `json:"message"`
+}
+
+// HandlerOption configures NewHTTPHandler.
+type HandlerOption func(*httpHandler)
+
+// ErrorLog has the handler log, to log, the causes of the errors it sends:
+// a cause never crosses the wire, so this is the last place it can be seen.
+// Internal errors are logged at level Error, others with a cause at Debug.
+// Without it, causes are dropped unlogged.
+func ErrorLog(log *slog.Logger) HandlerOption {
+	return func(h *httpHandler) { h.log = log }
+}
+
+// NewHTTPHandler returns the server side of the HTTP transport: it serves
+// POST /rpc/{service}/{method} by calling s. The request's context carries
+// the caller's deadline (never later than the server's own), its name
+// (CallerFrom), and its trace context, so a Trace filter in s continues the
+// caller's trace. Request bodies over MaxRequestBytes are BadRequest.
+func NewHTTPHandler(s Service, opts ...HandlerOption) http.Handler {
+	h := &httpHandler{s: s}
+	for _, o := range opts {
+		o(h)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /rpc/{service}/{method}", h.serve)
+	return mux
+}
+
+type httpHandler struct {
+	s   Service
+	log *slog.Logger // nil: do not log
+}
+
+func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
+	req := Request{
+		Service: r.PathValue("service"),
+		Method:  r.PathValue("method"),
+		Caller:  r.Header.Get(HeaderCaller),
+	}
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	if req.Caller != "" {
+		ctx = WithCaller(ctx, req.Caller)
+	}
+	if v := r.Header.Get(HeaderDeadline); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s header %q is not a whole number of milliseconds", HeaderDeadline, v))
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, millis(ms))
+		defer cancel()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s/%s: request body exceeds %d bytes", req.Service, req.Method, MaxRequestBytes))
+		} else {
+			h.fail(ctx, w, req, errors.Wrap(err, errors.BadRequest, "reading request body"))
+		}
+		return
+	}
+	req.Body = json.RawMessage(body)
+
+	rsp := h.s(ctx, req)
+	if rsp.Err != nil {
+		h.fail(ctx, w, req, rsp.Err)
+		return
+	}
+	out, err := json.Marshal(rsp.Body)
+	if err != nil {
+		h.fail(ctx, w, req, errors.Wrap(err, errors.Internal, "internal error"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out) // The caller sees a failed write as a transport error.
+}
+
+// millis converts a millisecond count to a duration, saturating instead of
+// overflowing.
+func millis(ms int64) time.Duration {
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// fail sends err's code and message, and logs its cause if asked to.
+func (h *httpHandler) fail(ctx context.Context, w http.ResponseWriter, req Request, err error) {
+	pub := errors.Public(err)
+	if h.log != nil && errors.Unwrap(err) != nil {
+		level := slog.LevelDebug
+		if pub.Code == errors.Internal {
+			level = slog.LevelError
+		}
+		h.log.Log(ctx, level, "rpc: error sent without its cause",
+			"service", req.Service, "method", req.Method, "caller", req.Caller,
+			"code", string(pub.Code), "err", err)
+	}
+	b, _ := json.Marshal(errorBody{Code: pub.Code, Message: pub.Message}) // strings only: cannot fail
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(errors.HTTPStatus(pub.Code))
+	w.Write(b)
+}
+
+// NewHTTPClient returns the client side of the HTTP transport: a Service
+// that sends each request to the server at baseURL ("http://ledger:8080")
+// as described at HeaderDeadline, with the context's deadline, the
+// request's caller, and the context's trace context. hc sends the requests;
+// nil means a client of its own with default settings. Deadlines come from
+// the context, so hc needs no timeout.
+//
+// Failures are *errors.Error values: the server's code and message as
+// sent; Timeout when the context's deadline passes (or has passed: then
+// nothing is sent) or the context is canceled; Unavailable when the server
+// cannot be reached; for a failure without a corebank error body (a proxy's
+// 502), the code errors.FromHTTPStatus gives its status.
+func NewHTTPClient(baseURL string, hc *http.Client) Service {
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	c := &httpClient{base: strings.TrimSuffix(baseURL, "/") + "/rpc/", hc: hc}
+	return c.call
+}
+
+type httpClient struct {
+	base string // baseURL + "/rpc/"
+	hc   *http.Client
+}
+
+func (c *httpClient) call(ctx context.Context, req Request) Response {
+	name := req.Service + "/" + req.Method
+	body, err := json.Marshal(req.Body)
+	if err != nil {
+		return Response{Err: errors.Wrap(err, errors.BadRequest, fmt.Sprintf("%s: request body cannot be sent as JSON", name))}
+	}
+	u := c.base + url.PathEscape(req.Service) + "/" + url.PathEscape(req.Method)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return Response{Err: errors.Wrap(err, errors.Internal, fmt.Sprintf("%s: cannot build HTTP request", name))}
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if req.Caller != "" {
+		hr.Header.Set(HeaderCaller, req.Caller)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		ms := (left - min(left/10, maxTripAllowance)).Milliseconds() // rounded down
+		if ms < 1 {
+			return Response{Err: errors.New(errors.Timeout, "deadline exceeded")}
+		}
+		hr.Header.Set(HeaderDeadline, strconv.FormatInt(ms, 10))
+	}
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(hr.Header))
+
+	res, err := c.hc.Do(hr)
+	if err != nil {
+		return Response{Err: transportError(ctx, name, err)}
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes+1))
+	if err != nil {
+		return Response{Err: transportError(ctx, name, err)}
+	}
+	if len(out) > maxResponseBytes {
+		return Response{Err: errors.Errorf(errors.Internal, "%s: response body exceeds %d bytes", name, maxResponseBytes)}
+	}
+	if res.StatusCode >= 200 && res.StatusCode < 300 {
+		return Response{Body: json.RawMessage(out)}
+	}
+	var e errorBody
+	if json.Unmarshal(out, &e) == nil && e.Code != "" {
+		return Response{Err: errors.New(e.Code, e.Message)}
+	}
+	code := errors.FromHTTPStatus(res.StatusCode)
+	if code == "" {
+		code = errors.Internal // a 1xx or 3xx the HTTP client did not resolve
+	}
+	return Response{Err: errors.Errorf(code, "%s: HTTP %s", name, res.Status)}
+}
+
+// transportError classifies a failure to exchange a request and response:
+// Timeout if ctx ended, Unavailable otherwise (connection refused, reset).
+func transportError(ctx context.Context, name string, err error) error {
+	switch ctx.Err() {
+	case nil:
+		return errors.Wrap(err, errors.Unavailable, name+": service unavailable")
+	case context.Canceled:
+		return errors.Wrap(err, errors.Timeout, "canceled")
+	default:
+		return errors.Wrap(err, errors.Timeout, "deadline exceeded")
+	}
+}

@@ -1,0 +1,235 @@
+package rpc_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/rpc"
+)
+
+// post sends body to the handler's path and returns the status and the
+// decoded error body (zero on success).
+func post(t *testing.T, url, body string, header http.Header) (int, map[string]string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var e map[string]string
+	if res.StatusCode != http.StatusOK {
+		if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("error content type %q, want application/json", ct)
+		}
+		if err := json.NewDecoder(res.Body).Decode(&e); err != nil {
+			t.Fatalf("error body is not JSON: %v", err)
+		}
+	}
+	return res.StatusCode, e
+}
+
+func TestHTTPHandlerWire(t *testing.T) {
+	srv := httptest.NewServer(rpc.NewHTTPHandler(newTestRouter().Service()))
+	defer srv.Close()
+
+	t.Run("error is code and message with its status", func(t *testing.T) {
+		status, e := post(t, srv.URL+"/rpc/test/fail", `{"code":"insufficient_funds","message":"short by 50"}`, nil)
+		if status != http.StatusUnprocessableEntity || e["code"] != "insufficient_funds" || e["message"] != "short by 50" {
+			t.Errorf("got %d %v", status, e)
+		}
+	})
+	t.Run("bad JSON", func(t *testing.T) {
+		status, e := post(t, srv.URL+"/rpc/test/greet", `{"name":`, nil)
+		if status != http.StatusBadRequest || e["code"] != "bad_request" || e["message"] != "test/greet: request body: truncated JSON" {
+			t.Errorf("got %d %v", status, e)
+		}
+	})
+	t.Run("bad deadline header", func(t *testing.T) {
+		status, e := post(t, srv.URL+"/rpc/test/greet", `{}`, http.Header{rpc.HeaderDeadline: {"soon"}})
+		if status != http.StatusBadRequest || !strings.Contains(e["message"], rpc.HeaderDeadline) {
+			t.Errorf("got %d %v", status, e)
+		}
+	})
+	t.Run("expired deadline header", func(t *testing.T) {
+		status, e := post(t, srv.URL+"/rpc/test/wait", `{}`, http.Header{rpc.HeaderDeadline: {"0"}})
+		if status != http.StatusGatewayTimeout || e["code"] != "timeout" {
+			t.Errorf("got %d %v", status, e)
+		}
+	})
+	t.Run("only POST", func(t *testing.T) {
+		res, err := http.Get(srv.URL + "/rpc/test/greet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("GET status %d, want 405", res.StatusCode)
+		}
+	})
+}
+
+func TestHTTPBodySizeLimit(t *testing.T) {
+	trs := transports(t, newTestRouter().Service())
+	httpc := trs[1].s
+	// The JSON is {"name":"xxx…","times":1}: 23 bytes around the name.
+	const overhead = len(`{"name":"","times":1}`)
+
+	got, err := rpc.Call[greetResp](context.Background(), httpc, "test", "greet",
+		greetReq{Name: strings.Repeat("x", rpc.MaxRequestBytes-overhead), Times: 1})
+	if err != nil {
+		t.Fatalf("request of exactly MaxRequestBytes: %v", err)
+	}
+	if len(got.Greeting) != len("hello ")+rpc.MaxRequestBytes-overhead {
+		t.Errorf("greeting of %d bytes", len(got.Greeting))
+	}
+
+	_, err = rpc.Call[greetResp](context.Background(), httpc, "test", "greet",
+		greetReq{Name: strings.Repeat("x", rpc.MaxRequestBytes-overhead+1), Times: 1})
+	assertErr(t, err, errors.BadRequest, "test/greet: request body exceeds 1048576 bytes")
+}
+
+func TestHTTPErrorCauseStaysOnServer(t *testing.T) {
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := httptest.NewServer(rpc.NewHTTPHandler(newTestRouter().Service(), rpc.ErrorLog(log)))
+	defer srv.Close()
+
+	res, err := http.Post(srv.URL+"/rpc/test/plain", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if strings.Contains(string(body), "connection reset") {
+		t.Errorf("cause crossed the wire: %s", body)
+	}
+	if got := string(body); got != `{"code":"internal","message":"internal error"}` {
+		t.Errorf("body %s", got)
+	}
+	if l := logBuf.String(); !strings.Contains(l, "db: connection reset by peer") || !strings.Contains(l, "level=ERROR") {
+		t.Errorf("cause not logged at error level: %q", l)
+	}
+}
+
+func TestHTTPClientMapsForeignFailures(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		want   errors.Code
+	}{
+		{http.StatusBadGateway, errors.Unavailable},
+		{http.StatusServiceUnavailable, errors.Unavailable},
+		{http.StatusTooManyRequests, errors.Unavailable},
+		{http.StatusGatewayTimeout, errors.Timeout},
+		{http.StatusNotFound, errors.NotFound},
+		{http.StatusInternalServerError, errors.Internal},
+		{http.StatusTeapot, errors.Internal},
+	} {
+		t.Run(http.StatusText(c.status), func(t *testing.T) {
+			proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(c.status)
+				io.WriteString(w, "<html>upstream trouble</html>")
+			}))
+			defer proxy.Close()
+			_, err := rpc.Call[greetResp](context.Background(), rpc.NewHTTPClient(proxy.URL, proxy.Client()), "test", "greet", greetReq{})
+			assertErr(t, err, c.want, "")
+		})
+	}
+}
+
+func TestHTTPClientUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there now
+	_, err := rpc.Call[greetResp](context.Background(), rpc.NewHTTPClient(url, nil), "test", "greet", greetReq{})
+	assertErr(t, err, errors.Unavailable, "test/greet: service unavailable")
+}
+
+func TestHTTPClientDeadline(t *testing.T) {
+	var hits atomic.Int32
+	// A server that ignores the deadline it is sent and never answers:
+	// the client must give up by itself.
+	release := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer stuck.Close()
+	defer close(release)
+	c := rpc.NewHTTPClient(stuck.URL, stuck.Client())
+
+	t.Run("deadline passes while waiting", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := rpc.Call[greetResp](ctx, c, "test", "greet", greetReq{})
+		assertErr(t, err, errors.Timeout, "deadline exceeded")
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("gave up after %v", d)
+		}
+	})
+	t.Run("deadline already passed: nothing sent", func(t *testing.T) {
+		before := hits.Load()
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		defer cancel()
+		_, err := rpc.Call[greetResp](ctx, c, "test", "greet", greetReq{})
+		assertErr(t, err, errors.Timeout, "deadline exceeded")
+		if hits.Load() != before {
+			t.Error("a request was sent after its deadline")
+		}
+	})
+	t.Run("canceled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(20*time.Millisecond, cancel)
+		_, err := rpc.Call[greetResp](ctx, c, "test", "greet", greetReq{})
+		assertErr(t, err, errors.Timeout, "canceled")
+	})
+}
+
+func TestHTTPClientPathAndHeaders(t *testing.T) {
+	var got *http.Request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Clone(context.Background())
+		io.WriteString(w, `{"greeting":"hi"}`)
+	}))
+	defer srv.Close()
+	ctx := rpc.WithCaller(context.Background(), "authorization")
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	// A trailing slash on the base URL is fine.
+	if _, err := rpc.Call[greetResp](ctx, rpc.NewHTTPClient(srv.URL+"/", nil), "ledger", "transfer", greetReq{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Method != http.MethodPost || got.URL.Path != "/rpc/ledger/transfer" {
+		t.Errorf("sent %s %s", got.Method, got.URL.Path)
+	}
+	if h := got.Header.Get(rpc.HeaderCaller); h != "authorization" {
+		t.Errorf("%s: %q", rpc.HeaderCaller, h)
+	}
+	if h := got.Header.Get(rpc.HeaderDeadline); h < "59000" || h > "60000" || len(h) != 5 {
+		t.Errorf("%s: %q, want just under 60000", rpc.HeaderDeadline, h)
+	}
+	if h := got.Header.Get("Content-Type"); h != "application/json" {
+		t.Errorf("Content-Type: %q", h)
+	}
+}

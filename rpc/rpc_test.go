@@ -1,0 +1,113 @@
+package rpc_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/rpc"
+)
+
+// greetReq and greetResp are a test service's request and result.
+type greetReq struct {
+	Name  string `json:"name"`
+	Times int    `json:"times"`
+}
+
+type greetResp struct {
+	Greeting string `json:"greeting"`
+	Caller   string `json:"caller"`
+}
+
+// failReq asks the test service to fail with a code and message.
+type failReq struct {
+	Code    errors.Code `json:"code"`
+	Message string      `json:"message"`
+}
+
+// deadlineResp reports what deadline a handler saw.
+type deadlineResp struct {
+	HasDeadline bool      `json:"has_deadline"`
+	Deadline    time.Time `json:"deadline"`
+}
+
+// newTestRouter returns a router serving the "test" service:
+//
+//	greet     greets req.Name and says who called
+//	fail      fails with the requested code and message
+//	plain     fails with an error outside the vocabulary
+//	wrapped   fails with a vocabulary error wrapped in fmt.Errorf
+//	wait      waits for its context to end and returns its error
+//	deadline  reports its context's deadline
+//	nothing   succeeds with a nil result
+func newTestRouter() *rpc.Router {
+	r := rpc.NewRouter()
+	rpc.Handle(r, "test", "greet", func(ctx context.Context, req greetReq) (*greetResp, error) {
+		g := "hello"
+		for range req.Times - 1 {
+			g += " hello"
+		}
+		return &greetResp{Greeting: g + " " + req.Name, Caller: rpc.CallerFrom(ctx)}, nil
+	})
+	rpc.Handle(r, "test", "fail", func(ctx context.Context, req failReq) (*greetResp, error) {
+		return nil, errors.New(req.Code, req.Message)
+	})
+	rpc.Handle(r, "test", "plain", func(ctx context.Context, req struct{}) (*greetResp, error) {
+		return nil, fmt.Errorf("db: connection reset by peer")
+	})
+	rpc.Handle(r, "test", "wrapped", func(ctx context.Context, req struct{}) (*greetResp, error) {
+		return nil, fmt.Errorf("post hold h1: %w", errors.New(errors.InsufficientFunds, "available funds 300 below 350"))
+	})
+	rpc.Handle(r, "test", "wait", func(ctx context.Context, req struct{}) (*greetResp, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	rpc.Handle(r, "test", "deadline", func(ctx context.Context, req struct{}) (*deadlineResp, error) {
+		dl, ok := ctx.Deadline()
+		return &deadlineResp{HasDeadline: ok, Deadline: dl}, nil
+	})
+	rpc.Handle(r, "test", "nothing", func(ctx context.Context, req struct{}) (*greetResp, error) {
+		return nil, nil
+	})
+	return r
+}
+
+// transport is a way to reach a Service.
+type transport struct {
+	name string
+	s    rpc.Service
+}
+
+// transports returns s reachable in process and over HTTP through an
+// httptest server that the test closes.
+func transports(t testing.TB, s rpc.Service, opts ...rpc.HandlerOption) []transport {
+	t.Helper()
+	srv := httptest.NewServer(rpc.NewHTTPHandler(s, opts...))
+	t.Cleanup(srv.Close)
+	return []transport{
+		{"in-process", s},
+		{"http", rpc.NewHTTPClient(srv.URL, srv.Client())},
+	}
+}
+
+// assertCode fails t unless err has code want (and, if msg is not empty,
+// that message).
+func assertErr(t *testing.T, err error, want errors.Code, msg string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("err = nil, want %s", want)
+	}
+	var e *errors.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %T %v, want an *errors.Error", err, err)
+	}
+	if e.Code != want {
+		t.Errorf("code = %s (%v), want %s", e.Code, err, want)
+	}
+	if msg != "" && e.Message != msg {
+		t.Errorf("message = %q, want %q", e.Message, msg)
+	}
+}

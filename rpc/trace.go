@@ -1,0 +1,34 @@
+package rpc
+
+import (
+	"context"
+
+	"github.com/corebank/corebank/errors"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Trace returns a filter that records each request as a span of t, named
+// "service/method", a child of the span in the context (which the HTTP
+// transport restores from the caller's traceparent). The span carries the
+// service, method and caller, and for a failure the error code and an
+// error status with the error's public message; causes stay in the log.
+func Trace(t trace.Tracer) Filter {
+	return func(ctx context.Context, req Request, next Service) Response {
+		ctx, span := t.Start(ctx, req.Service+"/"+req.Method, trace.WithAttributes(
+			attribute.String("rpc.system", "corebank"),
+			attribute.String("rpc.service", req.Service),
+			attribute.String("rpc.method", req.Method),
+			attribute.String("corebank.caller", req.Caller),
+		))
+		defer span.End()
+		rsp := next(ctx, req)
+		if rsp.Err != nil {
+			pub := errors.Public(rsp.Err)
+			span.SetAttributes(attribute.String("corebank.error_code", string(pub.Code)))
+			span.SetStatus(codes.Error, pub.Message)
+		}
+		return rsp
+	}
+}
