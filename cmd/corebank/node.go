@@ -36,6 +36,7 @@ type config struct {
 	logLevel     string
 	logJSON      bool
 	rpcTimeout   time.Duration
+	expireEvery  time.Duration
 }
 
 func (c *config) flags(fs *flag.FlagSet) {
@@ -47,6 +48,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL for traces (http://host:4318); empty keeps traces in memory only")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.DurationVar(&c.expireEvery, "expire-every", time.Minute, "how often to release holds past their expiry; 0 never")
 	fs.DurationVar(&c.rpcTimeout, "rpc-timeout", 5*time.Second, "default deadline of an RPC that arrives without one")
 }
 
@@ -137,11 +139,12 @@ func (p *platform) serverFilters() []rpc.Filter {
 
 // ledgerNode is the ledger service with its store and outbox relay.
 type ledgerNode struct {
-	db        *store.DB
-	ledger    *ledger.Ledger
-	relay     *event.Relay
-	relayDone chan error
-	cancel    context.CancelFunc
+	db         *store.DB
+	ledger     *ledger.Ledger
+	relay      *event.Relay
+	relayDone  chan error
+	expireDone chan struct{}
+	cancel     context.CancelFunc
 }
 
 func (p *platform) startLedger(ctx context.Context) (*ledgerNode, error) {
@@ -156,19 +159,57 @@ func (p *platform) startLedger(ctx context.Context) (*ledgerNode, error) {
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	n := &ledgerNode{db: db, ledger: l, relay: relay, relayDone: make(chan error, 1), cancel: cancel}
+	n := &ledgerNode{db: db, ledger: l, relay: relay, relayDone: make(chan error, 1), expireDone: make(chan struct{}), cancel: cancel}
 	go func() { n.relayDone <- relay.Run(rctx) }()
+	go func() {
+		defer close(n.expireDone)
+		expireHolds(rctx, l, p.cfg.expireEvery, p.log.With("service", ledger.Name, "job", "expire_holds"))
+	}()
 	return n, nil
+}
+
+// expireHolds releases holds past their expiry, every interval. Expiry is
+// idempotent per hold, so several ledger processes may run it at once; the
+// lock package will make it one at a time once there is a reason to.
+func expireHolds(ctx context.Context, l ledger.Service, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			hs, err := l.ExpireHolds(ctx, time.Now(), 1000)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("expiring holds failed", "err", err)
+				}
+				break
+			}
+			if len(hs) > 0 {
+				log.Info("holds expired", "count", len(hs))
+			}
+			if len(hs) < 1000 {
+				break
+			}
+		}
+	}
 }
 
 // stop drains the ledger's queued writes, publishes what is in the outbox,
 // and closes the store.
 func (n *ledgerNode) stop(ctx context.Context) error {
+	n.cancel()
+	<-n.expireDone
 	errs := []error{n.ledger.Close()}
 	if err := n.relay.Flush(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("flush outbox: %w", err))
 	}
-	n.cancel()
 	<-n.relayDone
 	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)

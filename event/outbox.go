@@ -1,0 +1,90 @@
+package event
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate creates the outbox and inbox tables in db (migration set "outbox").
+// Every service that appends or consumes events calls it once at start, next
+// to its own migrations; it is idempotent.
+func Migrate(ctx context.Context, db *store.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	if err := store.Migrate(ctx, db, "outbox", sub); err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	return nil
+}
+
+// appendChunk is the most rows one INSERT carries. At 4 parameters a row it
+// stays far below SQLite's 32766 and PostgreSQL's 65535 parameters a
+// statement, and a full chunk reuses one query string (and, on PostgreSQL, one
+// prepared statement).
+const appendChunk = 500
+
+// Append writes evs to the outbox inside tx, the caller's transaction, so the
+// events commit or roll back with the change they describe. After the commit,
+// wake the relay with Relay.Notify.
+//
+// Each event needs a Topic and a Time (the service's clock); Key and Payload
+// may be empty. ID is ignored: the outbox assigns it ("<service>-<seq>").
+// A missing topic or time is a bug and returns an errors.Internal error.
+func Append(ctx context.Context, tx *sql.Tx, db *store.DB, evs ...Event) error {
+	for len(evs) > 0 {
+		n := min(len(evs), appendChunk)
+		if err := appendRows(ctx, tx, db, evs[:n]); err != nil {
+			return err
+		}
+		evs = evs[n:]
+	}
+	return nil
+}
+
+func appendRows(ctx context.Context, tx *sql.Tx, db *store.DB, evs []Event) error {
+	args := make([]any, 0, 4*len(evs))
+	for i := range evs {
+		e := &evs[i]
+		if e.Topic == "" || e.Time.IsZero() {
+			return errors.Errorf(errors.Internal, "event: append: event %d (%q) has no topic or no time", i, e.Topic)
+		}
+		payload := e.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		args = append(args, e.Topic, e.Key, payload, e.Time.UnixNano())
+	}
+	if _, err := tx.ExecContext(ctx, db.Rebind(insertQuery(len(evs))), args...); err != nil {
+		return fmt.Errorf("event: append %d events: %w", len(evs), err)
+	}
+	return nil
+}
+
+const insertPrefix = "INSERT INTO outbox (topic, key, payload, created_at) VALUES "
+
+// insertQuery returns the INSERT for n rows.
+func insertQuery(n int) string {
+	const group = "(?,?,?,?)"
+	var b strings.Builder
+	b.Grow(len(insertPrefix) + n*(len(group)+1))
+	b.WriteString(insertPrefix)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(group)
+	}
+	return b.String()
+}

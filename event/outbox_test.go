@@ -1,0 +1,236 @@
+package event_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// engines lists the databases the outbox is tested on.
+var engines = []struct {
+	name string
+	open func(testing.TB) *store.DB
+}{
+	{"sqlite", mustOpenSQLite},
+	{"postgres", func(tb testing.TB) *store.DB { return migratedDB(tb, storetest.Postgres(tb, "svc")) }},
+}
+
+// mustOpenSQLite returns a migrated SQLite database for service "svc".
+func mustOpenSQLite(tb testing.TB) *store.DB {
+	return migratedDB(tb, storetest.SQLite(tb, "svc"))
+}
+
+// migratedDB applies the outbox migrations to db.
+func migratedDB(tb testing.TB, db *store.DB) *store.DB {
+	tb.Helper()
+	if err := event.Migrate(context.Background(), db); err != nil {
+		tb.Fatal(err)
+	}
+	return db
+}
+
+// t0 is the service clock's reading in these tests.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+
+// mkEvents returns n events numbered from first.
+func mkEvents(first, n int) []event.Event {
+	evs := make([]event.Event, n)
+	for i := range evs {
+		k := first + i
+		evs[i] = event.Event{
+			Topic:   "ledger.transfer.created",
+			Key:     fmt.Sprintf("acc-%d", k%7),
+			Time:    t0.Add(time.Duration(k) * time.Millisecond),
+			Payload: []byte(fmt.Sprintf(`{"n":%d}`, k)),
+		}
+	}
+	return evs
+}
+
+func mustAppend(tb testing.TB, db *store.DB, evs ...event.Event) {
+	tb.Helper()
+	err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+		return event.Append(context.Background(), tx, db, evs...)
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func outboxRows(tb testing.TB, db *store.DB) int {
+	tb.Helper()
+	var n int
+	if err := db.Read.QueryRow(`SELECT COUNT(*) FROM outbox`).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// flush publishes db's outbox into a fresh Memory and returns what arrived.
+func flush(tb testing.TB, db *store.DB) []event.Event {
+	tb.Helper()
+	var m event.Memory
+	r := &event.Relay{DB: db, Publisher: &m}
+	if err := r.Flush(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return m.Published()
+}
+
+func TestAppend(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Run("events round-trip with ids from the outbox sequence", func(t *testing.T) {
+				t.Parallel()
+				db := eng.open(t)
+				in := mkEvents(1, 3)
+				in[1].Key, in[1].Payload = "", nil
+				in[2].ID = "ignored"
+				mustAppend(t, db, in...)
+				got := flush(t, db)
+				if len(got) != 3 {
+					t.Fatalf("published %d events, want 3", len(got))
+				}
+				for i, e := range got {
+					want := in[i]
+					if e.ID != fmt.Sprintf("svc-%d", i+1) || e.Topic != want.Topic || e.Key != want.Key ||
+						!e.Time.Equal(want.Time) || !bytes.Equal(e.Payload, want.Payload) {
+						t.Errorf("event %d = %+v, want %+v with id svc-%d", i, e, want, i+1)
+					}
+				}
+			})
+			t.Run("a rolled-back transaction leaves no event", func(t *testing.T) {
+				t.Parallel()
+				db := eng.open(t)
+				boom := errors.New(errors.Conflict, "rolled back")
+				err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+					if err := event.Append(context.Background(), tx, db, mkEvents(1, 2)...); err != nil {
+						return err
+					}
+					return boom
+				})
+				if err != boom {
+					t.Fatalf("InTx = %v, want %v", err, boom)
+				}
+				if n := outboxRows(t, db); n != 0 {
+					t.Fatalf("outbox has %d rows after rollback", n)
+				}
+			})
+			t.Run("a batch larger than one statement keeps its order", func(t *testing.T) {
+				t.Parallel()
+				db := eng.open(t)
+				mustAppend(t, db, mkEvents(0, 1201)...)
+				got := flush(t, db)
+				if len(got) != 1201 {
+					t.Fatalf("published %d events, want 1201", len(got))
+				}
+				for i, e := range got {
+					if want := fmt.Sprintf(`{"n":%d}`, i); string(e.Payload) != want || e.ID != fmt.Sprintf("svc-%d", i+1) {
+						t.Fatalf("event %d = %s %s, want svc-%d %s", i, e.ID, e.Payload, i+1, want)
+					}
+				}
+			})
+			t.Run("an event without topic or time is a bug", func(t *testing.T) {
+				t.Parallel()
+				db := eng.open(t)
+				for _, e := range []event.Event{{Time: t0}, {Topic: "ledger.x.y"}} {
+					err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+						return event.Append(context.Background(), tx, db, mkEvents(1, 1)[0], e)
+					})
+					if errors.CodeOf(err) != errors.Internal {
+						t.Errorf("Append(%+v) = %v, want an internal error", e, err)
+					}
+				}
+				if n := outboxRows(t, db); n != 0 {
+					t.Fatalf("outbox has %d rows after failed appends", n)
+				}
+			})
+			t.Run("migrating twice is harmless", func(t *testing.T) {
+				t.Parallel()
+				db := eng.open(t)
+				mustAppend(t, db, mkEvents(1, 1)...)
+				if err := event.Migrate(context.Background(), db); err != nil {
+					t.Fatal(err)
+				}
+				if n := outboxRows(t, db); n != 1 {
+					t.Fatalf("outbox has %d rows, want 1", n)
+				}
+			})
+		})
+	}
+}
+
+func TestSeen(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := eng.open(t)
+			seen := func(tx *sql.Tx, consumer, id string) bool {
+				t.Helper()
+				ok, err := event.Seen(ctx, tx, db, consumer, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
+			err := db.InTx(ctx, func(tx *sql.Tx) error {
+				if seen(tx, "feed", "ledger-1") {
+					t.Error("first sighting reported as seen")
+				}
+				if !seen(tx, "feed", "ledger-1") {
+					t.Error("second sighting in the same transaction not reported as seen")
+				}
+				if seen(tx, "notify", "ledger-1") {
+					t.Error("another consumer's sighting counted")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = db.InTx(ctx, func(tx *sql.Tx) error {
+				if !seen(tx, "feed", "ledger-1") {
+					t.Error("committed sighting forgotten")
+				}
+				if seen(tx, "feed", "ledger-2") {
+					t.Error("unseen event reported as seen")
+				}
+				return errors.New(errors.Conflict, "roll back")
+			})
+			_ = db.InTx(ctx, func(tx *sql.Tx) error {
+				if seen(tx, "feed", "ledger-2") {
+					t.Error("a rolled-back sighting was kept")
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// BenchmarkAppend measures the ledger's hot path: one transaction appending
+// a batch of 500 events, on SQLite.
+func BenchmarkAppend(b *testing.B) {
+	db := mustOpenSQLite(b)
+	ctx := context.Background()
+	evs := mkEvents(0, 500)
+	for i := range evs {
+		evs[i].Payload = bytes.Repeat([]byte("x"), 200)
+	}
+	for b.Loop() {
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			return event.Append(ctx, tx, db, evs...)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+}
