@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"path"
 	"sort"
@@ -17,20 +18,36 @@ import (
 // one database).
 //
 // A migration is a file NNN_name.sql, or NNN_name.sqlite.sql and
-// NNN_name.postgres.sql where the dialects need different SQL. Statements are
-// separated by lines holding only ";" or by ";" at the end of a line.
+// NNN_name.postgres.sql where the dialects need different SQL; a dialect's own
+// file replaces the common one of the same number. Each file is executed
+// whole, so it may hold several statements, triggers and PL/pgSQL bodies. A
+// failing migration is rolled back and the error names its file.
+//
+// Processes may migrate the same database at once (replicas starting
+// together): on PostgreSQL they take turns on an advisory lock, on SQLite on
+// the write lock, and each migration is applied exactly once.
 func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
-	if _, err := db.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		set_name TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,
-		PRIMARY KEY (set_name, version))`); err != nil {
+	files, err := migrationFiles(fsys, db.Dialect)
+	if err != nil {
 		return fmt.Errorf("migrate %s: %w", set, err)
 	}
-	files, err := migrationFiles(fsys, db.Dialect)
+	err = db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := migrationLock(ctx, db, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			set_name TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,
+			PRIMARY KEY (set_name, version))`)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", set, err)
 	}
 	for _, m := range files {
 		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			if err := migrationLock(ctx, db, tx); err != nil {
+				return err
+			}
 			var n int
 			if err := tx.QueryRowContext(ctx, db.Rebind(`SELECT COUNT(*) FROM schema_migrations WHERE set_name = ? AND version = ?`), set, m.version).Scan(&n); err != nil {
 				return err
@@ -42,10 +59,8 @@ func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 			if err != nil {
 				return err
 			}
-			for _, stmt := range splitStatements(string(body)) {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("%s: %w", m.file, err)
-				}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("%s: %w", m.file, err)
 			}
 			_, err = tx.ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (set_name, version, name) VALUES (?, ?, ?)`), set, m.version, m.file)
 			return err
@@ -55,6 +70,18 @@ func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 		}
 	}
 	return nil
+}
+
+// migrationLock serializes migrations of db's schema across processes until
+// tx ends. SQLite needs nothing: a write transaction holds the database lock.
+func migrationLock(ctx context.Context, db *DB, tx *sql.Tx) error {
+	if db.Dialect != Postgres {
+		return nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte("corebank migrate " + db.Service))
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64()))
+	return err
 }
 
 type migration struct {
@@ -69,6 +96,8 @@ func migrationFiles(fsys fs.FS, d Dialect) ([]migration, error) {
 	}
 	chosen := map[int]string{}
 	specific := map[int]bool{}
+	// Glob sorts, so for one number the .postgres.sql file comes before the
+	// common .sql file and the .sqlite.sql file after it.
 	for _, f := range entries {
 		base := path.Base(f)
 		num, rest, ok := strings.Cut(base, "_")
@@ -79,15 +108,15 @@ func migrationFiles(fsys fs.FS, d Dialect) ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("migration %s: name must be NNN_name.sql", f)
 		}
-		switch {
-		case strings.HasSuffix(rest, ".sqlite.sql"), strings.HasSuffix(rest, ".postgres.sql"):
-			if strings.HasSuffix(rest, "."+string(d)+".sql") {
-				chosen[v], specific[v] = f, true
-			}
-		default:
-			if !specific[v] {
-				chosen[v] = f
-			}
+		dialectOnly := strings.HasSuffix(rest, ".sqlite.sql") || strings.HasSuffix(rest, ".postgres.sql")
+		if dialectOnly && !strings.HasSuffix(rest, "."+string(d)+".sql") {
+			continue // the other dialect's file
+		}
+		if prev, ok := chosen[v]; ok && specific[v] == dialectOnly {
+			return nil, fmt.Errorf("migrations %s and %s have the same number %d", prev, f, v)
+		}
+		if dialectOnly || !specific[v] {
+			chosen[v], specific[v] = f, dialectOnly
 		}
 	}
 	var out []migration
@@ -96,27 +125,4 @@ func migrationFiles(fsys fs.FS, d Dialect) ([]migration, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
 	return out, nil
-}
-
-func splitStatements(s string) []string {
-	var out []string
-	var cur strings.Builder
-	for _, line := range strings.Split(s, "\n") {
-		t := strings.TrimSpace(line)
-		if strings.HasPrefix(t, "--") {
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
-		if strings.HasSuffix(t, ";") {
-			if stmt := strings.TrimSpace(cur.String()); stmt != ";" {
-				out = append(out, stmt)
-			}
-			cur.Reset()
-		}
-	}
-	if stmt := strings.TrimSpace(cur.String()); stmt != "" {
-		out = append(out, stmt)
-	}
-	return out
 }

@@ -19,7 +19,9 @@ import (
 type Dialect string
 
 const (
-	SQLite   Dialect = "sqlite"
+	// SQLite is the embedded engine (store/sqlite).
+	SQLite Dialect = "sqlite"
+	// Postgres is PostgreSQL (store/postgres).
 	Postgres Dialect = "postgres"
 )
 
@@ -45,7 +47,8 @@ type DB struct {
 }
 
 // Rebind rewrites a query written with '?' placeholders for db's dialect
-// ($1, $2, ... on PostgreSQL). '?' inside quoted strings is left alone.
+// ($1, $2, ... on PostgreSQL). '?' inside 'string literals', "quoted
+// identifiers", -- line comments and /* block comments */ is left alone.
 // Results are cached, so call it freely on constant queries.
 func (db *DB) Rebind(q string) string {
 	if db.Dialect != Postgres {
@@ -63,20 +66,40 @@ func rebind(q string) string {
 	var b strings.Builder
 	b.Grow(len(q) + 16)
 	n := 0
-	inQuote := false
 	for i := 0; i < len(q); i++ {
 		c := q[i]
+		var end string // what closes the quote or comment starting at i
 		switch {
-		case c == '\'':
-			inQuote = !inQuote
-			b.WriteByte(c)
-		case c == '?' && !inQuote:
+		case c == '\'' || c == '"':
+			end = string(c) // a doubled quote ('') closes and reopens: same result
+		case c == '-' && strings.HasPrefix(q[i:], "--"):
+			end = "\n"
+		case c == '/' && strings.HasPrefix(q[i:], "/*"):
+			end = "*/"
+		case c == '?':
 			n++
 			b.WriteByte('$')
 			b.WriteString(strconv.Itoa(n))
+			continue
 		default:
 			b.WriteByte(c)
+			continue
 		}
+		// Copy the quoted or commented text through its end, unchanged.
+		j := strings.Index(q[i+1:], end)
+		if end == "*/" {
+			j = strings.Index(q[i+2:], end)
+			if j >= 0 {
+				j++
+			}
+		}
+		if j < 0 {
+			b.WriteString(q[i:])
+			break
+		}
+		stop := i + 1 + j + len(end)
+		b.WriteString(q[i:stop])
+		i = stop - 1
 	}
 	return b.String()
 }

@@ -26,7 +26,9 @@ func Open(ctx context.Context, url, service string) (*store.DB, error) {
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
-	cfg.RuntimeParams["search_path"] = service
+	// Quoted like the schema, or a name such as "Ledger" would be folded to
+	// "ledger" and miss it.
+	cfg.RuntimeParams["search_path"] = schema
 	// Every commit waits for its WAL flush: acknowledged means durable.
 	cfg.RuntimeParams["synchronous_commit"] = "on"
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement

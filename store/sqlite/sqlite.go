@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/corebank/corebank/store"
@@ -50,7 +51,10 @@ func OpenFile(ctx context.Context, path, service string) (*store.DB, error) {
 	}
 	w := pragmas
 	w.Set("_txlock", "immediate")
-	write, err := sql.Open("sqlite", "file:"+path+"?"+w.Encode())
+	// The name is a URI: a '?', '#' or '%' in the path must be escaped or
+	// SQLite would open a different file.
+	name := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	write, err := sql.Open("sqlite", name+"?"+w.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -62,7 +66,7 @@ func OpenFile(ctx context.Context, path, service string) (*store.DB, error) {
 	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-16384)", "query_only(ON)"} {
 		r.Add("_pragma", p)
 	}
-	read, err := sql.Open("sqlite", "file:"+path+"?"+r.Encode())
+	read, err := sql.Open("sqlite", name+"?"+r.Encode())
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
