@@ -189,8 +189,8 @@ func (b *batch) load(ctx context.Context, ops []*op) error {
 			holdIDs = append(holdIDs, r.HoldID)
 		}
 	}
-	if err := inChunks(keys, func(chunk []any) error {
-		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT key, id, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at FROM transfers WHERE key IN (`+store.Placeholders(len(chunk), 1)+`)`), chunk...)
+	if err := b.inChunks("key", keys, func(cond string, args []any) error {
+		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT key, id, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at FROM transfers WHERE `+cond), args...)
 		if err != nil {
 			return err
 		}
@@ -209,8 +209,8 @@ func (b *batch) load(ctx context.Context, ops []*op) error {
 	}); err != nil {
 		return err
 	}
-	if err := inChunks(holdIDs, func(chunk []any) error {
-		_, err := b.loadHolds(ctx, `SELECT `+holdCols+` FROM holds WHERE id IN (`+store.Placeholders(len(chunk), 1)+`)`+b.forUpdate(), chunk...)
+	if err := b.inChunks("id", holdIDs, func(cond string, args []any) error {
+		_, err := b.loadHolds(ctx, `SELECT `+holdCols+` FROM holds WHERE `+cond+b.forUpdate(), args...)
 		return err
 	}); err != nil {
 		return err
@@ -251,8 +251,8 @@ func (b *batch) load(ctx context.Context, ops []*op) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	return inChunks(ids, func(chunk []any) error {
-		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT `+acctCols+` FROM accounts WHERE id IN (`+store.Placeholders(len(chunk), 1)+`)`+b.forUpdate()), chunk...)
+	return b.inChunks("id", ids, func(cond string, args []any) error {
+		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT `+acctCols+` FROM accounts WHERE `+cond+b.forUpdate()), args...)
 		if err != nil {
 			return err
 		}
@@ -293,8 +293,17 @@ func (b *batch) loadHolds(ctx context.Context, q string, args ...any) ([]*holdSt
 }
 
 // inChunks calls fn with ids in groups small enough for any engine's limit
-// on bound parameters.
-func inChunks(ids []string, fn func([]any) error) error {
+// on bound parameters, and the SQL condition that matches a group against
+// column: "column IN (?, ...)" on SQLite, "column = ANY(?)" with one array
+// parameter on PostgreSQL (one statement text, planned once, whatever the
+// batch).
+func (b *batch) inChunks(column string, ids []string, fn func(cond string, args []any) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if b.l.db.Dialect == store.Postgres {
+		return fn(column+" = ANY(?::text[])", []any{ids})
+	}
 	const chunk = 500
 	args := make([]any, 0, min(len(ids), chunk))
 	for i := 0; i < len(ids); i += chunk {
@@ -302,7 +311,7 @@ func inChunks(ids []string, fn func([]any) error) error {
 		for _, id := range ids[i:min(i+chunk, len(ids))] {
 			args = append(args, id)
 		}
-		if err := fn(args); err != nil {
+		if err := fn(column+" IN ("+store.Placeholders(len(args), 1)+")", args); err != nil {
 			return err
 		}
 	}
@@ -485,6 +494,9 @@ func check(force bool, cs ...*change) (forced bool, err error) {
 // commitChanges applies checked changes and queues their entries.
 func (b *batch) commitChanges(transferID string, kind Kind, cs ...*change) {
 	for _, c := range cs {
+		if c.posted == 0 && c.pending == 0 {
+			continue // nothing changes: no entry (voiding a hold already drawn down to zero)
+		}
 		a := c.a
 		a.posted, a.pending, a.dirty = c.newPost, c.newPend, true
 		a.lastSeq++
@@ -713,17 +725,17 @@ type statements struct {
 func prepareStatements(ctx context.Context, db *store.DB) (*statements, error) {
 	var s statements
 	var err error
-	if s.transfers, err = prepareInserts(ctx, db, `INSERT INTO transfers (id, key, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at) VALUES `, "", 11); err != nil {
+	if s.transfers, err = prepareInserts(ctx, db, `INSERT INTO transfers (id, key, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at)`, "", 11); err != nil {
 		return nil, err
 	}
-	if s.entries, err = prepareInserts(ctx, db, `INSERT INTO entries (account_id, seq, transfer_id, kind, posted, pending, posted_after, pending_after, at) VALUES `, "", 9); err != nil {
+	if s.entries, err = prepareInserts(ctx, db, `INSERT INTO entries (account_id, seq, transfer_id, kind, posted, pending, posted_after, pending_after, at)`, "", 9); err != nil {
 		return nil, err
 	}
-	if s.holds, err = prepareInserts(ctx, db, `INSERT INTO holds (`+holdCols+`) VALUES `,
+	if s.holds, err = prepareInserts(ctx, db, `INSERT INTO holds (`+holdCols+`)`,
 		` ON CONFLICT (id) DO UPDATE SET amount = excluded.amount, authorized = excluded.authorized, posted = excluded.posted, status = excluded.status, expires_at = excluded.expires_at, updated_at = excluded.updated_at`, 12); err != nil {
 		return nil, err
 	}
-	if s.accounts, err = prepareInserts(ctx, db, `INSERT INTO accounts (`+acctCols+`) VALUES `,
+	if s.accounts, err = prepareInserts(ctx, db, `INSERT INTO accounts (`+acctCols+`)`,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, posted = excluded.posted, pending = excluded.pending, last_seq = excluded.last_seq`, 10); err != nil {
 		return nil, err
 	}
@@ -782,24 +794,33 @@ func (b *batch) write(ctx context.Context) error {
 	return event.Append(ctx, b.tx, db, b.events...)
 }
 
-// chunkSizes are the row counts of the prepared multi-row INSERTs: a batch
-// of n rows goes out as full chunks of the largest, then n's remainder in
-// binary. A handful of statements, parsed once, serve every batch size.
+// chunkSizes are the row counts of the prepared multi-row INSERTs on
+// SQLite: a batch of n rows goes out as full chunks of the largest, then n's
+// remainder in binary. A handful of statements, parsed once, serve every
+// batch size.
 var chunkSizes = [...]int{64, 32, 16, 8, 4, 2, 1}
 
-// inserts holds the prepared multi-row INSERTs of one table.
+// inserts writes rows of one table. On SQLite it holds a prepared
+// multi-row INSERT per chunk size; on PostgreSQL it sends every row of a
+// batch in one statement, one array per column through unnest, which costs
+// one round trip whatever the batch size.
 type inserts struct {
-	width int
-	stmts [len(chunkSizes)]*sql.Stmt
+	db         *store.DB
+	head, tail string
+	width      int
+	stmts      [len(chunkSizes)]*sql.Stmt
 }
 
 // prepareInserts prepares head+VALUES+tail for each chunk size on db's
-// writer. It runs at Open: the writer has one connection, which a batch's
-// transaction holds, so nothing can be prepared on it mid-batch.
+// writer. It runs at Open: the SQLite writer has one connection, which a
+// batch's transaction holds, so nothing can be prepared on it mid-batch.
 func prepareInserts(ctx context.Context, db *store.DB, head, tail string, width int) (*inserts, error) {
-	ins := &inserts{width: width}
+	ins := &inserts{db: db, head: head, tail: tail, width: width}
+	if db.Dialect == store.Postgres {
+		return ins, nil
+	}
 	for i, n := range chunkSizes {
-		st, err := db.Write.PrepareContext(ctx, db.Rebind(head+store.Placeholders(n, width)+tail))
+		st, err := db.Write.PrepareContext(ctx, head+" VALUES "+store.Placeholders(n, width)+tail)
 		if err != nil {
 			return nil, fmt.Errorf("prepare %s: %w", head, err)
 		}
@@ -816,8 +837,15 @@ func (ins *inserts) close() {
 	}
 }
 
-// exec inserts n rows, row(i, args) appending the values of row i.
+// exec inserts n rows, row(i, args) appending the values of row i. Values
+// are string, int64, bool or []byte.
 func (ins *inserts) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) []any) error {
+	if n == 0 {
+		return nil
+	}
+	if ins.db.Dialect == store.Postgres {
+		return ins.execUnnest(ctx, tx, n, row)
+	}
 	args := make([]any, 0, chunkSizes[0]*ins.width)
 	for i, k := 0, 0; i < n; {
 		for n-i < chunkSizes[k] {
@@ -834,4 +862,51 @@ func (ins *inserts) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int,
 		i += m
 	}
 	return nil
+}
+
+// execUnnest sends all n rows as one INSERT ... SELECT FROM unnest($1, $2,
+// ...), one typed array per column.
+func (ins *inserts) execUnnest(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) []any) error {
+	flat := make([]any, 0, n*ins.width)
+	for i := 0; i < n; i++ {
+		flat = row(i, flat)
+	}
+	cols := make([]any, ins.width)
+	casts := make([]string, ins.width)
+	for c := 0; c < ins.width; c++ {
+		switch flat[c].(type) {
+		case string:
+			cols[c], casts[c] = column[string](flat, n, ins.width, c), "text[]"
+		case int64:
+			cols[c], casts[c] = column[int64](flat, n, ins.width, c), "bigint[]"
+		case bool:
+			cols[c], casts[c] = column[bool](flat, n, ins.width, c), "boolean[]"
+		case []byte:
+			cols[c], casts[c] = column[[]byte](flat, n, ins.width, c), "bytea[]"
+		default:
+			return fmt.Errorf("insert: column %d has unsupported type %T", c, flat[c])
+		}
+	}
+	var q strings.Builder
+	q.WriteString(ins.head)
+	q.WriteString(" SELECT * FROM unnest(")
+	for c, cast := range casts {
+		if c > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d::%s", c+1, cast)
+	}
+	q.WriteString(")")
+	q.WriteString(ins.tail)
+	_, err := tx.ExecContext(ctx, q.String(), cols...)
+	return err
+}
+
+// column extracts column c of n rows of width w from row-major values.
+func column[T any](flat []any, n, w, c int) []T {
+	v := make([]T, n)
+	for r := range v {
+		v[r] = flat[r*w+c].(T)
+	}
+	return v
 }

@@ -151,6 +151,16 @@ type Entry struct {
 //
 // Metadata, where present, holds at most 16 pairs of at most 64-byte keys and
 // 256-byte values.
+//
+// Also refused with BadRequest: keys, ids and owners that are not printable
+// UTF-8 (control characters, NUL); keys starting with "ledger:" (the
+// ledger's own); the same account in two legs of a transfer; an overdraft
+// limit on a RuleNone account, or above money.MaxAmount; a hold without an
+// expiry; times outside 1970 to 2200.
+//
+// Writes are decided in batches (group commit). If a batch cannot be
+// committed, every write in it that had been accepted fails with
+// Unavailable and has no effect; retry it with the same key.
 
 type CreateAccountRequest struct {
 	Key            string         `json:"key"`

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -21,14 +22,28 @@ const (
 
 func badf(format string, args ...any) error { return errors.Errorf(errors.BadRequest, format, args...) }
 
+// printable reports whether s is valid UTF-8 without control characters
+// (NUL above all: PostgreSQL rejects it in text, and no identifier needs it).
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func checkKey(key string) error {
 	switch {
 	case key == "":
 		return badf("key is required")
 	case len(key) > MaxKeyLen:
 		return badf("key is longer than %d bytes", MaxKeyLen)
-	case !utf8.ValidString(key):
-		return badf("key is not valid UTF-8")
+	case !printable(key):
+		return badf("key must be printable UTF-8")
 	}
 	return nil
 }
@@ -37,8 +52,22 @@ func checkID(what, id string) error {
 	if id == "" {
 		return badf("%s is required", what)
 	}
-	if len(id) > MaxKeyLen || !utf8.ValidString(id) {
+	if len(id) > MaxKeyLen || !printable(id) {
 		return badf("%s is malformed", what)
+	}
+	return nil
+}
+
+// Times the ledger stores are unix nanoseconds: int64 reaches 2262. Ours
+// stop at 2200.
+var (
+	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func checkTime(what string, t time.Time) error {
+	if t.Before(minTime) || !t.Before(maxTime) {
+		return badf("%s must be between 1970 and 2200", what)
 	}
 	return nil
 }
@@ -65,11 +94,11 @@ func checkMetadata(m map[string]string) error {
 		return badf("metadata has more than %d pairs", MaxMetadataPairs)
 	}
 	for k, v := range m {
-		if k == "" || len(k) > MaxMetadataKeyLen || !utf8.ValidString(k) {
-			return badf("metadata key %.16q must be 1 to %d bytes of UTF-8", k, MaxMetadataKeyLen)
+		if k == "" || len(k) > MaxMetadataKeyLen || !printable(k) {
+			return badf("metadata key %.16q must be 1 to %d bytes of printable UTF-8", k, MaxMetadataKeyLen)
 		}
-		if len(v) > MaxMetadataValLen || !utf8.ValidString(v) {
-			return badf("metadata value for %q must be at most %d bytes of UTF-8", k, MaxMetadataValLen)
+		if len(v) > MaxMetadataValLen || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return badf("metadata value for %.16q must be at most %d bytes of UTF-8 without NUL", k, MaxMetadataValLen)
 		}
 	}
 	return nil
@@ -82,8 +111,8 @@ func (r *CreateAccountRequest) validate() error {
 	if err := checkCurrency(r.Currency); err != nil {
 		return err
 	}
-	if len(r.Owner) > MaxOwnerLen || !utf8.ValidString(r.Owner) {
-		return badf("owner must be at most %d bytes of UTF-8", MaxOwnerLen)
+	if len(r.Owner) > MaxOwnerLen || !printable(r.Owner) {
+		return badf("owner must be at most %d bytes of printable UTF-8", MaxOwnerLen)
 	}
 	switch r.Rule {
 	case RuleLimit:
@@ -167,6 +196,9 @@ func (r *PlaceHoldRequest) validate() error {
 	if r.ExpiresAt.IsZero() {
 		return badf("expires_at is required")
 	}
+	if err := checkTime("expires_at", r.ExpiresAt); err != nil {
+		return err
+	}
 	return checkMetadata(r.Metadata)
 }
 
@@ -176,6 +208,11 @@ func (r *IncrementHoldRequest) validate() error {
 	}
 	if err := checkID("hold_id", r.HoldID); err != nil {
 		return err
+	}
+	if !r.ExpiresAt.IsZero() {
+		if err := checkTime("expires_at", r.ExpiresAt); err != nil {
+			return err
+		}
 	}
 	return checkAmount("amount", r.Amount)
 }
@@ -201,8 +238,8 @@ func (r *VoidHoldRequest) validate() error {
 }
 
 func checkAsOf(t time.Time) error {
-	if !t.IsZero() && (t.Year() < 1970 || t.Year() > 2200) {
-		return badf("as_of is out of range")
+	if t.IsZero() {
+		return nil
 	}
-	return nil
+	return checkTime("as_of", t)
 }

@@ -38,6 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type benchResult struct {
 	Store         string           `json:"store"`
 	Clients       int              `json:"clients"`
+	OfferedRate   float64          `json:"offered_rate,omitempty"`
 	Accounts      int              `json:"accounts"`
 	DurationS     float64          `json:"duration_s"`
 	Transfers     int64            `json:"transfers"`
@@ -57,6 +58,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var (
 		duration  = fs.Duration("duration", 10*time.Second, "how long to drive load")
 		clients   = fs.Int("clients", 256, "concurrent clients, each sending one transfer at a time")
+		rate      = fs.Float64("rate", 0, "offered load in transfers/s (open loop: latency counts from each request's scheduled time); 0 sends flat out")
 		accounts  = fs.Int("accounts", 1000, "customer accounts; every transfer also touches one hot settlement account")
 		storeKind = fs.String("store", "sqlite", "sqlite or postgres")
 		pgURL     = fs.String("postgres-url", "", "PostgreSQL URL for --store postgres")
@@ -121,6 +123,13 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "bench ledger: %s, %d clients, %d accounts, %s...\n", *storeKind, *clients, *accounts, *duration)
 	}
 
+	// work hands out the scheduled send time of each request: at --rate, a
+	// pacer schedules them; flat out, each client takes the next at once.
+	var work chan time.Time
+	if *rate > 0 {
+		work = make(chan time.Time, *clients)
+		go pace(ctx, work, *rate, *duration)
+	}
 	var (
 		stopAt = time.Now().Add(*duration)
 		seq    atomic.Int64
@@ -149,7 +158,16 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			r := rand.New(rand.NewPCG(uint64(c), 42))
 			local := make([]time.Duration, 0, 4096)
 			localErr := map[string]int64{}
-			for time.Now().Before(stopAt) && ctx.Err() == nil {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if work != nil {
+					var ok bool
+					if t0, ok = <-work; !ok {
+						break
+					}
+				} else if t0.After(stopAt) {
+					break
+				}
 				n := seq.Add(1)
 				src := ids[r.IntN(len(ids))]
 				amt := int64(1 + r.IntN(10000))
@@ -157,7 +175,6 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 					{AccountID: src, Amount: -amt, Currency: "GBP"},
 					{AccountID: settle.ID, Amount: amt, Currency: "GBP"},
 				}}
-				t0 := time.Now()
 				_, err := l.Transfer(ctx, req)
 				d := time.Since(t0)
 				if err != nil {
@@ -179,7 +196,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	elapsed := time.Since(start)
 	slices.Sort(lat)
 	res := benchResult{
-		Store: *storeKind, Clients: *clients, Accounts: *accounts,
+		Store: *storeKind, Clients: *clients, Accounts: *accounts, OfferedRate: *rate,
 		DurationS: elapsed.Seconds(), Transfers: int64(len(lat)),
 		TransfersPerS: float64(len(lat)) / elapsed.Seconds(),
 		P50ms:         pct(lat, 0.50), P99ms: pct(lat, 0.99), P999ms: pct(lat, 0.999), Maxms: pct(lat, 1),
@@ -194,6 +211,25 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stdout, "store %s: %d transfers in %.1fs = %.0f transfers/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; errors %d %v; invariants verified\n",
 		res.Store, res.Transfers, res.DurationS, res.TransfersPerS, res.P50ms, res.P99ms, res.P999ms, res.Maxms, res.Errors, res.ErrorCodes)
 	return nil
+}
+
+// pace sends scheduled times to work at rate per second for d, then closes
+// it. When the clients fall behind, the schedule does not wait for them:
+// their queueing shows in the latency.
+func pace(ctx context.Context, work chan<- time.Time, rate float64, d time.Duration) {
+	defer close(work)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for i := 0; ; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if at.Sub(start) >= d || ctx.Err() != nil {
+			return
+		}
+		if w := time.Until(at); w > 0 {
+			time.Sleep(w)
+		}
+		work <- at
+	}
 }
 
 // pct returns the q-quantile of sorted durations in milliseconds.

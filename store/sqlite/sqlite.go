@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/corebank/corebank/store"
@@ -89,7 +90,8 @@ func OpenFile(ctx context.Context, path, service string) (*store.DB, error) {
 	stop := make(chan struct{})
 	stopped := make(chan struct{})
 	go checkpoint(path, read, stop, stopped)
-	db.Cleanup = func() { close(stop); <-stopped }
+	var once sync.Once
+	db.Cleanup = func() { once.Do(func() { close(stop); <-stopped }) }
 	return db, nil
 }
 
