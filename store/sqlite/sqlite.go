@@ -89,7 +89,7 @@ func OpenFile(ctx context.Context, path, service string) (*store.DB, error) {
 	}
 	stop := make(chan struct{})
 	stopped := make(chan struct{})
-	go checkpoint(path, read, stop, stopped)
+	go checkpoint(name, stop, stopped)
 	var once sync.Once
 	db.Cleanup = func() { once.Do(func() { close(stop); <-stopped }) }
 	return db, nil
@@ -104,9 +104,9 @@ const checkpointEvery = 250 * time.Millisecond
 // what it can, and the writer starts the WAL over once a checkpoint has
 // caught up. Keeping this off the writer's connection takes the copying and
 // the database file's fsync out of every commit's latency.
-func checkpoint(path string, read *sql.DB, stop <-chan struct{}, stopped chan<- struct{}) {
+func checkpoint(name string, stop <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	conn, err := sql.Open("sqlite", name+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return
 	}

@@ -291,3 +291,55 @@ func TestOddDirectoryNames(t *testing.T) {
 		t.Errorf("files beside the directory: %q, want only the directory", m)
 	}
 }
+
+// The writer never checkpoints (wal_autocheckpoint=0); the background
+// checkpointer must, or the WAL grows without bound. Only a checkpoint
+// moves pages into the database file, so its growth proves one ran.
+func TestCheckpointerCopiesWALIntoDatabase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Write.ExecContext(ctx, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "svc.db")
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := db.Write.ExecContext(ctx, `INSERT INTO blobs (b) VALUES (randomblob(16384))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Size() >= before.Size()+50*16384 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file is %d bytes, was %d: the WAL was never checkpointed into it", after.Size(), before.Size())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Close may be called more than once, like sql.DB's.
+func TestCloseTwice(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), t.TempDir(), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // must not panic
+}
