@@ -69,20 +69,26 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'corebank <command> -h' for a command's flags. Every flag may also be set as COREBANK_<FLAG> in the environment.")
 }
 
-// parse parses args into fs after applying COREBANK_* environment
-// variables as defaults, so flags override the environment.
+// parse parses args into fs, then sets each flag not given on the command
+// line from its COREBANK_* environment variable, if set: flags win over the
+// environment.
 func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
 		env := "COREBANK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && err == nil {
+		if v, ok := os.LookupEnv(env); ok {
 			if e := f.Value.Set(v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", env, v, e)
 			}
 		}
 	})
-	if err != nil {
-		return err
-	}
-	return fs.Parse(args)
+	return err
 }

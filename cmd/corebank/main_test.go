@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The demo starts with no configuration but a data directory and a port,
+// serves health, metrics, RPC and its accounts page, moves money, delivers
+// the ledger's events to its consumer, and stops cleanly when told to.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	outR, outW := io.Pipe()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--activity", "50ms"}, outW, &logs)
+		outW.Close()
+	}()
+
+	lines := bufio.NewScanner(outR)
+	addrRE := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/`)
+	var base string
+	for lines.Scan() {
+		if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
+			base = "http://" + m[1]
+			break
+		}
+	}
+	if base == "" {
+		t.Fatalf("demo printed no HTTP address; logs:\n%s", logs.String())
+	}
+	var rest syncBuffer
+	go io.Copy(&rest, outR)
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz = %d %q", code, body)
+	}
+
+	// The accounts page shows four accounts whose balances sum to zero.
+	code, body := get("/")
+	if code != 200 {
+		t.Fatalf("/ = %d %q", code, body)
+	}
+	var page struct {
+		Accounts []struct {
+			ID      string                 `json:"id"`
+			Balance struct{ Posted int64 } `json:"balance"`
+		} `json:"accounts"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
+		t.Fatalf("/ is not JSON: %v\n%s", err, body)
+	}
+	if len(page.Accounts) != 4 {
+		t.Fatalf("demo has %d accounts, want 4", len(page.Accounts))
+	}
+	var sum int64
+	for _, a := range page.Accounts {
+		sum += a.Balance.Posted
+	}
+	if sum != 0 {
+		t.Errorf("demo balances sum to %d, want 0", sum)
+	}
+
+	// The ledger answers over HTTP RPC, with its error vocabulary.
+	resp, err := http.Post(base+"/rpc/ledger/balance", "application/json", strings.NewReader(`{"account_id":"`+page.Accounts[1].ID+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"currency":"GBP"`) {
+		t.Errorf("balance over RPC = %d %s", resp.StatusCode, b)
+	}
+	resp, err = http.Post(base+"/rpc/ledger/balance", "application/json", strings.NewReader(`{"account_id":"acc_nope"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(string(b), `"code":"not_found"`) {
+		t.Errorf("unknown account over RPC = %d %s", resp.StatusCode, b)
+	}
+
+	// Payments flow and their events reach the demo's durable consumer.
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(logs.String(), "topic=ledger.hold.posted") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ledger.hold.posted event consumed; logs:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, metrics := get("/metrics")
+	for _, m := range []string{"corebank_ledger_writes_total", "corebank_rpc_requests_total", "corebank_outbox_published_total"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+
+	// Ctrl-C: a clean stop within seconds.
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo stopped with %v; logs:\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("demo did not stop within 10s of cancellation")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !strings.Contains(rest.String(), "stopped cleanly") {
+		t.Errorf("demo did not report a clean stop; stdout after banner:\n%s", rest.String())
+	}
+}
+
+// bench ledger --json prints one JSON object with the fields the issue
+// names, after checking the ledger's invariants.
+func TestBenchLedgerJSON(t *testing.T) {
+	var out, errs bytes.Buffer
+	err := run(context.Background(), []string{"bench", "ledger", "--duration", "500ms", "--clients", "16", "--accounts", "20", "--json", "--data", t.TempDir()}, &out, &errs)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errs.String())
+	}
+	var res map[string]any
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out.String(), err)
+	}
+	for _, k := range []string{"transfers_per_s", "p50_ms", "p99_ms", "errors", "store"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("bench --json lacks %q: %s", k, out.String())
+		}
+	}
+	if res["store"] != "sqlite" || res["transfers_per_s"].(float64) <= 0 || res["errors"].(float64) != 0 {
+		t.Errorf("bench result %s", out.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), []string{"frobnicate"}, &out, &errs); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Errorf("run(frobnicate) = %v", err)
+	}
+}
+
+// Flags can come from the environment; a flag given wins.
+func TestEnvironmentSetsFlags(t *testing.T) {
+	t.Setenv("COREBANK_DURATION", "nonsense")
+	var out, errs bytes.Buffer
+	err := run(context.Background(), []string{"bench", "ledger"}, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "COREBANK_DURATION") {
+		t.Errorf("a bad COREBANK_DURATION was not reported: %v", err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"bench", "ledger", "--duration", "200ms", "--clients", "2", "--accounts", "2", "--json", "--data", t.TempDir()}, &out, &errs); err != nil {
+		t.Errorf("--duration did not win over COREBANK_DURATION: %v", err)
+	}
+	t.Setenv("COREBANK_DURATION", "300ms")
+	t.Setenv("COREBANK_CLIENTS", "3")
+	out.Reset()
+	if err := run(context.Background(), []string{"bench", "ledger", "--accounts", "2", "--json", "--data", t.TempDir()}, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Clients   int     `json:"clients"`
+		DurationS float64 `json:"duration_s"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Clients != 3 || res.DurationS < 0.3 || res.DurationS > 2 {
+		t.Errorf("environment not applied: clients %d, duration %.2fs", res.Clients, res.DurationS)
+	}
+}
