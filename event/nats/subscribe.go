@@ -74,7 +74,7 @@ func (c *Conn) Subscribe(ctx context.Context, consumer string, topics []string, 
 	if err != nil {
 		return fail(err)
 	}
-	defer it.Stop()
+	defer c.release(it)
 	log := c.cfg.log.With("consumer", consumer)
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
@@ -103,6 +103,28 @@ func (c *Conn) Subscribe(ctx context.Context, consumer string, topics []string, 
 
 // retryDelay returns how long to wait before redelivering m: retryMin
 // doubled for each earlier failed delivery, capped at retryMax, jittered.
+// release ends a subscription without stranding events. Stopping the
+// iterator alone leaves two kinds of event waiting out the ack wait (30 s by
+// default) before anyone can have them: those pulled into the iterator's
+// buffer but not handled, and those the server sends to the pull request
+// before it learns the subscription is gone. Draining hands the first back
+// at once (Nak without delay), and the flush makes the server process the
+// unsubscribe before Subscribe returns, so a consumer restarted at once
+// resumes at once.
+func (c *Conn) release(it jetstream.MessagesContext) {
+	it.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			break
+		}
+		m.Nak()
+	}
+	c.nc.FlushTimeout(2 * time.Second)
+}
+
 func (c *Conn) retryDelay(m jetstream.Msg) time.Duration {
 	if c.cfg.retryMin <= 0 {
 		return 0
