@@ -38,12 +38,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer p.close(context.Background())
-	ln, err := p.startLedger(ctx)
+	router := rpc.NewRouter()
+	ln, err := p.startLedger(ctx, router)
 	if err != nil {
 		return err
 	}
-	router := rpc.NewRouter()
-	ledger.Register(router, ln.ledger)
 	// In-process callers go through the same filters as remote ones.
 	inproc := rpc.Chain(router.Service(), p.serverFilters()...)
 	client := &ledger.Client{RPC: inproc.Filter(rpc.From("demo"))}

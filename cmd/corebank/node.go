@@ -147,7 +147,9 @@ type ledgerNode struct {
 	cancel     context.CancelFunc
 }
 
-func (p *platform) startLedger(ctx context.Context) (*ledgerNode, error) {
+// startLedger opens the ledger on its store, starts its outbox relay and
+// hold expiry, and serves its methods on router.
+func (p *platform) startLedger(ctx context.Context, router *rpc.Router) (*ledgerNode, error) {
 	db, err := p.openStore(ctx, ledger.Name)
 	if err != nil {
 		return nil, err
@@ -158,6 +160,7 @@ func (p *platform) startLedger(ctx context.Context) (*ledgerNode, error) {
 		db.Close()
 		return nil, err
 	}
+	ledger.Register(router, l)
 	rctx, cancel := context.WithCancel(context.Background())
 	n := &ledgerNode{db: db, ledger: l, relay: relay, relayDone: make(chan error, 1), expireDone: make(chan struct{}), cancel: cancel}
 	go func() { n.relayDone <- relay.Run(rctx) }()

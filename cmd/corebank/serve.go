@@ -31,12 +31,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer p.close(context.Background())
-	ln, err := p.startLedger(ctx)
+	router := rpc.NewRouter()
+	ln, err := p.startLedger(ctx, router)
 	if err != nil {
 		return err
 	}
-	router := rpc.NewRouter()
-	ledger.Register(router, ln.ledger)
 	srv, err := p.serveHTTP(cfg.httpAddr, router, func(ctx context.Context) error { return ln.db.Ping(ctx) }, nil)
 	if err != nil {
 		ln.stop(context.Background())
