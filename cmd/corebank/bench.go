@@ -40,6 +40,7 @@ type benchResult struct {
 	Clients       int              `json:"clients"`
 	OfferedRate   float64          `json:"offered_rate,omitempty"`
 	Accounts      int              `json:"accounts"`
+	Keys          string           `json:"keys"`
 	DurationS     float64          `json:"duration_s"`
 	Transfers     int64            `json:"transfers"`
 	TransfersPerS float64          `json:"transfers_per_s"`
@@ -59,6 +60,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		duration  = fs.Duration("duration", 10*time.Second, "how long to drive load")
 		clients   = fs.Int("clients", 256, "concurrent clients, each sending one transfer at a time")
 		rate      = fs.Float64("rate", 0, "offered load in transfers/s (open loop: latency counts from each request's scheduled time); 0 sends flat out")
+		keyShape  = fs.String("keys", "card", "idempotency key shape: card (acquirer, date, STAN, RRN) or random (32 hex digits, as API clients send)")
 		accounts  = fs.Int("accounts", 1000, "customer accounts; every transfer also touches one hot settlement account")
 		storeKind = fs.String("store", "sqlite", "sqlite or postgres")
 		pgURL     = fs.String("postgres-url", "", "PostgreSQL URL for --store postgres")
@@ -68,6 +70,9 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *keyShape != "card" && *keyShape != "random" {
+		return fmt.Errorf("bench: --keys must be card or random")
 	}
 	var db *store.DB
 	var err error
@@ -150,6 +155,8 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		defer pprof.StopCPUProfile()
 	}
+	acquirers := []string{"400012", "510045", "601100", "377711", "454545", "222300", "356600", "620000"}
+	day := time.Now().UTC().Format("0102")
 	start := time.Now()
 	for c := 0; c < *clients; c++ {
 		wg.Add(1)
@@ -171,7 +178,17 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				n := seq.Add(1)
 				src := ids[r.IntN(len(ids))]
 				amt := int64(1 + r.IntN(10000))
-				req := ledger.TransferRequest{Key: run + "-" + strconv.FormatInt(n, 10), Legs: []ledger.Leg{
+				var key string
+				if *keyShape == "random" {
+					key = fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())
+				} else {
+					// Shaped like the card path's: acquirer, transmission
+					// date, STAN and RRN, interleaved across acquirers as
+					// they are on the wire.
+					acq := acquirers[int(n)%len(acquirers)]
+					key = fmt.Sprintf("auth:%s:%s:%06d:%s%06d", acq, day, n%1_000_000, run[len(run)-6:], n)
+				}
+				req := ledger.TransferRequest{Key: key, Legs: []ledger.Leg{
 					{AccountID: src, Amount: -amt, Currency: "GBP"},
 					{AccountID: settle.ID, Amount: amt, Currency: "GBP"},
 				}}
@@ -196,7 +213,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	elapsed := time.Since(start)
 	slices.Sort(lat)
 	res := benchResult{
-		Store: *storeKind, Clients: *clients, Accounts: *accounts, OfferedRate: *rate,
+		Store: *storeKind, Clients: *clients, Accounts: *accounts, OfferedRate: *rate, Keys: *keyShape,
 		DurationS: elapsed.Seconds(), Transfers: int64(len(lat)),
 		TransfersPerS: float64(len(lat)) / elapsed.Seconds(),
 		P50ms:         pct(lat, 0.50), P99ms: pct(lat, 0.99), P999ms: pct(lat, 0.999), Maxms: pct(lat, 1),
