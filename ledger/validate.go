@@ -7,12 +7,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/idempotency"
 	"github.com/corebank/corebank/money"
 )
 
 // Limits on what a request may carry.
 const (
-	MaxKeyLen         = 128
+	MaxKeyLen         = idempotency.MaxKeyLen
 	MaxLegs           = 16
 	MaxMetadataPairs  = 16
 	MaxMetadataKeyLen = 64
@@ -22,37 +23,13 @@ const (
 
 func badf(format string, args ...any) error { return errors.Errorf(errors.BadRequest, format, args...) }
 
-// printable reports whether s is valid UTF-8 without control characters
-// (NUL above all: PostgreSQL rejects it in text, and no identifier needs it).
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func checkKey(key string) error {
-	switch {
-	case key == "":
-		return badf("key is required")
-	case len(key) > MaxKeyLen:
-		return badf("key is longer than %d bytes", MaxKeyLen)
-	case !printable(key):
-		return badf("key must be printable UTF-8")
-	}
-	return nil
-}
+func checkKey(key string) error { return idempotency.CheckKey(key) }
 
 func checkID(what, id string) error {
 	if id == "" {
 		return badf("%s is required", what)
 	}
-	if len(id) > MaxKeyLen || !printable(id) {
+	if len(id) > MaxKeyLen || !idempotency.Printable(id) {
 		return badf("%s is malformed", what)
 	}
 	return nil
@@ -94,7 +71,7 @@ func checkMetadata(m map[string]string) error {
 		return badf("metadata has more than %d pairs", MaxMetadataPairs)
 	}
 	for k, v := range m {
-		if k == "" || len(k) > MaxMetadataKeyLen || !printable(k) {
+		if k == "" || len(k) > MaxMetadataKeyLen || !idempotency.Printable(k) {
 			return badf("metadata key %.16q must be 1 to %d bytes of printable UTF-8", k, MaxMetadataKeyLen)
 		}
 		if len(v) > MaxMetadataValLen || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
@@ -111,7 +88,7 @@ func (r *CreateAccountRequest) validate() error {
 	if err := checkCurrency(r.Currency); err != nil {
 		return err
 	}
-	if len(r.Owner) > MaxOwnerLen || !printable(r.Owner) {
+	if len(r.Owner) > MaxOwnerLen || !idempotency.Printable(r.Owner) {
 		return badf("owner must be at most %d bytes of printable UTF-8", MaxOwnerLen)
 	}
 	switch r.Rule {

@@ -1,0 +1,36 @@
+package idempotency_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/idempotency"
+)
+
+func TestCheckKey(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"k", true},
+		{"auth:400012:1122:000042:123456789012", true},
+		{"café-☕", true},
+		{strings.Repeat("k", idempotency.MaxKeyLen), true},
+		{"", false},
+		{strings.Repeat("k", idempotency.MaxKeyLen+1), false},
+		{"a\x00b", false},
+		{"tab\there", false},
+		{"new\nline", false},
+		{"del\x7f", false},
+		{"\xff\xfe", false},
+	} {
+		err := idempotency.CheckKey(tc.key)
+		if tc.ok && err != nil {
+			t.Errorf("CheckKey(%q) = %v, want nil", tc.key, err)
+		}
+		if !tc.ok && errors.CodeOf(err) != errors.BadRequest {
+			t.Errorf("CheckKey(%q) = %v, want bad_request", tc.key, err)
+		}
+	}
+}
