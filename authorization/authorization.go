@@ -1,0 +1,301 @@
+// This file is the contract of package authorization: the domain types and
+// the Service interface. The implementation (Authorizer, in authorizer.go)
+// and the RPC client (Client, in rpc.go) both satisfy Service.
+
+package authorization
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/money"
+)
+
+// NetworkID identifies one message from the card network. A retransmission
+// carries the same NetworkID, and so gets the same answer with no second
+// effect. Each field is 1 to 24 printable ASCII characters without ':'.
+type NetworkID struct {
+	Acquirer         string `json:"acquirer"`          // DE32, acquiring institution id
+	STAN             string `json:"stan"`              // DE11, system trace audit number
+	RRN              string `json:"rrn"`               // DE37, retrieval reference number
+	TransmissionTime string `json:"transmission_time"` // DE7, MMDDhhmmss
+}
+
+// Key returns the NetworkID as one string, the idempotency key its effects
+// in the ledger are derived from: "auth:<acquirer>:<transmission>:<stan>:<rrn>".
+func (n NetworkID) Key() string {
+	return "auth:" + n.Acquirer + ":" + n.TransmissionTime + ":" + n.STAN + ":" + n.RRN
+}
+
+// IsZero reports whether n names no message.
+func (n NetworkID) IsZero() bool { return n == NetworkID{} }
+
+// Kind says what a request asks for.
+type Kind string
+
+// The kinds of request.
+const (
+	KindPurchase    Kind = "purchase"    // 0100 goods and services: a hold
+	KindCash        Kind = "cash"        // 0100 cash withdrawal: a hold
+	KindRefund      Kind = "refund"      // 0100 refund/credit: approved, no hold, no money moved
+	KindPreauth     Kind = "preauth"     // 0100 pre-authorization (hotel, fuel): a hold
+	KindIncremental Kind = "incremental" // 0100 incremental authorization: grows Original's hold
+	KindAdvice      Kind = "advice"      // 0120 advice: applied, not decided
+	KindFinancial   Kind = "financial"   // 0200 single-message: money moves at once
+	KindReversal    Kind = "reversal"    // 0400/0420: only in Decision.Kind, requested via Reverse
+)
+
+// PAN is a full card number as the network sends it (DE2). fmt and
+// log/slog print it masked to its first six and last four digits;
+// encoding/json carries it whole, for the RPC wire only. It is never stored,
+// logged, or put in an event or an error.
+type PAN string
+
+// String returns the masked number.
+func (p PAN) String() string { return card.Mask(string(p)) }
+
+// GoString returns the masked number, for %#v.
+func (p PAN) GoString() string { return fmt.Sprintf("authorization.PAN(%q)", p.String()) }
+
+// Format prints the masked number whatever the verb.
+func (p PAN) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		io.WriteString(f, p.GoString())
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), p.String())
+}
+
+// LogValue logs the masked number.
+func (p PAN) LogValue() slog.Value { return slog.StringValue(p.String()) }
+
+// CVC is the card verification code the network relays (CVV2/CVC2). fmt and
+// log/slog print it as "***"; encoding/json carries it whole, for the RPC
+// wire only. It is never stored.
+type CVC string
+
+// String returns "***", or "" when there is no CVC.
+func (c CVC) String() string {
+	if c == "" {
+		return ""
+	}
+	return "***"
+}
+
+// GoString returns the masked CVC, for %#v.
+func (c CVC) GoString() string { return fmt.Sprintf("authorization.CVC(%q)", c.String()) }
+
+// Format prints the masked CVC whatever the verb.
+func (c CVC) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		io.WriteString(f, c.GoString())
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), c.String())
+}
+
+// LogValue logs the masked CVC.
+func (c CVC) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// Request is an authorization request, advice or financial request as the
+// gateway maps it from ISO 8583.
+type Request struct {
+	Kind    Kind      `json:"kind"`
+	Network NetworkID `json:"network"`
+	PAN     PAN       `json:"pan"`              // DE2, 12 to 19 digits
+	Expiry  string    `json:"expiry,omitempty"` // DE14 "YYMM"; when set it must be the card's
+	CVC     CVC       `json:"cvc,omitempty"`    // when set it must verify
+	// Amount and Currency are the transaction amount (DE4, DE49).
+	Amount   int64          `json:"amount"`
+	Currency money.Currency `json:"currency"`
+	// BillingAmount and BillingCurrency are the cardholder billing amount
+	// (DE6, DE51), set when the transaction is in another currency: what the
+	// card's account is held or debited for. When BillingAmount is 0,
+	// Amount and Currency are.
+	BillingAmount   int64          `json:"billing_amount,omitempty"`
+	BillingCurrency money.Currency `json:"billing_currency,omitempty"`
+	MCC             string         `json:"mcc"` // DE18, four digits
+	Channel         card.Channel   `json:"channel"`
+	MerchantName    string         `json:"merchant_name,omitempty"`    // DE43
+	MerchantCity    string         `json:"merchant_city,omitempty"`    // DE43
+	MerchantCountry string         `json:"merchant_country,omitempty"` // DE43 / DE19, ISO 3166
+	// Original names the message this one builds on: the authorization an
+	// incremental grows (required for KindIncremental), or the authorization
+	// an advice completes (optional for KindAdvice).
+	Original *NetworkID `json:"original,omitempty"`
+	// PartialAllowed: the terminal accepts a partial approval (DE48/DE110
+	// indicator): when funds do not cover the amount, approve what they do.
+	PartialAllowed bool `json:"partial_allowed,omitempty"`
+	// StandIn, on an advice: the network approved on the bank's behalf, so
+	// the advice is applied even if it overdraws. An advice without StandIn
+	// reports a decline by the network and is only recorded.
+	StandIn bool `json:"stand_in,omitempty"`
+}
+
+// ReversalRequest reverses, fully or partly, an earlier authorization or
+// financial request (0400 reversal, 0420 reversal advice).
+type ReversalRequest struct {
+	Network  NetworkID `json:"network"`  // the reversal's own ids
+	Original NetworkID `json:"original"` // the message it reverses (DE90)
+	// Amount is what remains authorized after the reversal (DE95's actual
+	// amount, in the billing currency): 0 reverses fully; less than what is
+	// outstanding reverses partly; more is BadRequest-free but releases
+	// nothing.
+	Amount int64 `json:"amount,omitempty"`
+	// Advice: a 0420 (the network reverses on its own account) rather
+	// than a 0400. Both are applied the same way; it is recorded.
+	Advice bool `json:"advice,omitempty"`
+}
+
+// Reason says why a decision went the way it did. Reasons are stable wire
+// words; the gateway maps them to ISO 8583 response codes (DE39) in one
+// place.
+type Reason string
+
+// The reasons, with the response code the gateway is expected to send.
+const (
+	Approved          Reason = "approved"           // 00
+	PartialApproval   Reason = "partial_approval"   // 10
+	InsufficientFunds Reason = "insufficient_funds" // 51
+	CardNotFound      Reason = "card_not_found"     // 14
+	CardInactive      Reason = "card_inactive"      // 05 (frozen or closed)
+	CardBlockedLost   Reason = "card_lost"          // 41
+	CardBlockedStolen Reason = "card_stolen"        // 43
+	CardExpired       Reason = "card_expired"       // 54
+	ExpiryMismatch    Reason = "expiry_mismatch"    // 54 (wrong expiry date)
+	InvalidCVC        Reason = "invalid_cvc"        // 05 (or 82 where the network has it)
+	NotPermitted      Reason = "not_permitted"      // 57 (channel, country, MCC, currency)
+	ExceedsLimit      Reason = "exceeds_limit"      // 61
+	ExceedsFrequency  Reason = "exceeds_frequency"  // 65
+	InvalidAmount     Reason = "invalid_amount"     // 13
+	// OriginalNotFound: a reversal or incremental names an authorization
+	// the bank has no approved record of. A reversal is still acknowledged
+	// (and recorded, so that an original arriving later is declined).
+	OriginalNotFound Reason = "original_not_found" // 25 on 0100; 00 on 0410
+	// AlreadyReversed: the request's reversal arrived before it; it is
+	// declined so that no money stays held for a reversed transaction.
+	AlreadyReversed Reason = "already_reversed" // 05
+	// NetworkDeclined: an advice reporting a decline by the network; only
+	// recorded.
+	NetworkDeclined Reason = "network_declined"
+	SystemError     Reason = "system_error" // 96
+)
+
+// Decision is the answer to one network message, and the record of it.
+type Decision struct {
+	ID       string     `json:"id"` // "authz_..."
+	Kind     Kind       `json:"kind"`
+	Network  NetworkID  `json:"network"`
+	Original *NetworkID `json:"original,omitempty"` // for incrementals, advices, reversals
+	// OriginalID is the record Original resolved to, if any.
+	OriginalID string `json:"original_id,omitempty"`
+	Approved   bool   `json:"approved"`
+	Reason     Reason `json:"reason"`
+	// Detail refines Reason: the card control that declined
+	// ("mcc_blocked", "over_daily_limit", ...), or empty.
+	Detail string `json:"detail,omitempty"`
+	// AuthCode is the approval code (DE38): six characters [0-9A-Z], only
+	// when Approved.
+	AuthCode string `json:"auth_code,omitempty"`
+	// Requested is the billing amount asked for; Amount is what was
+	// approved (less when partial, 0 when declined), both in Currency,
+	// the card's account's. For a reversal Amount is what was released.
+	Requested int64          `json:"requested"`
+	Amount    int64          `json:"amount"`
+	Currency  money.Currency `json:"currency"`
+	// Outstanding is what this authorization still holds or has debited,
+	// after increments and reversals. It changes after the decision.
+	Outstanding int64  `json:"outstanding"`
+	CardID      string `json:"card_id,omitempty"`
+	AccountID   string `json:"account_id,omitempty"`
+	// HoldID is the ledger hold reserving Outstanding (a partial reversal
+	// replaces the hold, and HoldID with it). TransferID is the ledger
+	// transfer of a financial request.
+	HoldID     string `json:"hold_id,omitempty"`
+	TransferID string `json:"transfer_id,omitempty"`
+	// Forced: applied with the ledger's Force flag because the network had
+	// already approved it (stand-in advice): it may overdraw.
+	Forced          bool         `json:"forced,omitempty"`
+	MCC             string       `json:"mcc,omitempty"`
+	Channel         card.Channel `json:"channel,omitempty"`
+	MerchantName    string       `json:"merchant_name,omitempty"`
+	MerchantCity    string       `json:"merchant_city,omitempty"`
+	MerchantCountry string       `json:"merchant_country,omitempty"`
+	At              time.Time    `json:"at"`
+}
+
+// Service is the authorization service's contract. Callers: cardnet (every
+// method), clearing (Get, ByNetworkID), api (Get).
+//
+// Business outcomes are Decisions, never errors: a declined payment is a
+// Decision with Approved false. Every decision, approved or declined, is
+// recorded under its NetworkID before it is returned, so a retransmission
+// (same NetworkID) returns the recorded Decision and has no second effect,
+// however often and however concurrently it arrives. A request with a
+// NetworkID already recorded for a different kind of request gets the
+// recorded Decision too.
+//
+// Errors are for requests that cannot be decided: BadRequest (malformed
+// request: nothing is recorded), and Timeout, Unavailable or Internal (card
+// or ledger or database unreachable: the effect may be half done and is
+// completed by a retransmission with the same NetworkID; the gateway
+// answers 96 or lets the network stand in).
+type Service interface {
+	// Authorize decides an 0100 authorization: KindPurchase, KindCash,
+	// KindPreauth (a hold on the card's account for the billing amount) or
+	// KindRefund (approved without a hold: the credit moves with
+	// clearing). Errors: BadRequest (other kinds, malformed fields).
+	Authorize(ctx context.Context, req Request) (*Decision, error)
+
+	// Increment decides a KindIncremental authorization: the card and its
+	// controls are checked for the additional amount, and the hold of
+	// req.Original grows by it. An Original not found or not approved is
+	// declined with OriginalNotFound. Errors: BadRequest (missing
+	// Original, other kinds, malformed fields).
+	Increment(ctx context.Context, req Request) (*Decision, error)
+
+	// Advise applies a KindAdvice (0120): with StandIn, the network
+	// approved on the bank's behalf, so a hold is placed with the ledger's
+	// Force flag whatever the card's state, controls or funds, and the
+	// Decision is Forced. If req.Original names an approved authorization
+	// with a hold, the advice confirms it and places nothing. Without
+	// StandIn the advice is only recorded (NetworkDeclined). Errors:
+	// BadRequest.
+	Advise(ctx context.Context, req Request) (*Decision, error)
+
+	// Financial decides a KindFinancial (0200) request as Authorize does,
+	// then moves the money at once with a ledger transfer to the settlement
+	// account (no hold). Errors: BadRequest.
+	Financial(ctx context.Context, req Request) (*Decision, error)
+
+	// Reverse applies an 0400/0420 reversal of req.Original, exactly once:
+	// the original's hold is released down to req.Amount (all of it when
+	// 0), or a financial request's transfer is refunded down to it. The
+	// Decision is always Approved (a reversal is acknowledged); Amount is
+	// what was released. A reversal whose original is unknown is recorded
+	// with OriginalNotFound, and the original, if it arrives later, is
+	// declined with AlreadyReversed. Errors: BadRequest.
+	Reverse(ctx context.Context, req ReversalRequest) (*Decision, error)
+
+	// Get returns a recorded decision. Errors: BadRequest (malformed id),
+	// NotFound.
+	Get(ctx context.Context, id string) (*Decision, error)
+
+	// ByNetworkID returns the decision recorded for a network message.
+	// Errors: BadRequest (malformed NetworkID), NotFound.
+	ByNetworkID(ctx context.Context, n NetworkID) (*Decision, error)
+}
+
+// Event topics the service publishes, each with the Decision as payload
+// (which never holds a card number or CVC).
+const (
+	TopicApproved    = "authorization.approved"    // Authorize/Financial approved
+	TopicDeclined    = "authorization.declined"    // any declined decision
+	TopicReversed    = "authorization.reversed"    // Reverse
+	TopicAdvised     = "authorization.advised"     // Advise applied
+	TopicIncremented = "authorization.incremented" // Increment approved
+)

@@ -1,0 +1,722 @@
+package authorization
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DefaultHoldTTL is how long a hold lives when Config.HoldTTL is zero.
+const DefaultHoldTTL = 7 * 24 * time.Hour
+
+// Config configures an Authorizer.
+type Config struct {
+	// Card finds cards and verifies CVCs. Required.
+	Card card.Service
+	// Ledger holds and moves the money. Required.
+	Ledger ledger.Service
+	// Settlement maps each currency to the ledger account holds are
+	// destined for and financial requests are paid to (the card scheme's
+	// settlement account). A card whose currency is missing is declined
+	// with SystemError.
+	Settlement map[money.Currency]string
+	// HoldTTL is how long a hold reserves funds before the ledger may
+	// expire it. Default DefaultHoldTTL.
+	HoldTTL time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Log receives what cannot be returned (a failed compensation).
+	// Default: discarded.
+	Log *slog.Logger
+	// Notify is called after each commit that wrote an event, to wake the
+	// outbox relay. It must not block.
+	Notify func()
+	// Rand is where authorization codes come from. Default crypto/rand.
+	Rand io.Reader
+}
+
+// Authorizer implements Service on a store.DB, calling the card service and
+// the ledger.
+//
+// In one process, requests are serialised per network message and per
+// card (so that spend limits see every earlier decision); across
+// processes sharing a PostgreSQL database the unique network key and
+// conditional updates keep every message to one effect.
+type Authorizer struct {
+	db    *store.DB
+	cfg   Config
+	locks keyedMutex
+
+	randMu sync.Mutex
+}
+
+var _ Service = (*Authorizer)(nil)
+
+// Open checks cfg, migrates db (the authorization table and the event
+// outbox) and returns the service. Errors: BadRequest (bad config).
+func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
+	if cfg.Card == nil || cfg.Ledger == nil {
+		return nil, errors.New(errors.BadRequest, "authorization: config needs Card and Ledger")
+	}
+	if cfg.HoldTTL == 0 {
+		cfg.HoldTTL = DefaultHoldTTL
+	}
+	if cfg.HoldTTL < 0 {
+		return nil, errors.New(errors.BadRequest, "authorization: HoldTTL must be positive")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("authorization: %w", err)
+	}
+	if err := store.Migrate(ctx, db, "authorization", sub); err != nil {
+		return nil, fmt.Errorf("authorization: %w", err)
+	}
+	if err := event.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("authorization: %w", err)
+	}
+	return &Authorizer{db: db, cfg: cfg, locks: keyedMutex{m: map[string]*lockEntry{}}}, nil
+}
+
+// Authorize implements Service.
+func (a *Authorizer) Authorize(ctx context.Context, req Request) (*Decision, error) {
+	if err := req.validate(KindPurchase, KindCash, KindPreauth, KindRefund); err != nil {
+		return nil, err
+	}
+	return a.decide(ctx, &req)
+}
+
+// Financial implements Service.
+func (a *Authorizer) Financial(ctx context.Context, req Request) (*Decision, error) {
+	if err := req.validate(KindFinancial); err != nil {
+		return nil, err
+	}
+	return a.decide(ctx, &req)
+}
+
+// Increment implements Service.
+func (a *Authorizer) Increment(ctx context.Context, req Request) (*Decision, error) {
+	if err := req.validate(KindIncremental); err != nil {
+		return nil, err
+	}
+	return a.decide(ctx, &req)
+}
+
+// Advise implements Service.
+func (a *Authorizer) Advise(ctx context.Context, req Request) (*Decision, error) {
+	if err := req.validate(KindAdvice); err != nil {
+		return nil, err
+	}
+	return a.decide(ctx, &req)
+}
+
+// decide is the one path of every request but reversals: the recorded
+// answer if there is one, else card, checks, ledger, record.
+func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error) {
+	key := req.Network.Key()
+	defer a.locks.lock("net:" + key)()
+
+	if r, err := a.find(ctx, key); err != nil {
+		return nil, err
+	} else if r != nil {
+		return a.complete(ctx, r)
+	}
+
+	now := a.cfg.Now().UTC()
+	r := a.newRecord(req, key, now)
+
+	c, err := a.cfg.Card.Lookup(ctx, string(req.PAN))
+	if errors.Is(err, errors.NotFound) {
+		return a.decline(ctx, r, CardNotFound, "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authorization: card lookup: %w", err)
+	}
+	defer a.locks.lock("card:" + c.ID)()
+	r.CardID, r.AccountID, r.Currency = c.ID, c.AccountID, c.Currency
+
+	if rev, err := a.reversedBefore(ctx, key); err != nil {
+		return nil, err
+	} else if rev {
+		return a.decline(ctx, r, AlreadyReversed, "")
+	}
+	if req.Kind == KindAdvice {
+		return a.advise(ctx, req, r, c)
+	}
+
+	if req.Expiry != "" && req.Expiry != c.ExpiryYYMM() {
+		return a.decline(ctx, r, ExpiryMismatch, "")
+	}
+	if req.CVC != "" {
+		ok, err := a.cfg.Card.VerifyCVC(ctx, c.ID, string(req.CVC))
+		if err != nil {
+			return nil, fmt.Errorf("authorization: verify cvc: %w", err)
+		}
+		if !ok {
+			return a.decline(ctx, r, InvalidCVC, "")
+		}
+	}
+
+	var orig *record
+	if req.Kind == KindIncremental {
+		orig, err = a.original(ctx, *req.Original)
+		if err != nil {
+			return nil, err
+		}
+		if orig == nil || !orig.Approved || orig.HoldID == "" || orig.Outstanding == 0 || orig.CardID != c.ID {
+			return a.decline(ctx, r, OriginalNotFound, "")
+		}
+		r.OriginalID = orig.ID
+	}
+
+	amount, currency := req.billing()
+	if req.Kind == KindRefund {
+		// A refund is a credit: controls do not apply, and the money moves
+		// with clearing. A card that can no longer be used is refused.
+		switch {
+		case c.State == card.StateBlocked || c.State == card.StateClosed:
+			return a.decline(ctx, r, reasonFor(c.Check(card.Attempt{}, card.Spent{}, now)), "")
+		case currency != c.Currency:
+			return a.decline(ctx, r, NotPermitted, string(card.CurrencyMismatch))
+		case amount == 0:
+			return a.decline(ctx, r, InvalidAmount, "")
+		}
+		r.Approved, r.Reason, r.Amount = true, Approved, amount
+		r.AuthCode = a.authCode()
+		return a.record(ctx, r)
+	}
+
+	spent, err := a.spent(ctx, c.ID, now, c.Controls.VelocityWindow)
+	if err != nil {
+		return nil, err
+	}
+	attempt := card.Attempt{Amount: amount, Currency: currency, MCC: req.MCC, Channel: req.Channel, Country: req.MerchantCountry}
+	if d := c.Check(attempt, spent, now); d != card.NoDecline {
+		return a.decline(ctx, r, reasonFor(d), string(d))
+	}
+
+	settlement := a.cfg.Settlement[c.Currency]
+	r.status = statusPending
+	r.AuthCode = a.authCode()
+	r.opKey, r.opAmount, r.opPartial = key, amount, req.PartialAllowed
+	switch req.Kind {
+	case KindFinancial:
+		r.op, r.opTarget = opTransfer, settlement
+	case KindIncremental:
+		r.op, r.opTarget, r.opPartial = opIncr, orig.HoldID, false
+		r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
+	default:
+		r.op, r.opTarget = opPlace, settlement
+		r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
+	}
+	if r.opTarget == "" {
+		return a.decline(ctx, r, SystemError, "no settlement account for "+string(c.Currency))
+	}
+	got, _, err := a.insert(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return a.complete(ctx, got)
+}
+
+// advise applies a stand-in advice: no checks, the network decided.
+func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *card.Card) (*Decision, error) {
+	if !req.StandIn {
+		return a.decline(ctx, r, NetworkDeclined, "")
+	}
+	amount, currency := req.billing()
+	if currency != c.Currency || amount == 0 {
+		// The ledger cannot hold another currency: record what came.
+		return a.decline(ctx, r, InvalidAmount, "advice not in the card's currency, or zero")
+	}
+	if req.Original != nil {
+		orig, err := a.original(ctx, *req.Original)
+		if err != nil {
+			return nil, err
+		}
+		if orig != nil && orig.Approved && orig.HoldID != "" && orig.CardID == c.ID {
+			// The bank approved it already (a late answer the network did
+			// not wait for): the advice confirms it, nothing more is held.
+			r.OriginalID, r.Approved, r.Reason, r.Amount, r.HoldID = orig.ID, true, Approved, orig.Amount, orig.HoldID
+			r.AuthCode, r.Detail = orig.AuthCode, "confirms_original"
+			return a.record(ctx, r)
+		}
+	}
+	settlement := a.cfg.Settlement[c.Currency]
+	if settlement == "" {
+		return a.decline(ctx, r, SystemError, "no settlement account for "+string(c.Currency))
+	}
+	now := a.cfg.Now().UTC()
+	r.status = statusPending
+	r.AuthCode = a.authCode()
+	r.op, r.opKey, r.opAmount, r.opTarget, r.opForce = opPlace, r.networkKey, amount, settlement, true
+	r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
+	got, _, err := a.insert(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return a.complete(ctx, got)
+}
+
+// original returns the finished record of an original message, completing
+// it first if it is pending, or nil.
+func (a *Authorizer) original(ctx context.Context, n NetworkID) (*record, error) {
+	o, err := a.find(ctx, n.Key())
+	if err != nil || o == nil {
+		return nil, err
+	}
+	if o.status == statusPending {
+		if _, err := a.complete(ctx, o); err != nil {
+			return nil, err
+		}
+		return a.find(ctx, n.Key())
+	}
+	return o, nil
+}
+
+func (a *Authorizer) newRecord(req *Request, key string, now time.Time) *record {
+	amount, currency := req.billing()
+	r := &record{
+		Decision: Decision{
+			ID: newID("authz_", now), Kind: req.Kind, Network: req.Network,
+			Requested: amount, Currency: currency,
+			MCC: req.MCC, Channel: req.Channel, MerchantName: req.MerchantName, MerchantCity: req.MerchantCity,
+			MerchantCountry: req.MerchantCountry, At: now,
+		},
+		networkKey: key,
+		status:     statusDone,
+		updatedAt:  now.UnixNano(),
+	}
+	if req.Original != nil {
+		o := *req.Original
+		r.Original = &o
+		r.originalKey = o.Key()
+	}
+	return r
+}
+
+// decline records a declined decision.
+func (a *Authorizer) decline(ctx context.Context, r *record, reason Reason, detail string) (*Decision, error) {
+	r.status, r.Approved, r.Reason, r.Detail = statusDone, false, reason, detail
+	r.Amount, r.Outstanding, r.AuthCode = 0, 0, ""
+	r.op, r.opKey, r.opAmount, r.opTarget, r.opExpires, r.opForce, r.opPartial = opNone, "", 0, "", 0, false, false
+	return a.record(ctx, r)
+}
+
+// record inserts a decided record (or returns the one already there).
+func (a *Authorizer) record(ctx context.Context, r *record) (*Decision, error) {
+	r.status = statusDone
+	got, _, err := a.insert(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return a.complete(ctx, got)
+}
+
+// complete returns a record's decision, first carrying out its pending
+// ledger operation, with the operation's own idempotency key, and
+// recording the outcome. This is how a crash between the ledger and the
+// record is repaired: a retransmission finds the pending record and
+// completes it; the ledger returns what it did the first time.
+func (a *Authorizer) complete(ctx context.Context, r *record) (*Decision, error) {
+	if r.status == statusDone {
+		return r.decision(), nil
+	}
+	meta := map[string]string{"authorization_id": r.ID}
+	var err error
+	var holdID, transferID string
+	switch r.op {
+	case opPlace:
+		var h *ledger.Hold
+		h, err = a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
+			Key: r.opKey, AccountID: r.AccountID, Destination: r.opTarget, Amount: r.opAmount, Currency: r.Currency,
+			ExpiresAt: time.Unix(0, r.opExpires).UTC(), Force: r.opForce, Metadata: meta,
+		})
+		if err == nil {
+			holdID = h.ID
+		}
+	case opIncr:
+		var h *ledger.Hold
+		h, err = a.cfg.Ledger.IncrementHold(ctx, ledger.IncrementHoldRequest{
+			Key: r.opKey, HoldID: r.opTarget, Amount: r.opAmount, Force: r.opForce, ExpiresAt: time.Unix(0, r.opExpires).UTC(),
+		})
+		if err == nil {
+			holdID = h.ID
+		}
+	case opTransfer:
+		var t *ledger.Transfer
+		t, err = a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
+			Key: r.opKey, Force: r.opForce, Metadata: meta,
+			Legs: []ledger.Leg{
+				{AccountID: r.AccountID, Amount: -r.opAmount, Currency: r.Currency},
+				{AccountID: r.opTarget, Amount: r.opAmount, Currency: r.Currency},
+			},
+		})
+		if err == nil {
+			transferID = t.ID
+		}
+	default:
+		return nil, errors.Errorf(errors.Internal, "authorization: %s pending with no operation", r.ID)
+	}
+
+	switch code := errors.CodeOf(err); code {
+	case "":
+		r.Approved, r.Reason, r.Amount = true, Approved, r.opAmount
+		if r.opAmount < r.Requested {
+			r.Reason = PartialApproval
+		}
+		r.HoldID, r.TransferID, r.Forced = holdID, transferID, r.opForce
+		if r.Kind != KindIncremental {
+			r.Outstanding = r.opAmount
+		}
+	case errors.InsufficientFunds:
+		if r.opPartial && !strings.HasSuffix(r.opKey, ":partial") {
+			b, err := a.cfg.Ledger.Balance(ctx, r.AccountID, time.Time{})
+			if err != nil {
+				return nil, fmt.Errorf("authorization: balance for partial approval: %w", err)
+			}
+			if b.Available > 0 && b.Available < r.opAmount {
+				if err := a.setPartial(ctx, r, b.Available); err != nil {
+					return nil, err
+				}
+				fresh, err := a.find(ctx, r.networkKey)
+				if err != nil {
+					return nil, err
+				}
+				return a.complete(ctx, fresh)
+			}
+		}
+		a.declined(r, InsufficientFunds, "")
+	case errors.AccountClosed:
+		a.declined(r, CardInactive, "account_closed")
+	case errors.CurrencyMismatch:
+		a.declined(r, NotPermitted, string(card.CurrencyMismatch))
+	case errors.NotFound, errors.Conflict, errors.BadRequest:
+		// Permanent: the account, hold or key is not what we expected.
+		if r.op == opIncr && code == errors.Conflict {
+			a.declined(r, OriginalNotFound, "hold_not_pending")
+		} else {
+			a.declined(r, SystemError, "ledger "+string(code))
+		}
+	default:
+		return nil, fmt.Errorf("authorization: %s %s: %w", r.op, r.ID, err)
+	}
+
+	got, done, err := a.finish(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if !done && got != nil && holdID != "" && got.HoldID != holdID && r.op == opPlace {
+		// Another process decided differently (its funds check failed
+		// where ours passed): release what we placed.
+		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":undo", HoldID: holdID}); err != nil {
+			a.cfg.Log.ErrorContext(ctx, "authorization: release a hold placed by a race", "authorization_id", r.ID, "hold_id", holdID, "err", err)
+		}
+	}
+	if got == nil {
+		return nil, errors.Errorf(errors.Internal, "authorization: %s vanished", r.ID)
+	}
+	return got.decision(), nil
+}
+
+// declined sets a pending record's outcome to a decline.
+func (a *Authorizer) declined(r *record, reason Reason, detail string) {
+	r.Approved, r.Reason, r.Detail, r.Amount, r.Outstanding, r.AuthCode = false, reason, detail, 0, 0, ""
+}
+
+// setPartial makes a pending record's operation a partial one: the amount
+// available, under a key of its own (the full amount's request failed and
+// so is not remembered by the ledger, but keeping them apart is clearer).
+func (a *Authorizer) setPartial(ctx context.Context, r *record, amount int64) error {
+	_, err := a.db.Write.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET op_key = ?, op_amount = ?, updated_at = ? WHERE id = ? AND status = ? AND op_key = ?`),
+		r.opKey+":partial", amount, a.cfg.Now().UnixNano(), r.ID, statusPending, r.opKey)
+	if err != nil {
+		return fmt.Errorf("authorization: partial %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// reasonFor maps a card decline to a reason.
+func reasonFor(d card.Decline) Reason {
+	switch d {
+	case card.NoDecline:
+		return Approved
+	case card.CardBlockedLost:
+		return CardBlockedLost
+	case card.CardBlockedStolen:
+		return CardBlockedStolen
+	case card.CardExpired:
+		return CardExpired
+	case card.CardFrozen, card.CardClosed:
+		return CardInactive
+	case card.ChannelDisabled, card.CountryNotAllowed, card.MCCBlocked, card.CurrencyMismatch:
+		return NotPermitted
+	case card.InvalidAmount:
+		return InvalidAmount
+	case card.OverTransactionLimit, card.OverDailyLimit, card.OverMonthlyLimit:
+		return ExceedsLimit
+	case card.VelocityExceeded:
+		return ExceedsFrequency
+	default:
+		return CardInactive
+	}
+}
+
+// Reverse implements Service.
+func (a *Authorizer) Reverse(ctx context.Context, req ReversalRequest) (*Decision, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	key, origKey := req.Network.Key(), req.Original.Key()
+	// The original's lock too: an original and its reversal are decided
+	// one after the other, whichever comes first. Locks are taken in name
+	// order, so two requests naming each other cannot deadlock.
+	first, second := "net:"+origKey, "net:"+key
+	if second < first {
+		first, second = second, first
+	}
+	defer a.locks.lock(first)()
+	defer a.locks.lock(second)()
+	if r, err := a.find(ctx, key); err != nil {
+		return nil, err
+	} else if r != nil {
+		return a.complete(ctx, r)
+	}
+	now := a.cfg.Now().UTC()
+	o := req.Original
+	rev := &record{
+		Decision: Decision{
+			ID: newID("authz_", now), Kind: KindReversal, Network: req.Network, Original: &o,
+			Approved: true, Reason: Approved, Requested: 0, At: now,
+		},
+		networkKey: key, originalKey: origKey, status: statusDone, updatedAt: now.UnixNano(),
+	}
+	if req.Advice {
+		rev.Detail = "advice"
+	}
+	orig, err := a.original(ctx, req.Original)
+	if err != nil {
+		return nil, err
+	}
+	if orig == nil {
+		rev.Reason = OriginalNotFound
+		return a.reversal(ctx, rev, nil)
+	}
+	defer a.locks.lock("card:" + orig.CardID)()
+	if orig, err = a.find(ctx, origKey); err != nil {
+		return nil, err
+	}
+	rev.OriginalID, rev.CardID, rev.AccountID, rev.Currency, rev.HoldID = orig.ID, orig.CardID, orig.AccountID, orig.Currency, orig.HoldID
+	rev.MCC, rev.Channel, rev.MerchantName, rev.MerchantCity, rev.MerchantCountry = orig.MCC, orig.Channel, orig.MerchantName, orig.MerchantCity, orig.MerchantCountry
+	release := orig.Outstanding - req.Amount
+	rev.Requested = max(release, 0)
+	if !orig.Approved || release <= 0 || (orig.HoldID == "" && orig.TransferID == "") {
+		rev.Detail = strings.TrimPrefix(rev.Detail+",nothing_to_release", ",")
+		return a.reversal(ctx, rev, nil)
+	}
+
+	switch {
+	case orig.HoldID != "" && req.Amount == 0:
+		_, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: key + ":void", HoldID: orig.HoldID})
+		if errors.Is(err, errors.Conflict) {
+			// Already posted by clearing, or expired: nothing held to release.
+			rev.Detail = strings.TrimPrefix(rev.Detail+",hold_not_pending", ",")
+			return a.reversal(ctx, rev, nil)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("authorization: void hold for reversal: %w", err)
+		}
+	case orig.HoldID != "":
+		// Partial: a new hold for what remains, then the old one voided, so
+		// the merchant is never under-held; both keyed by the reversal.
+		old, err := a.cfg.Ledger.GetHold(ctx, orig.HoldID)
+		if err != nil {
+			return nil, fmt.Errorf("authorization: hold for partial reversal: %w", err)
+		}
+		if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
+			rev.Detail = strings.TrimPrefix(rev.Detail+",hold_not_pending", ",")
+			return a.reversal(ctx, rev, nil)
+		}
+		h, err := a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
+			Key: key + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: req.Amount,
+			Currency: old.Currency, ExpiresAt: old.ExpiresAt, Force: true,
+			Metadata: map[string]string{"authorization_id": orig.ID},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("authorization: hold what remains after a partial reversal: %w", err)
+		}
+		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: key + ":void", HoldID: old.ID}); err != nil && !errors.Is(err, errors.Conflict) {
+			return nil, fmt.Errorf("authorization: void hold for partial reversal: %w", err)
+		}
+		rev.HoldID = h.ID
+	default:
+		// A financial request: the money moved; give back what is reversed.
+		t, err := a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
+			Key: key + ":refund", Force: true,
+			Legs: []ledger.Leg{
+				{AccountID: orig.opTarget, Amount: -release, Currency: orig.Currency},
+				{AccountID: orig.AccountID, Amount: release, Currency: orig.Currency},
+			},
+			Metadata: map[string]string{"authorization_id": orig.ID},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("authorization: refund for reversal: %w", err)
+		}
+		rev.TransferID = t.ID
+	}
+	rev.Amount = release
+	orig.Outstanding, orig.HoldID = req.Amount, rev.HoldID
+	return a.reversal(ctx, rev, orig)
+}
+
+func (a *Authorizer) reversal(ctx context.Context, rev, orig *record) (*Decision, error) {
+	got, err := a.recordReversal(ctx, rev, orig)
+	if err != nil {
+		return nil, err
+	}
+	if got == nil {
+		return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", rev.ID)
+	}
+	return got.decision(), nil
+}
+
+// Get implements Service.
+func (a *Authorizer) Get(ctx context.Context, id string) (*Decision, error) {
+	if !strings.HasPrefix(id, "authz_") || len(id) != len("authz_")+26 {
+		return nil, badf("malformed authorization id")
+	}
+	r, err := scanRecord(a.db.Read.QueryRowContext(ctx, a.db.Rebind(`SELECT `+columns+` FROM authorizations WHERE id = ?`), id))
+	if err != nil {
+		if errors.IsErr(err, errNoRows) {
+			return nil, errors.Errorf(errors.NotFound, "authorization %s not found", id)
+		}
+		return nil, fmt.Errorf("authorization: get %s: %w", id, err)
+	}
+	if r.status != statusDone {
+		return nil, errors.Errorf(errors.NotFound, "authorization %s is not decided yet", id)
+	}
+	return r.decision(), nil
+}
+
+// ByNetworkID implements Service.
+func (a *Authorizer) ByNetworkID(ctx context.Context, n NetworkID) (*Decision, error) {
+	if err := n.validate("network"); err != nil {
+		return nil, err
+	}
+	r, err := a.find(ctx, n.Key())
+	if err != nil {
+		return nil, err
+	}
+	if r == nil || r.status != statusDone {
+		return nil, errors.New(errors.NotFound, "no decision for that network message")
+	}
+	return r.decision(), nil
+}
+
+// authCodeAlphabet is what approval codes are drawn from.
+const authCodeAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+// authCode returns six random characters of authCodeAlphabet.
+func (a *Authorizer) authCode() string {
+	a.randMu.Lock()
+	defer a.randMu.Unlock()
+	var out [6]byte
+	var buf [16]byte
+	for i := 0; i < len(out); {
+		if _, err := io.ReadFull(a.cfg.Rand, buf[:]); err != nil {
+			rand.Read(buf[:])
+		}
+		for _, b := range buf {
+			if b < 252 && i < len(out) { // 252 = 7*36: no modulo bias
+				out[i] = authCodeAlphabet[b%36]
+				i++
+			}
+		}
+	}
+	return string(out[:])
+}
+
+// crockford is the base-32 alphabet of ids, the ledger's too.
+const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+
+// newID returns an identifier that sorts by creation time: prefix, 10
+// base-32 characters of milliseconds and 16 of randomness.
+func newID(prefix string, now time.Time) string {
+	var b [26]byte
+	ms := uint64(now.UnixMilli())
+	for i := 9; i >= 0; i-- {
+		b[i] = crockford[ms&31]
+		ms >>= 5
+	}
+	var r [16]byte
+	rand.Read(r[:])
+	r1, r2 := binary.LittleEndian.Uint64(r[:8]), binary.LittleEndian.Uint64(r[8:])
+	for i := 10; i < 26; i++ {
+		b[i] = crockford[r1&31]
+		r1 >>= 5
+		if i == 17 {
+			r1 = r2
+		}
+	}
+	return prefix + string(b[:])
+}
+
+// keyedMutex is a set of mutexes by name, created on demand and dropped
+// when no one holds or waits for them.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*lockEntry
+}
+
+type lockEntry struct {
+	mu sync.Mutex
+	n  int
+}
+
+// lock locks name and returns its unlock.
+func (k *keyedMutex) lock(name string) func() {
+	k.mu.Lock()
+	e := k.m[name]
+	if e == nil {
+		e = &lockEntry{}
+		k.m[name] = e
+	}
+	e.n++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		e.n--
+		if e.n == 0 {
+			delete(k.m, name)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,211 @@
+package authorization_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// epoch is where the tests' clock starts: cards issued then expire at the
+// end of January 2034 ("3401").
+var epoch = time.Date(2030, 1, 15, 9, 0, 0, 0, time.UTC)
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// env is an authorization service wired to a real card service and a real
+// ledger, each on its own database of the same engine.
+type env struct {
+	t          *testing.T
+	db         *store.DB
+	clk        *clock
+	a          *authorization.Authorizer
+	cards      *card.Cards
+	led        *ledger.Ledger
+	fund       string // the ledger account customers are funded from
+	settlement string
+	n          atomic.Int64
+}
+
+func otherDB(t *testing.T, like *store.DB, service string) *store.DB {
+	if like.Dialect == store.Postgres {
+		return storetest.Postgres(t, service)
+	}
+	return storetest.SQLite(t, service)
+}
+
+func secret(b byte) card.Secret { return card.Secret(bytes.Repeat([]byte{b}, 32)) }
+
+func newEnv(t *testing.T, db *store.DB) *env {
+	t.Helper()
+	ctx := context.Background()
+	clk := new(clock)
+	clk.Set(epoch)
+	led, err := ledger.Open(ctx, otherDB(t, db, "ledger"), ledger.Config{Now: clk.Now})
+	if err != nil {
+		t.Fatalf("ledger.Open: %v", err)
+	}
+	t.Cleanup(func() { led.Close() })
+	cvkA, _ := card.ParseSecret("0123456789ABCDEF")
+	cvkB, _ := card.ParseSecret("FEDCBA9876543210")
+	cards, err := card.Open(ctx, otherDB(t, db, "card"), card.Config{
+		BIN:     "45717360",
+		Keyring: card.Keyring{Current: "k1", Keys: map[string]card.Secret{"k1": secret(0x11)}},
+		HashKey: secret(0x22),
+		CVK:     card.CVK{A: cvkA, B: cvkB},
+		Now:     clk.Now,
+	})
+	if err != nil {
+		t.Fatalf("card.Open: %v", err)
+	}
+	e := &env{t: t, db: db, clk: clk, cards: cards, led: led}
+	e.fund = e.account("fund", ledger.RuleNone)
+	e.settlement = e.account("settlement", ledger.RuleNone)
+	e.a, err = authorization.Open(ctx, db, authorization.Config{
+		Card: cards, Ledger: led, Now: clk.Now,
+		Settlement: map[money.Currency]string{"GBP": e.settlement},
+	})
+	if err != nil {
+		t.Fatalf("authorization.Open: %v", err)
+	}
+	return e
+}
+
+func (e *env) account(key string, rule ledger.Rule) string {
+	e.t.Helper()
+	a, err := e.led.CreateAccount(context.Background(), ledger.CreateAccountRequest{Key: key, Currency: "GBP", Rule: rule})
+	if err != nil {
+		e.t.Fatalf("CreateAccount(%s): %v", key, err)
+	}
+	return a.ID
+}
+
+// holder is an issued card on a funded account, with its details.
+type holder struct {
+	card    *card.Card
+	pan     string
+	cvc     string
+	account string
+}
+
+// holder issues a card with controls on a new account holding balance.
+func (e *env) holder(balance int64, ctl card.Controls) *holder {
+	e.t.Helper()
+	ctx := context.Background()
+	n := e.n.Add(1)
+	acc := e.account(fmt.Sprintf("cust-%d", n), ledger.RuleLimit)
+	if balance > 0 {
+		if _, err := e.led.Transfer(ctx, ledger.TransferRequest{Key: fmt.Sprintf("fund-%d", n), Legs: []ledger.Leg{
+			{AccountID: e.fund, Amount: -balance, Currency: "GBP"}, {AccountID: acc, Amount: balance, Currency: "GBP"},
+		}}); err != nil {
+			e.t.Fatalf("fund: %v", err)
+		}
+	}
+	c, err := e.cards.Issue(ctx, card.IssueRequest{Key: fmt.Sprintf("issue-%d", n), AccountID: acc, CustomerID: fmt.Sprintf("cus_%d", n), Currency: "GBP", Controls: ctl})
+	if err != nil {
+		e.t.Fatalf("Issue: %v", err)
+	}
+	d, err := e.cards.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "test"})
+	if err != nil {
+		e.t.Fatalf("Reveal: %v", err)
+	}
+	return &holder{card: c, pan: d.PAN, cvc: d.CVC, account: acc}
+}
+
+// net returns a fresh network id.
+func (e *env) net() authorization.NetworkID {
+	n := e.n.Add(1)
+	return authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"}
+}
+
+// purchase is a valid card-present purchase of amount pence.
+func (e *env) purchase(h *holder, amount int64) authorization.Request {
+	return authorization.Request{
+		Kind: authorization.KindPurchase, Network: e.net(), PAN: authorization.PAN(h.pan), Expiry: "3401", CVC: authorization.CVC(h.cvc),
+		Amount: amount, Currency: "GBP", MCC: "5814", Channel: card.ChannelContactless,
+		MerchantName: "OZONE COFFEE", MerchantCity: "LONDON", MerchantCountry: "GB",
+	}
+}
+
+func (e *env) balance(acc string) *ledger.Balance {
+	e.t.Helper()
+	b, err := e.led.Balance(context.Background(), acc, time.Time{})
+	if err != nil {
+		e.t.Fatalf("Balance: %v", err)
+	}
+	return b
+}
+
+// wantBalance checks an account's posted and pending balances.
+func (e *env) wantBalance(t *testing.T, acc string, posted, pending int64) {
+	t.Helper()
+	b := e.balance(acc)
+	if b.Posted != posted || b.Pending != pending {
+		t.Errorf("balance posted %d pending %d, want %d and %d", b.Posted, b.Pending, posted, pending)
+	}
+}
+
+// must returns a function that fails t on an error and returns the
+// decision: must(t)(s.Authorize(ctx, req)).
+func must(t *testing.T) func(*authorization.Decision, error) *authorization.Decision {
+	return func(d *authorization.Decision, err error) *authorization.Decision {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("decision: %v", err)
+		}
+		return d
+	}
+}
+
+func wantCode(t *testing.T, err error, code errors.Code) {
+	t.Helper()
+	if errors.CodeOf(err) != code {
+		t.Fatalf("error = %v, want code %s", err, code)
+	}
+}
+
+func count(t *testing.T, db *store.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := db.Read.QueryRow(q).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+type outboxEvent struct {
+	Topic, Key string
+	Payload    []byte
+}
+
+func outbox(t *testing.T, db *store.DB) []outboxEvent {
+	t.Helper()
+	rows, err := db.Read.Query(`SELECT topic, key, payload FROM outbox ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []outboxEvent
+	for rows.Next() {
+		var e outboxEvent
+		if err := rows.Scan(&e.Topic, &e.Key, &e.Payload); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -1,0 +1,332 @@
+package authorization
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/money"
+)
+
+// Record statuses.
+const (
+	statusPending = "pending" // a ledger operation is under way (op_*)
+	statusDone    = "done"    // decided
+)
+
+// Pending ledger operations.
+const (
+	opNone     = ""
+	opPlace    = "place"    // ledger.PlaceHold
+	opIncr     = "incr"     // ledger.IncrementHold
+	opTransfer = "transfer" // ledger.Transfer
+)
+
+// record is one row of authorizations: a Decision plus what the service
+// needs to complete it.
+type record struct {
+	Decision
+	networkKey  string
+	originalKey string
+	status      string
+	op          string
+	opKey       string
+	opAmount    int64
+	opTarget    string
+	opExpires   int64
+	opForce     bool
+	opPartial   bool
+	updatedAt   int64
+}
+
+const columns = `id, network_key, kind, acquirer, stan, rrn, transmission, original_key, original_id, status,
+	approved, reason, detail, auth_code, requested, amount, outstanding, currency, card_id, account_id,
+	hold_id, transfer_id, forced, mcc, channel, merchant_name, merchant_city, merchant_country,
+	op, op_key, op_amount, op_target, op_expires, op_force, op_partial, at, updated_at`
+
+var insertQuery = `INSERT INTO authorizations (` + columns + `) VALUES (` + "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?" + `) ON CONFLICT DO NOTHING`
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (r *record) args() []any {
+	return []any{r.ID, r.networkKey, string(r.Kind), r.Network.Acquirer, r.Network.STAN, r.Network.RRN, r.Network.TransmissionTime,
+		r.originalKey, r.OriginalID, r.status,
+		b2i(r.Approved), string(r.Reason), r.Detail, r.AuthCode, r.Requested, r.Amount, r.Outstanding, string(r.Currency), r.CardID, r.AccountID,
+		r.HoldID, r.TransferID, b2i(r.Forced), r.MCC, string(r.Channel), r.MerchantName, r.MerchantCity, r.MerchantCountry,
+		r.op, r.opKey, r.opAmount, r.opTarget, r.opExpires, b2i(r.opForce), b2i(r.opPartial), r.At.UnixNano(), r.updatedAt}
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(s scanner) (*record, error) {
+	var r record
+	var kind, reason, currency, channel string
+	var approved, forced, opForce, opPartial, at int64
+	err := s.Scan(&r.ID, &r.networkKey, &kind, &r.Network.Acquirer, &r.Network.STAN, &r.Network.RRN, &r.Network.TransmissionTime,
+		&r.originalKey, &r.OriginalID, &r.status,
+		&approved, &reason, &r.Detail, &r.AuthCode, &r.Requested, &r.Amount, &r.Outstanding, &currency, &r.CardID, &r.AccountID,
+		&r.HoldID, &r.TransferID, &forced, &r.MCC, &channel, &r.MerchantName, &r.MerchantCity, &r.MerchantCountry,
+		&r.op, &r.opKey, &r.opAmount, &r.opTarget, &r.opExpires, &opForce, &opPartial, &at, &r.updatedAt)
+	if err != nil {
+		return nil, err
+	}
+	r.Kind, r.Reason, r.Currency, r.Channel = Kind(kind), Reason(reason), money.Currency(currency), card.Channel(channel)
+	r.Approved, r.Forced, r.opForce, r.opPartial = approved != 0, forced != 0, opForce != 0, opPartial != 0
+	r.At = time.Unix(0, at).UTC()
+	if r.originalKey != "" {
+		n, ok := parseKey(r.originalKey)
+		if ok {
+			r.Original = &n
+		}
+	}
+	return &r, nil
+}
+
+// parseKey inverts NetworkID.Key.
+func parseKey(k string) (NetworkID, bool) {
+	var parts [5]string
+	i := 0
+	start := 0
+	for j := 0; j < len(k) && i < 4; j++ {
+		if k[j] == ':' {
+			parts[i] = k[start:j]
+			i++
+			start = j + 1
+		}
+	}
+	if i != 4 || parts[0] != "auth" {
+		return NetworkID{}, false
+	}
+	parts[4] = k[start:]
+	return NetworkID{Acquirer: parts[1], TransmissionTime: parts[2], STAN: parts[3], RRN: parts[4]}, true
+}
+
+// decision returns the record's Decision, detached from the record.
+func (r *record) decision() *Decision {
+	d := r.Decision
+	if r.Original != nil {
+		o := *r.Original
+		d.Original = &o
+	}
+	return &d
+}
+
+// find returns the record of a network key, or nil.
+func (a *Authorizer) find(ctx context.Context, networkKey string) (*record, error) {
+	r, err := scanRecord(a.db.Read.QueryRowContext(ctx, a.db.Rebind(`SELECT `+columns+` FROM authorizations WHERE network_key = ?`), networkKey))
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authorization: find %s: %w", networkKey, err)
+	}
+	return r, nil
+}
+
+// reversedBefore reports whether a reversal of networkKey is recorded.
+func (a *Authorizer) reversedBefore(ctx context.Context, networkKey string) (bool, error) {
+	var n int
+	err := a.db.Read.QueryRowContext(ctx, a.db.Rebind(`SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = ?`), networkKey, string(KindReversal)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
+	}
+	return n > 0, nil
+}
+
+// spendKinds are the kinds whose Outstanding counts as spend. An
+// incremental's amount is in its original's Outstanding.
+var spendKinds = []any{string(KindPurchase), string(KindCash), string(KindPreauth), string(KindFinancial), string(KindAdvice)}
+
+// spent totals a card's approved, unreversed spend at now: this UTC day,
+// this UTC month, and the count within window (0: no window).
+func (a *Authorizer) spent(ctx context.Context, cardID string, now time.Time, window time.Duration) (card.Spent, error) {
+	now = now.UTC()
+	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	win := now.Add(time.Nanosecond) // no window: nothing is in it
+	if window > 0 {
+		win = now.Add(-window)
+	}
+	from := month
+	if win.Before(from) {
+		from = win
+	}
+	args := []any{day.UnixNano(), month.UnixNano(), win.UnixNano(), cardID, statusDone, from.UnixNano()}
+	args = append(args, spendKinds...)
+	var s card.Spent
+	var count int64
+	err := a.db.Read.QueryRowContext(ctx, a.db.Rebind(`SELECT
+		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN outstanding ELSE 0 END), 0) AS BIGINT),
+		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN outstanding ELSE 0 END), 0) AS BIGINT),
+		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END), 0) AS BIGINT)
+		FROM authorizations
+		WHERE card_id = ? AND status = ? AND approved = 1 AND outstanding > 0 AND at >= ?
+		AND kind IN (?,?,?,?,?)`), args...).Scan(&s.Today, &s.ThisMonth, &count)
+	if err != nil {
+		return card.Spent{}, fmt.Errorf("authorization: spent on %s: %w", cardID, err)
+	}
+	s.CountInWindow = int(count)
+	return s, nil
+}
+
+// insert writes a new record, with its event when it is decided, in one
+// transaction. If the network key is already recorded it writes nothing and
+// returns the record that is (inserted false).
+func (a *Authorizer) insert(ctx context.Context, r *record) (got *record, inserted bool, err error) {
+	err = a.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, a.db.Rebind(insertQuery), r.args()...)
+		if err != nil {
+			return fmt.Errorf("authorization: insert %s: %w", r.networkKey, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("authorization: insert %s: %w", r.networkKey, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		inserted = true
+		if r.status == statusDone {
+			return a.appendEvent(ctx, tx, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !inserted {
+		got, err = a.find(ctx, r.networkKey)
+		if err != nil {
+			return nil, false, err
+		}
+		if got == nil {
+			return nil, false, fmt.Errorf("authorization: %s neither inserted nor found", r.networkKey)
+		}
+		return got, false, nil
+	}
+	a.notify(r)
+	return r, true, nil
+}
+
+// finish marks a pending record done with its decision, applies side
+// effects on its original (increments: outstanding += amount) and appends
+// its event, in one transaction. If another process finished it first,
+// finish returns that record and done false.
+func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done bool, err error) {
+	r.status = statusDone
+	r.updatedAt = a.cfg.Now().UnixNano()
+	err = a.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET status = ?, approved = ?, reason = ?, detail = ?, auth_code = ?,
+			amount = ?, outstanding = ?, hold_id = ?, transfer_id = ?, forced = ?, original_id = ?, updated_at = ?
+			WHERE id = ? AND status = ?`),
+			r.status, b2i(r.Approved), string(r.Reason), r.Detail, r.AuthCode, r.Amount, r.Outstanding, r.HoldID, r.TransferID, b2i(r.Forced),
+			r.OriginalID, r.updatedAt, r.ID, statusPending)
+		if err != nil {
+			return fmt.Errorf("authorization: finish %s: %w", r.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("authorization: finish %s: %w", r.ID, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		done = true
+		if r.Kind == KindIncremental && r.Approved && r.OriginalID != "" {
+			if _, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET outstanding = outstanding + ?, hold_id = ?, updated_at = ? WHERE id = ?`),
+				r.Amount, r.HoldID, r.updatedAt, r.OriginalID); err != nil {
+				return fmt.Errorf("authorization: grow %s: %w", r.OriginalID, err)
+			}
+		}
+		return a.appendEvent(ctx, tx, r)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !done {
+		got, err := a.find(ctx, r.networkKey)
+		if err != nil {
+			return nil, false, err
+		}
+		return got, false, nil
+	}
+	a.notify(r)
+	return r, true, nil
+}
+
+// recordReversal writes a reversal and its effect on the original in one
+// transaction. If the reversal's key is already recorded it writes nothing
+// and returns the record that is.
+func (a *Authorizer) recordReversal(ctx context.Context, rev *record, orig *record) (*record, error) {
+	inserted := false
+	err := a.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, a.db.Rebind(insertQuery), rev.args()...)
+		if err != nil {
+			return fmt.Errorf("authorization: insert reversal %s: %w", rev.networkKey, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		inserted = true
+		if orig != nil {
+			if _, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET outstanding = ?, hold_id = ?, updated_at = ? WHERE id = ?`),
+				orig.Outstanding, orig.HoldID, rev.updatedAt, orig.ID); err != nil {
+				return fmt.Errorf("authorization: reverse %s: %w", orig.ID, err)
+			}
+		}
+		return a.appendEvent(ctx, tx, rev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !inserted {
+		return a.find(ctx, rev.networkKey)
+	}
+	a.notify(rev)
+	return rev, nil
+}
+
+// topic is the event topic of a decided record.
+func (r *record) topic() string {
+	switch {
+	case r.Kind == KindReversal:
+		return TopicReversed
+	case !r.Approved:
+		return TopicDeclined
+	case r.Kind == KindAdvice:
+		return TopicAdvised
+	case r.Kind == KindIncremental:
+		return TopicIncremented
+	default:
+		return TopicApproved
+	}
+}
+
+func (a *Authorizer) appendEvent(ctx context.Context, tx *sql.Tx, r *record) error {
+	payload, err := json.Marshal(r.decision())
+	if err != nil {
+		return fmt.Errorf("authorization: event %s: %w", r.ID, err)
+	}
+	key := r.CardID
+	if key == "" {
+		key = r.ID
+	}
+	return event.Append(ctx, tx, a.db, event.Event{Topic: r.topic(), Key: key, Time: r.At, Payload: payload})
+}
+
+func (a *Authorizer) notify(*record) {
+	if a.cfg.Notify != nil {
+		a.cfg.Notify()
+	}
+}
+
+var errNoRows = sql.ErrNoRows
