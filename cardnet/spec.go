@@ -1,0 +1,166 @@
+package cardnet
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/moov-io/iso8583"
+	"github.com/moov-io/iso8583/field"
+	"github.com/moov-io/iso8583/prefix"
+	"github.com/moov-io/iso8583/specs"
+)
+
+//go:embed spec/iso8583-1987-ascii.json
+var defaultSpecJSON []byte
+
+// maxSpecSize bounds what LoadSpec reads: a full 192-field spec is ~25 KiB.
+const maxSpecSize = 1 << 20
+
+// Spec is the layout of the messages a network speaks: for each data element
+// its encoding, length and length prefix. It is data, loaded from a JSON file
+// in moov-io/iso8583's spec-builder format, so a bank can speak its network's
+// dialect without code changes. A Spec is immutable and safe for concurrent
+// use.
+//
+// Field 0 is the MTI (4 characters), field 1 the bitmap. The bitmap is read
+// and written the standard way: a 64-bit primary bitmap, followed by a
+// secondary bitmap only when a data element above 64 is present (bit 1 set).
+type Spec struct {
+	moov   *iso8583.MessageSpec
+	mti    field.Field
+	bitmap *field.Bitmap
+	max    int // highest data element the spec defines
+}
+
+// DefaultSpec returns the spec corebank ships: ISO 8583:1987, every data
+// element as ASCII characters, the bitmap as 16 hexadecimal characters per
+// 64 bits. docs/iso8583.md describes it field by field.
+func DefaultSpec() *Spec {
+	s, err := LoadSpec(bytes.NewReader(defaultSpecJSON))
+	if err != nil {
+		// The embedded file is tested; failing here is a build defect.
+		panic(fmt.Sprintf("cardnet: embedded default spec: %v", err))
+	}
+	return s
+}
+
+// DefaultSpecJSON returns the JSON of the default spec, a starting point for
+// a bank that must describe its network's dialect.
+func DefaultSpecJSON() []byte { return bytes.Clone(defaultSpecJSON) }
+
+// LoadSpec reads a spec in moov-io/iso8583's spec-builder JSON format (see
+// DefaultSpecJSON). It checks what cardnet relies on: a 4-character fixed MTI
+// as field 0, a bitmap as field 1, and the data elements that requests and
+// responses use.
+func LoadSpec(r io.Reader) (*Spec, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, maxSpecSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	if len(raw) > maxSpecSize {
+		return nil, fmt.Errorf("read spec: larger than %d bytes", maxSpecSize)
+	}
+	ms, err := specs.ImportJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("import spec: %w", err)
+	}
+	return newSpec(ms)
+}
+
+func newSpec(ms *iso8583.MessageSpec) (*Spec, error) {
+	if err := ms.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid spec: %w", err)
+	}
+	s := &Spec{moov: ms, mti: ms.Fields[0]}
+	s.bitmap = ms.Fields[1].(*field.Bitmap) // Validate checked the type
+	if sp := s.mti.Spec(); sp.Length != 4 || sp.Pref == nil || !isFixed(sp.Pref) {
+		return nil, fmt.Errorf("invalid spec: field 0 (MTI) must be fixed, 4 characters")
+	}
+	for n, f := range ms.Fields {
+		if n < 0 {
+			return nil, fmt.Errorf("invalid spec: negative field number %d", n)
+		}
+		if n > 1 && s.isPresenceBit(n) {
+			return nil, fmt.Errorf("invalid spec: field %d is a bitmap presence bit", n)
+		}
+		if n > 1 {
+			if _, ok := f.(*field.Bitmap); ok {
+				return nil, fmt.Errorf("invalid spec: field %d is a bitmap", n)
+			}
+		}
+		s.max = max(s.max, n)
+	}
+	if s.bitmap.Spec().DisableAutoExpand && s.max > s.bitmapBits() {
+		return nil, fmt.Errorf("invalid spec: field %d lies beyond the fixed %d-bit bitmap", s.max, s.bitmapBits())
+	}
+	// The data elements ParseRequest, Respond and the Server read or write:
+	// a spec that lacks one cannot carry corebank's traffic.
+	for _, n := range [...]int{2, 3, 4, 7, 11, 18, 22, 32, 37, 38, 39, 41, 42, 43, 49, 70, 90} {
+		if _, ok := ms.Fields[n]; !ok {
+			return nil, fmt.Errorf("invalid spec: field %d is required by cardnet and missing", n)
+		}
+	}
+	return s, nil
+}
+
+func isFixed(p prefix.Prefixer) bool {
+	switch p.Inspect() {
+	case "ASCII.Fixed", "EBCDIC.Fixed", "BCD.Fixed", "Binary.Fixed", "Hex.Fixed", "None.Fixed":
+		return true
+	}
+	return false
+}
+
+// bitmapBits is the number of bits in one bitmap (64 for the standard's
+// 8-byte bitmaps).
+func (s *Spec) bitmapBits() int {
+	n := s.bitmap.Spec().Length
+	if n == 0 {
+		n = 8
+	}
+	return n * 8
+}
+
+// isPresenceBit reports whether bit n announces a further bitmap (1, 65, 129)
+// rather than a data element.
+func (s *Spec) isPresenceBit(n int) bool {
+	return !s.bitmap.Spec().DisableAutoExpand && n%s.bitmapBits() == 1
+}
+
+// Name returns the spec's name, as its JSON gives it.
+func (s *Spec) Name() string { return s.moov.Name }
+
+// Defines reports whether the spec defines data element n.
+func (s *Spec) Defines(n int) bool {
+	_, ok := s.moov.Fields[n]
+	return n > 1 && ok
+}
+
+// Description returns the spec's description of data element n
+// ("Retrieval reference number"), or "" if it defines none.
+func (s *Spec) Description(n int) string {
+	f, ok := s.moov.Fields[n]
+	if !ok {
+		return ""
+	}
+	return f.Spec().Description
+}
+
+// Fields returns the data elements the spec defines, in ascending order.
+func (s *Spec) Fields() []int {
+	ns := make([]int, 0, len(s.moov.Fields))
+	for n := range s.moov.Fields {
+		if n > 1 {
+			ns = append(ns, n)
+		}
+	}
+	sort.Ints(ns)
+	return ns
+}
+
+// MessageSpec returns the underlying moov-io/iso8583 spec, for tools built on
+// that library. It must not be modified.
+func (s *Spec) MessageSpec() *iso8583.MessageSpec { return s.moov }
