@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -15,6 +16,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
@@ -51,6 +55,10 @@ type benchResult struct {
 	Errors        int64            `json:"errors"`
 	ErrorCodes    map[string]int64 `json:"error_codes,omitempty"`
 	GOMAXPROCS    int              `json:"gomaxprocs"`
+	Batches       int64            `json:"batches"`
+	MeanBatch     float64          `json:"mean_batch"`
+	CommitP50ms   float64          `json:"commit_p50_ms"`
+	CommitP99ms   float64          `json:"commit_p99_ms"`
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -98,7 +106,8 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer db.Close()
-	l, err := ledger.Open(ctx, db, ledger.Config{})
+	reg := prometheus.NewRegistry()
+	l, err := ledger.Open(ctx, db, ledger.Config{Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -155,6 +164,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		defer pprof.StopCPUProfile()
 	}
+	beforeLoad := histograms(reg)
 	acquirers := []string{"400012", "510045", "601100", "377711", "454545", "222300", "356600", "620000"}
 	day := time.Now().UTC().Format("0102")
 	start := time.Now()
@@ -219,14 +229,17 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		P50ms:         pct(lat, 0.50), P99ms: pct(lat, 0.99), P999ms: pct(lat, 0.999), Maxms: pct(lat, 1),
 		Errors: nerr, ErrorCodes: errs, GOMAXPROCS: runtime.GOMAXPROCS(0),
 	}
+	res.Batches, res.MeanBatch, res.CommitP50ms, res.CommitP99ms = commitStats(reg, beforeLoad)
 	if err := ledger.Verify(ctx, db); err != nil {
 		return fmt.Errorf("bench: after the run: %w", err)
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "store %s: %d transfers in %.1fs = %.0f transfers/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; errors %d %v; invariants verified\n",
+	fmt.Fprintf(stdout, "store %s: %d transfers in %.1fs = %.0f transfers/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; errors %d %v\n",
 		res.Store, res.Transfers, res.DurationS, res.TransfersPerS, res.P50ms, res.P99ms, res.P999ms, res.Maxms, res.Errors, res.ErrorCodes)
+	fmt.Fprintf(stdout, "group commits: %d of %.0f writes on average; commit time p50 <= %.2f ms, p99 <= %.2f ms (histogram bounds); invariants verified\n",
+		res.Batches, res.MeanBatch, res.CommitP50ms, res.CommitP99ms)
 	return nil
 }
 
@@ -247,6 +260,55 @@ func pace(ctx context.Context, work chan<- time.Time, rate float64, d time.Durat
 		}
 		work <- at
 	}
+}
+
+// histograms returns the ledger's batch and commit histograms by name.
+func histograms(g prometheus.Gatherer) map[string]*dto.Histogram {
+	out := map[string]*dto.Histogram{}
+	mfs, err := g.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		if len(mf.GetMetric()) > 0 && mf.GetMetric()[0].GetHistogram() != nil {
+			out[mf.GetName()] = mf.GetMetric()[0].GetHistogram()
+		}
+	}
+	return out
+}
+
+// commitStats compares the ledger's histograms now with those taken before
+// the load (so the setup's one-write commits do not count) and returns the
+// number of group commits, the mean writes per commit, and the commit-time
+// quantiles as histogram bucket upper bounds.
+func commitStats(g prometheus.Gatherer, before map[string]*dto.Histogram) (batches int64, mean, p50, p99 float64) {
+	after := histograms(g)
+	if b, a := before["corebank_ledger_batch_writes"], after["corebank_ledger_batch_writes"]; a != nil {
+		batches = int64(a.GetSampleCount() - b.GetSampleCount())
+		if batches > 0 {
+			mean = (a.GetSampleSum() - b.GetSampleSum()) / float64(batches)
+		}
+	}
+	if b, a := before["corebank_ledger_commit_seconds"], after["corebank_ledger_commit_seconds"]; a != nil {
+		p50, p99 = bucketQuantile(b, a, 0.5)*1000, bucketQuantile(b, a, 0.99)*1000
+	}
+	return batches, mean, p50, p99
+}
+
+// bucketQuantile returns the upper bound of the bucket holding quantile q
+// of the observations made between histograms b and a.
+func bucketQuantile(b, a *dto.Histogram, q float64) float64 {
+	want := q * float64(a.GetSampleCount()-b.GetSampleCount())
+	for i, bk := range a.GetBucket() {
+		n := bk.GetCumulativeCount()
+		if i < len(b.GetBucket()) {
+			n -= b.GetBucket()[i].GetCumulativeCount()
+		}
+		if float64(n) >= want {
+			return bk.GetUpperBound()
+		}
+	}
+	return math.Inf(1)
 }
 
 // pct returns the q-quantile of sorted durations in milliseconds.
