@@ -1,0 +1,406 @@
+package clearing
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/lock"
+	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Defaults for Config.
+const (
+	// DefaultTolerance is how far, in percent, a clearing may exceed what
+	// was authorized before it is reported suspicious (tips, FX).
+	DefaultTolerance = 20
+	// DefaultMaxFileSize is the largest file Ingest accepts, in bytes.
+	DefaultMaxFileSize = 64 << 20
+)
+
+// Config configures a Clearer.
+type Config struct {
+	// Ledger moves the money. Required.
+	Ledger ledger.Service
+	// Authorization finds the authorization a record clears. Required.
+	Authorization authorization.Service
+	// Card finds the card a record's PAN is. Required.
+	Card card.Service
+	// Settlement maps each currency to the card scheme's settlement
+	// account: where force-posts go and refunds come from. A record in a
+	// currency without one is unmatched.
+	Settlement map[money.Currency]string
+	// Locker gives one processor a file at a time. Default: a lock.Local
+	// (one process); use a shared Locker when several processes share the
+	// database.
+	Locker lock.Locker
+	// Tolerance, in percent: a clearing above what was authorized by more
+	// is reported suspicious. Default DefaultTolerance.
+	Tolerance int
+	// MaxFileSize caps a file's size in bytes. Default DefaultMaxFileSize.
+	MaxFileSize int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Log receives what cannot be returned. Default: discarded.
+	Log *slog.Logger
+	// Notify is called after each commit that wrote an event, to wake the
+	// outbox relay. It must not block.
+	Notify func()
+}
+
+// Clearer implements Service on a store.DB, calling the card service, the
+// authorization service and the ledger.
+type Clearer struct {
+	db  *store.DB
+	cfg Config
+}
+
+var _ Service = (*Clearer)(nil)
+
+// Open checks cfg, migrates db (the clearing tables and the event outbox)
+// and returns the service. Errors: BadRequest (bad config).
+func Open(ctx context.Context, db *store.DB, cfg Config) (*Clearer, error) {
+	if cfg.Ledger == nil || cfg.Authorization == nil || cfg.Card == nil {
+		return nil, errors.New(errors.BadRequest, "clearing: config needs Ledger, Authorization and Card")
+	}
+	if cfg.Tolerance < 0 || cfg.MaxFileSize < 0 {
+		return nil, errors.New(errors.BadRequest, "clearing: Tolerance and MaxFileSize must not be negative")
+	}
+	if cfg.Tolerance == 0 {
+		cfg.Tolerance = DefaultTolerance
+	}
+	if cfg.MaxFileSize == 0 {
+		cfg.MaxFileSize = DefaultMaxFileSize
+	}
+	if cfg.Locker == nil {
+		cfg.Locker = &lock.Local{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func() {}
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("clearing: %w", err)
+	}
+	if err := store.Migrate(ctx, db, "clearing", sub); err != nil {
+		return nil, fmt.Errorf("clearing: %w", err)
+	}
+	if err := event.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("clearing: %w", err)
+	}
+	return &Clearer{db: db, cfg: cfg}, nil
+}
+
+// Ingest implements Service.
+func (c *Clearer) Ingest(ctx context.Context, req IngestRequest) (*Report, error) {
+	if !isText(req.FileName, 1, 255) {
+		return nil, errors.New(errors.BadRequest, "clearing: file name must be 1 to 255 printable characters")
+	}
+	if len(req.Content) > c.cfg.MaxFileSize {
+		return nil, errors.Errorf(errors.BadRequest, "clearing: file is %d bytes, more than the %d allowed", len(req.Content), c.cfg.MaxFileSize)
+	}
+	pf, err := parse(req.Content)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(req.Content)
+	hash := hex.EncodeToString(sum[:])
+
+	// Most repeats are answered without waiting for the lock.
+	if rep, done, err := c.stored(ctx, pf.id, hash); err != nil || done {
+		return rep, err
+	}
+
+	lease, err := c.cfg.Locker.Lock(ctx, "clearing/file/"+pf.id)
+	if err != nil {
+		return nil, errors.Wrap(err, errors.CodeOf(err), "clearing: lock file "+pf.id)
+	}
+	defer lease.Release()
+
+	rep, done, err := c.start(ctx, pf, req.FileName, hash, lease.Token)
+	if err != nil || done {
+		return rep, err
+	}
+	recs, err := c.pendingRecords(ctx, pf.id)
+	if err != nil {
+		return nil, err
+	}
+	for i := range pf.lines {
+		l := &pf.lines[i]
+		st, ok := recs[l.ID]
+		if !ok {
+			continue // already final
+		}
+		if err := c.process(ctx, pf.id, lease.Token, l, st); err != nil {
+			return nil, fmt.Errorf("clearing: file %s record %s: %w", pf.id, l.ID, err)
+		}
+	}
+	return c.complete(ctx, pf.id, lease.Token)
+}
+
+// stored returns the report of a file already completed with the same
+// content (done), or Conflict when the id was used for other content.
+func (c *Clearer) stored(ctx context.Context, id, hash string) (*Report, bool, error) {
+	f, err := c.getFile(ctx, c.db.Read, id)
+	if errors.Is(err, errors.NotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if f.SHA256 != hash {
+		return nil, false, errors.Errorf(errors.Conflict, "clearing: file %s was already ingested with other content", id)
+	}
+	if f.Status != FileCompleted || f.Report == nil {
+		return nil, false, nil
+	}
+	rep := *f.Report
+	rep.Replayed = true
+	return &rep, true, nil
+}
+
+// GetFile implements Service.
+func (c *Clearer) GetFile(ctx context.Context, id string) (*File, error) {
+	if !isToken(id, 32) {
+		return nil, errors.New(errors.BadRequest, "clearing: malformed file id")
+	}
+	return c.getFile(ctx, c.db.Read, id)
+}
+
+// ListRecords implements Service.
+func (c *Clearer) ListRecords(ctx context.Context, fileID string) ([]Record, error) {
+	if _, err := c.GetFile(ctx, fileID); err != nil {
+		return nil, err
+	}
+	return c.listRecords(ctx, fileID)
+}
+
+// plan is what is to be done with one record, decided from lookups before
+// any money moves.
+type plan struct {
+	op         string // opNone, opPost, opDebit, opCredit
+	account    string // the card's ledger account
+	settlement string
+	rec        Record // card id, authorization id, hold id, status/reason for opNone, suspicious
+}
+
+// Ledger operations a record's plan may hold.
+const (
+	opNone   = ""       // nothing to post: the plan's status is final
+	opPost   = "post"   // PostHold on rec.HoldID
+	opDebit  = "debit"  // force-post: card account -> settlement
+	opCredit = "credit" // refund: settlement -> card account
+)
+
+// ledgerKey is the idempotency key of a record's ledger write.
+func ledgerKey(fileID, recordID string) string { return "clr:" + fileID + ":" + recordID }
+
+// process applies one record not yet final, resuming at its recorded plan
+// when an earlier run chose one.
+func (c *Clearer) process(ctx context.Context, fileID string, fence int64, l *line, st *recordState) error {
+	p := st.plan
+	if p == nil {
+		var err error
+		if p, err = c.plan(ctx, l); err != nil {
+			return err
+		}
+		dup, err := c.claim(ctx, fileID, fence, l, p)
+		if err != nil || dup || p.op == opNone {
+			return err
+		}
+	}
+	out, err := c.execute(ctx, fileID, l, p)
+	if err != nil {
+		return err
+	}
+	return c.finish(ctx, fileID, fence, l, out)
+}
+
+// plan decides what to do with a record: find its card, match it to its
+// authorization, and choose the ledger operation.
+func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
+	p := &plan{}
+	unmatched := func(r Reason, detail string) (*plan, error) {
+		p.op, p.rec.Status, p.rec.Reason, p.rec.Detail = opNone, StatusUnmatched, r, detail
+		return p, nil
+	}
+	cd, err := c.cfg.Card.Lookup(ctx, l.pan)
+	switch {
+	case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+		return unmatched(ReasonCardNotFound, "")
+	case err != nil:
+		return nil, fmt.Errorf("card lookup: %w", err)
+	}
+	p.rec.CardID, p.account = cd.ID, cd.AccountID
+	if cd.Currency != l.BillingCurrency {
+		p.rec.Suspicious = append(p.rec.Suspicious, ReasonCurrencyMismatch)
+		return unmatched(ReasonCurrencyMismatch, fmt.Sprintf("billing currency %s, card account %s", l.BillingCurrency, cd.Currency))
+	}
+	p.settlement = c.cfg.Settlement[cd.Currency]
+	if p.settlement == "" {
+		return unmatched(ReasonNoSettlement, "no settlement account for "+string(cd.Currency))
+	}
+	if l.Kind == KindRefund {
+		p.op = opCredit
+		return p, nil
+	}
+
+	// 1. The original network ids: the authorization itself.
+	var d *authorization.Decision
+	if !l.Original.IsZero() {
+		d, err = c.cfg.Authorization.ByNetworkID(ctx, l.Original)
+		switch {
+		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+			d = nil
+		case err != nil:
+			return nil, fmt.Errorf("authorization lookup: %w", err)
+		}
+	}
+	// 2. RRN + auth code + card needs a lookup the authorization service
+	// does not have yet (docs/clearing.md); 3. without a match: force-post.
+	if d != nil {
+		p.rec.AuthorizationID = d.ID
+		if d.CardID != cd.ID {
+			p.rec.Suspicious = append(p.rec.Suspicious, ReasonCardMismatch)
+			d = nil // never touch another card's hold
+		}
+	}
+	if d != nil && l.AuthCode != "" && d.AuthCode != l.AuthCode {
+		p.rec.Suspicious = append(p.rec.Suspicious, ReasonAuthCode)
+	}
+	if d != nil && !d.Approved {
+		p.rec.Suspicious = append(p.rec.Suspicious, ReasonDeclined)
+		d = nil
+	}
+	switch {
+	case d == nil:
+		p.op, p.rec.Reason = opDebit, ReasonNoAuthorization
+	case d.TransferID != "" && d.HoldID == "":
+		// A single-message (0200) transaction: the money moved when it
+		// was authorized.
+		p.op, p.rec.Status, p.rec.TransferID = opNone, StatusSettled, d.TransferID
+	case d.HoldID == "":
+		p.op, p.rec.Reason = opDebit, ReasonNoAuthorization
+	default:
+		p.op, p.rec.HoldID = opPost, d.HoldID
+	}
+	return p, nil
+}
+
+// isRefusal reports whether a ledger error is a business refusal (the
+// posting will never succeed as it is), not a failure to retry.
+func isRefusal(err error) bool {
+	switch errors.CodeOf(err) {
+	case errors.BadRequest, errors.NotFound, errors.CurrencyMismatch, errors.AccountClosed, errors.InsufficientFunds, errors.Conflict:
+		return true
+	}
+	return false
+}
+
+// execute makes a plan's ledger write, idempotently, and returns the
+// record's final state.
+func (c *Clearer) execute(ctx context.Context, fileID string, l *line, p *plan) (Record, error) {
+	out := p.rec
+	key := ledgerKey(fileID, l.ID)
+	meta := map[string]string{"clearing_file": fileID, "clearing_record": l.ID, "arn": l.ARN}
+	refused := func(err error) (Record, error) {
+		if isRefusal(err) {
+			out.Status, out.Reason, out.Detail = StatusUnmatched, ReasonLedgerRefused, errors.MessageOf(err)
+			return out, nil
+		}
+		return out, fmt.Errorf("ledger: %w", err)
+	}
+	transfer := func(key string, from, to string, force bool) (*ledger.Transfer, error) {
+		return c.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{Key: key, Force: force, Metadata: meta, Legs: []ledger.Leg{
+			{AccountID: from, Amount: -l.BillingAmount, Currency: l.BillingCurrency},
+			{AccountID: to, Amount: l.BillingAmount, Currency: l.BillingCurrency},
+		}})
+	}
+	switch p.op {
+	case opCredit:
+		t, err := transfer(key, p.settlement, p.account, false)
+		if err != nil {
+			return refused(err)
+		}
+		out.Status, out.TransferID = StatusRefunded, t.ID
+		return out, nil
+	case opDebit:
+		t, err := transfer(key, p.account, p.settlement, true)
+		if err != nil {
+			return refused(err)
+		}
+		out.Status, out.TransferID = StatusForced, t.ID
+		return out, nil
+	case opPost:
+		h, err := c.cfg.Ledger.PostHold(ctx, ledger.PostHoldRequest{
+			Key: key, HoldID: p.rec.HoldID, Amount: l.BillingAmount, KeepOpen: !l.Final,
+			Force:    true, // the network has already paid the acquirer
+			Metadata: meta,
+		})
+		if err == nil {
+			out.Status = StatusPosted
+			if over(h.Posted, h.Authorized, c.cfg.Tolerance) {
+				out.Suspicious = append(out.Suspicious, ReasonOverAuthorized)
+				out.Detail = fmt.Sprintf("cleared %d of %d authorized", h.Posted, h.Authorized)
+			}
+			return out, nil
+		}
+		if !errors.Is(err, errors.Conflict) && !errors.Is(err, errors.NotFound) {
+			return refused(err)
+		}
+		// The hold expired, was voided or was finished by an earlier
+		// final presentment: the network has paid, so force-post. Hold
+		// states are final, so a rerun takes this path again, with the
+		// same key.
+		h, gerr := c.cfg.Ledger.GetHold(ctx, p.rec.HoldID)
+		switch {
+		case gerr == nil && h.Status == ledger.HoldPending:
+			return out, fmt.Errorf("ledger: post hold %s refused while pending: %w", p.rec.HoldID, err)
+		case gerr == nil:
+			out.Detail = "hold " + string(h.Status)
+			if h.Status == ledger.HoldPosted {
+				out.Suspicious = append(out.Suspicious, ReasonAfterFinal)
+			}
+		case !errors.Is(gerr, errors.NotFound):
+			return out, fmt.Errorf("ledger: get hold: %w", gerr)
+		}
+		t, err := transfer(key+":force", p.account, p.settlement, true)
+		if err != nil {
+			return refused(err)
+		}
+		out.Status, out.Reason, out.TransferID = StatusForced, ReasonHoldNotPending, t.ID
+		return out, nil
+	}
+	return out, errors.Errorf(errors.Internal, "clearing: unknown plan %q", p.op)
+}
+
+// over reports whether posted exceeds authorized by more than tol percent.
+func over(posted, authorized int64, tol int) bool {
+	// excess > authorized*tol/100, without multiplying authorized (up to
+	// 10^15) by tol.
+	if posted <= authorized {
+		return false
+	}
+	excess := posted - authorized
+	return excess > authorized/100*int64(tol)+authorized%100*int64(tol)/100
+}

@@ -1,0 +1,341 @@
+package clearing_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/clearing"
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+var epoch = time.Date(2030, 1, 15, 9, 0, 0, 0, time.UTC)
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// flakyLedger is the real ledger whose writes fail from the fail-th call
+// on (0: never), as if the process died there.
+type flakyLedger struct {
+	ledger.Service
+	calls, fail atomic.Int64
+	after       atomic.Bool // fail after the real call took effect
+}
+
+func (f *flakyLedger) trip() error {
+	n := f.calls.Add(1)
+	if k := f.fail.Load(); k > 0 && n >= k {
+		return errors.New(errors.Unavailable, "injected crash")
+	}
+	return nil
+}
+
+func (f *flakyLedger) Transfer(ctx context.Context, req ledger.TransferRequest) (*ledger.Transfer, error) {
+	err := f.trip()
+	if err != nil && !f.after.Load() {
+		return nil, err
+	}
+	t, lerr := f.Service.Transfer(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return t, lerr
+}
+
+func (f *flakyLedger) PostHold(ctx context.Context, req ledger.PostHoldRequest) (*ledger.Hold, error) {
+	err := f.trip()
+	if err != nil && !f.after.Load() {
+		return nil, err
+	}
+	h, lerr := f.Service.PostHold(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return h, lerr
+}
+
+// env is a clearing service wired to real card, authorization and ledger
+// services, each on its own database of the test's engine.
+type env struct {
+	t          *testing.T
+	db, ledDB  *store.DB
+	clk        *clock
+	led        *ledger.Ledger
+	flaky      *flakyLedger
+	cards      *card.Cards
+	auth       *authorization.Authorizer
+	c          *clearing.Clearer
+	fund       string
+	settlement string
+	n          atomic.Int64
+}
+
+func otherDB(t *testing.T, like *store.DB, service string) *store.DB {
+	if like.Dialect == store.Postgres {
+		return storetest.Postgres(t, service)
+	}
+	return storetest.SQLite(t, service)
+}
+
+func newEnv(t *testing.T, db *store.DB) *env {
+	t.Helper()
+	ctx := context.Background()
+	clk := new(clock)
+	clk.ns.Store(epoch.UnixNano())
+	e := &env{t: t, db: db, clk: clk, ledDB: otherDB(t, db, "ledger")}
+	var err error
+	e.led, err = ledger.Open(ctx, e.ledDB, ledger.Config{Now: clk.Now})
+	if err != nil {
+		t.Fatalf("ledger.Open: %v", err)
+	}
+	t.Cleanup(func() { e.led.Close() })
+	cvkA, _ := card.ParseSecret("0123456789ABCDEF")
+	cvkB, _ := card.ParseSecret("FEDCBA9876543210")
+	e.cards, err = card.Open(ctx, otherDB(t, db, "card"), card.Config{
+		BIN:     "45717360",
+		Keyring: card.Keyring{Current: "k1", Keys: map[string]card.Secret{"k1": card.Secret(bytes.Repeat([]byte{0x11}, 32))}},
+		HashKey: card.Secret(bytes.Repeat([]byte{0x22}, 32)),
+		CVK:     card.CVK{A: cvkA, B: cvkB},
+		Now:     clk.Now,
+	})
+	if err != nil {
+		t.Fatalf("card.Open: %v", err)
+	}
+	e.fund = e.account("fund", ledger.RuleNone)
+	e.settlement = e.account("settlement", ledger.RuleNone)
+	settle := map[money.Currency]string{"GBP": e.settlement}
+	e.auth, err = authorization.Open(ctx, otherDB(t, db, "authorization"), authorization.Config{
+		Card: e.cards, Ledger: e.led, Now: clk.Now, Settlement: settle,
+	})
+	if err != nil {
+		t.Fatalf("authorization.Open: %v", err)
+	}
+	e.flaky = &flakyLedger{Service: e.led}
+	e.c, err = clearing.Open(ctx, db, clearing.Config{
+		Ledger: e.flaky, Authorization: e.auth, Card: e.cards, Settlement: settle, Now: clk.Now,
+	})
+	if err != nil {
+		t.Fatalf("clearing.Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ledger.Verify(context.Background(), e.ledDB); err != nil {
+			t.Errorf("ledger.Verify: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *env) account(key string, rule ledger.Rule) string {
+	e.t.Helper()
+	a, err := e.led.CreateAccount(context.Background(), ledger.CreateAccountRequest{Key: key, Currency: "GBP", Rule: rule})
+	if err != nil {
+		e.t.Fatalf("CreateAccount(%s): %v", key, err)
+	}
+	return a.ID
+}
+
+type holder struct {
+	card    *card.Card
+	pan     string
+	cvc     string
+	account string
+}
+
+// holder issues a card on a new account holding balance.
+func (e *env) holder(balance int64) *holder {
+	e.t.Helper()
+	ctx := context.Background()
+	n := e.n.Add(1)
+	acc := e.account(fmt.Sprintf("cust-%d", n), ledger.RuleLimit)
+	if balance > 0 {
+		if _, err := e.led.Transfer(ctx, ledger.TransferRequest{Key: fmt.Sprintf("fund-%d", n), Legs: []ledger.Leg{
+			{AccountID: e.fund, Amount: -balance, Currency: "GBP"}, {AccountID: acc, Amount: balance, Currency: "GBP"},
+		}}); err != nil {
+			e.t.Fatalf("fund: %v", err)
+		}
+	}
+	c, err := e.cards.Issue(ctx, card.IssueRequest{Key: fmt.Sprintf("issue-%d", n), AccountID: acc, CustomerID: fmt.Sprintf("cus_%d", n), Currency: "GBP"})
+	if err != nil {
+		e.t.Fatalf("Issue: %v", err)
+	}
+	d, err := e.cards.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "test"})
+	if err != nil {
+		e.t.Fatalf("Reveal: %v", err)
+	}
+	return &holder{card: c, pan: d.PAN, cvc: d.CVC, account: acc}
+}
+
+// authorize approves a purchase of amount pence on h and returns it.
+func (e *env) authorize(h *holder, amount int64) *authorization.Decision {
+	e.t.Helper()
+	n := e.n.Add(1)
+	d, err := e.auth.Authorize(context.Background(), authorization.Request{
+		Kind:    authorization.KindPurchase,
+		Network: authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
+		PAN:     authorization.PAN(h.pan), Expiry: "3401", CVC: authorization.CVC(h.cvc),
+		Amount: amount, Currency: "GBP", MCC: "5814", Channel: card.ChannelContactless,
+		MerchantName: "OZONE COFFEE", MerchantCity: "LONDON", MerchantCountry: "GB",
+	})
+	if err != nil || !d.Approved {
+		e.t.Fatalf("Authorize: %v %+v", err, d)
+	}
+	return d
+}
+
+// rec is one detail record to write into a file.
+type rec struct {
+	id          string
+	pan         string
+	proc        string // processing code; default 000000
+	amount      int64
+	currency    string // default GBP
+	billing     int64  // default amount
+	arn         string // default derived from id
+	auth        *authorization.Decision
+	authCode    string // default auth's
+	presentment int    // default 1
+	notFinal    bool
+}
+
+// forAuth is a record clearing d for amount on h.
+func forAuth(id string, h *holder, d *authorization.Decision, amount int64) rec {
+	return rec{id: id, pan: h.pan, amount: amount, auth: d}
+}
+
+func (r rec) line() string {
+	proc, cur := r.proc, r.currency
+	if proc == "" {
+		proc = "000000"
+	}
+	if cur == "" {
+		cur = "GBP"
+	}
+	billing := r.billing
+	if billing == 0 {
+		billing = r.amount
+	}
+	arn := r.arn
+	if arn == "" {
+		arn = arnFor(r.id)
+	}
+	var rrn, code, acq, stan, tx string
+	if r.auth != nil {
+		rrn, code, acq, stan, tx = r.auth.Network.RRN, r.auth.AuthCode, r.auth.Network.Acquirer, r.auth.Network.STAN, r.auth.Network.TransmissionTime
+	}
+	if r.authCode != "" {
+		code = r.authCode
+	}
+	p, final := r.presentment, "Y"
+	if p == 0 {
+		p = 1
+	}
+	if r.notFinal {
+		final = "N"
+	}
+	return fmt.Sprintf("D,%s,%s,%s,%d,%s,%d,%s,%s,%s,%s,%s,%s,%s,\"OZONE COFFEE, SHOREDITCH\",LONDON,GB,5814,%d,%s",
+		r.id, r.pan, proc, r.amount, cur, billing, cur, arn, rrn, code, acq, stan, tx, p, final)
+}
+
+// arnFor derives a 23-digit acquirer reference from a record id.
+func arnFor(id string) string {
+	var h uint64 = 1469598103934665603
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint64(id[i])) * 1099511628211
+	}
+	return fmt.Sprintf("74%021d", h%1e18)
+}
+
+// file builds a well-formed clearing file.
+func file(id string, recs ...rec) []byte {
+	var b strings.Builder
+	var total int64
+	for _, r := range recs {
+		if r.billing != 0 {
+			total += r.billing
+		} else {
+			total += r.amount
+		}
+	}
+	fmt.Fprintf(&b, "# test clearing file\nH,%s,MCI,2030-01-16,%d,%d\n", id, len(recs), total)
+	for _, r := range recs {
+		b.WriteString(r.line() + "\n")
+	}
+	fmt.Fprintf(&b, "T,%s,%d,%d\n", id, len(recs), total)
+	return []byte(b.String())
+}
+
+func (e *env) ingest(t *testing.T, name string, content []byte) *clearing.Report {
+	t.Helper()
+	rep, err := e.c.Ingest(context.Background(), clearing.IngestRequest{FileName: name, Content: content})
+	if err != nil {
+		t.Fatalf("Ingest: %v", err)
+	}
+	return rep
+}
+
+func (e *env) balance(acc string) *ledger.Balance {
+	e.t.Helper()
+	b, err := e.led.Balance(context.Background(), acc, time.Time{})
+	if err != nil {
+		e.t.Fatalf("Balance: %v", err)
+	}
+	return b
+}
+
+func (e *env) wantBalance(t *testing.T, acc string, posted, pending int64) {
+	t.Helper()
+	b := e.balance(acc)
+	if b.Posted != posted || b.Pending != pending {
+		t.Errorf("balance posted %d pending %d, want %d and %d", b.Posted, b.Pending, posted, pending)
+	}
+}
+
+func (e *env) hold(t *testing.T, id string) *ledger.Hold {
+	t.Helper()
+	h, err := e.led.GetHold(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetHold: %v", err)
+	}
+	return h
+}
+
+func (e *env) records(t *testing.T, fileID string) map[string]clearing.Record {
+	t.Helper()
+	rs, err := e.c.ListRecords(context.Background(), fileID)
+	if err != nil {
+		t.Fatalf("ListRecords: %v", err)
+	}
+	m := map[string]clearing.Record{}
+	for _, r := range rs {
+		m[r.ID] = r
+	}
+	return m
+}
+
+func count(t *testing.T, db *store.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := db.Read.QueryRow(q).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func wantCode(t *testing.T, err error, code errors.Code) {
+	t.Helper()
+	if errors.CodeOf(err) != code {
+		t.Fatalf("error = %v, want code %s", err, code)
+	}
+}
