@@ -83,7 +83,9 @@ func (c ResponseCode) Description() string {
 
 // Reason is why a decision went the way it did, in the stable words the
 // authorization service records (authorization.Reason has the same values:
-// convert with cardnet.Reason(d.Reason)). cardnet imports no service.
+// convert with cardnet.Reason(d.Reason)). It is its own type so that the
+// codec, the server and this table stand without any service; only the
+// Gateway (gateway.go) imports authorization.
 type Reason string
 
 // The reasons. The first group are authorization.Reason's; the rest are the

@@ -29,13 +29,15 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("bench: which? (ledger)")
+		return fmt.Errorf("bench: which? (ledger, auth)")
 	}
 	switch args[0] {
 	case "ledger":
 		return benchLedger(ctx, args[1:], stdout, stderr)
+	case "auth":
+		return benchAuth(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("bench: unknown target %q (ledger)", args[0])
+	return fmt.Errorf("bench: unknown target %q (ledger, auth)", args[0])
 }
 
 // benchResult is what `corebank bench ledger --json` prints.

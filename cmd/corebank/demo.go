@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
@@ -29,8 +31,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	var cfg config
 	cfg.flags(fs)
+	var cc cardConfig
+	cc.flags(fs)
+	var gc gatewayConfig
+	gc.flags(fs)
 	every := fs.Duration("activity", 2*time.Second, "interval between demo payments; 0 turns them off")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	// The demo keeps generated card keys under --data; production takes
+	// them from a KMS or HSM through the environment (serve requires them).
+	if err := cc.demoKeys(cfg.dataDir); err != nil {
 		return err
 	}
 	p, err := startPlatform(ctx, cfg, "corebank", stderr)
@@ -52,10 +63,37 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ln.stop(context.Background())
 		return err
 	}
-	srv, err := p.serveHTTP(cfg.httpAddr, router, func(ctx context.Context) error { return ln.db.Ping(ctx) },
-		map[string]http.Handler{"GET /{$}": demoIndex(client, accts)})
+	cn, err := p.startCard(ctx, router, cc)
 	if err != nil {
 		ln.stop(context.Background())
+		return err
+	}
+	cards := &card.Client{RPC: inproc.Filter(rpc.From("demo"))}
+	an, err := p.startAuthorization(ctx, router, &card.Client{RPC: inproc.Filter(rpc.From(authorization.Name))},
+		&ledger.Client{RPC: inproc.Filter(rpc.From(authorization.Name))}, []money.Currency{"GBP"})
+	if err != nil {
+		cn.stop(context.Background())
+		ln.stop(context.Background())
+		return err
+	}
+	stopServices := func(ctx context.Context) []error {
+		return []error{an.stop(ctx), cn.stop(ctx), ln.stop(ctx)}
+	}
+	if _, err := demoCards(ctx, cards, accts); err != nil {
+		stopServices(context.Background())
+		return err
+	}
+	gn, err := p.startGateway(gc, &authorization.Client{RPC: inproc.Filter(rpc.From("cardnet"))})
+	if err != nil {
+		stopServices(context.Background())
+		return err
+	}
+	srv, err := p.serveHTTP(cfg.httpAddr, router, func(ctx context.Context) error {
+		return errors.Join(ln.db.Ping(ctx), cn.db.Ping(ctx), an.db.Ping(ctx))
+	}, map[string]http.Handler{"GET /{$}": demoIndex(client, accts)})
+	if err != nil {
+		gn.stop(context.Background())
+		stopServices(context.Background())
 		return err
 	}
 
@@ -73,14 +111,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, `corebank demo is running.
 
   HTTP        http://%[1]s/            demo accounts and balances
-  RPC         http://%[1]s/rpc/ledger/{method}   (POST JSON)
+  RPC         http://%[1]s/rpc/{ledger,card,authorization}/{method}   (POST JSON)
+  ISO 8583    %[3]s   card network gateway (2-byte length header, ISO 8583:1987 ASCII)
   metrics     http://%[1]s/metrics
   health      http://%[1]s/healthz  http://%[1]s/readyz
-  data        %[2]s   (SQLite: ledger.db; NATS JetStream: nats/)
+  data        %[2]s   (SQLite: ledger.db, card.db, authorization.db; NATS JetStream: nats/)
   events      NATS JetStream in this process, stream CORE
 
 Press Ctrl-C to stop.
-`, srv.addr(), absPath(cfg.dataDir))
+`, srv.addr(), absPath(cfg.dataDir), gn.addr())
 
 	actDone := make(chan struct{})
 	go func() {
@@ -94,7 +133,11 @@ Press Ctrl-C to stop.
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	<-actDone
-	errs := []error{srv.stop(sctx), ln.stop(sctx)}
+	// The card network first (drain in flight, reconcile late decisions),
+	// then HTTP, then the services: each stops its writes, flushes its
+	// outbox and closes its store.
+	errs := []error{gn.stop(sctx), srv.stop(sctx)}
+	errs = append(errs, stopServices(sctx)...)
 	stopSub()
 	<-subDone
 	if err := errors.Join(errs...); err != nil {

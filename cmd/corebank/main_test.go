@@ -42,7 +42,7 @@ func TestDemo(t *testing.T) {
 	var logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--activity", "50ms"}, outW, &logs)
+		done <- run(ctx, []string{"demo", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0", "--activity", "50ms"}, outW, &logs)
 		outW.Close()
 	}()
 

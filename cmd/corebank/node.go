@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,14 +12,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/event"
 	enats "github.com/corebank/corebank/event/nats"
 	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/obs"
 	"github.com/corebank/corebank/rpc"
 	"github.com/corebank/corebank/store"
@@ -141,8 +151,7 @@ func (p *platform) serverFilters() []rpc.Filter {
 type ledgerNode struct {
 	db         *store.DB
 	ledger     *ledger.Ledger
-	relay      *event.Relay
-	relayDone  chan error
+	relay      *outboxRelay
 	expireDone chan struct{}
 	cancel     context.CancelFunc
 }
@@ -154,21 +163,58 @@ func (p *platform) startLedger(ctx context.Context, router *rpc.Router) (*ledger
 	if err != nil {
 		return nil, err
 	}
-	relay := &event.Relay{DB: db, Publisher: p.bus, Log: p.log.With("component", "relay", "service", ledger.Name), Registerer: p.reg}
-	l, err := ledger.Open(ctx, db, ledger.Config{Notify: relay.Notify, Log: p.log.With("service", ledger.Name), Metrics: p.reg})
+	relay := p.newRelay(db, ledger.Name)
+	l, err := ledger.Open(ctx, db, ledger.Config{Notify: relay.relay.Notify, Log: p.log.With("service", ledger.Name), Metrics: p.reg})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	ledger.Register(router, l)
+	relay.start()
 	rctx, cancel := context.WithCancel(context.Background())
-	n := &ledgerNode{db: db, ledger: l, relay: relay, relayDone: make(chan error, 1), expireDone: make(chan struct{}), cancel: cancel}
-	go func() { n.relayDone <- relay.Run(rctx) }()
+	n := &ledgerNode{db: db, ledger: l, relay: relay, expireDone: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(n.expireDone)
 		expireHolds(rctx, l, p.cfg.expireEvery, p.log.With("service", ledger.Name, "job", "expire_holds"))
 	}()
 	return n, nil
+}
+
+// outboxRelay publishes one service's outbox to the bus.
+type outboxRelay struct {
+	relay  *event.Relay
+	done   chan error
+	cancel context.CancelFunc
+}
+
+// newRelay makes the outbox relay of service's db; the service's Notify is
+// relay.Notify. start runs it.
+func (p *platform) newRelay(db *store.DB, service string) *outboxRelay {
+	return &outboxRelay{
+		relay: &event.Relay{DB: db, Publisher: p.bus, Log: p.log.With("component", "relay", "service", service), Registerer: p.reg},
+		done:  make(chan error, 1),
+	}
+}
+
+func (r *outboxRelay) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- r.relay.Run(ctx) }()
+}
+
+// stop stops the relay after publishing what the outbox holds. Call it once
+// the service has stopped writing.
+func (r *outboxRelay) stop(ctx context.Context) error {
+	if r.cancel == nil {
+		return nil
+	}
+	r.cancel()
+	var err error
+	if ferr := r.relay.Flush(ctx); ferr != nil {
+		err = fmt.Errorf("flush outbox: %w", ferr)
+	}
+	<-r.done
+	return err
 }
 
 // expireHolds releases holds past their expiry, every interval. Expiry is
@@ -209,12 +255,7 @@ func expireHolds(ctx context.Context, l ledger.Service, every time.Duration, log
 func (n *ledgerNode) stop(ctx context.Context) error {
 	n.cancel()
 	<-n.expireDone
-	errs := []error{n.ledger.Close()}
-	if err := n.relay.Flush(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("flush outbox: %w", err))
-	}
-	<-n.relayDone
-	errs = append(errs, n.db.Close())
+	errs := []error{n.ledger.Close(), n.relay.stop(ctx), n.db.Close()}
 	return errors.Join(errs...)
 }
 
@@ -277,4 +318,302 @@ func absPath(p string) string {
 		return a
 	}
 	return p
+}
+
+// cardConfig is the card service's configuration: the BIN and the secret
+// keys. In production the keys come from a KMS or HSM and reach the process
+// through the environment (COREBANK_CARD_KEYRING and so on); only the demo
+// may generate them, into a file under --data.
+type cardConfig struct {
+	bin     string
+	keyring string // "id:hex,id:hex"; the first is current
+	hashKey string // hex, at least 32 bytes
+	cvk     string // "hexA:hexB", 8 bytes each
+}
+
+func (c *cardConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.bin, "card-bin", "459999", "BIN new card numbers start with (6 to 8 digits)")
+	fs.StringVar(&c.keyring, "card-keyring", "", "card number encryption keys, id:hex32bytes[,id:hex...], the first is current (secret: set COREBANK_CARD_KEYRING)")
+	fs.StringVar(&c.hashKey, "card-hash-key", "", "HMAC key for card number lookup, hex, at least 32 bytes (secret: set COREBANK_CARD_HASH_KEY)")
+	fs.StringVar(&c.cvk, "card-cvk", "", "card verification key pair, hexA:hexB, 8 bytes each (secret: set COREBANK_CARD_CVK)")
+}
+
+// demoCardKeysFile holds the keys the demo generated, so that a restart
+// still decrypts its cards. A real deployment never keeps keys on disk
+// next to the data: they live in a KMS or HSM.
+const demoCardKeysFile = "demo-card-keys.json"
+
+// demoKeys fills the missing keys of c from --data/demo-card-keys.json,
+// generating and writing that file (mode 0600) the first time.
+func (c *cardConfig) demoKeys(dataDir string) error {
+	if c.keyring != "" && c.hashKey != "" && c.cvk != "" {
+		return nil
+	}
+	path := filepath.Join(dataDir, demoCardKeysFile)
+	var file struct {
+		Keyring string `json:"keyring"`
+		HashKey string `json:"hash_key"`
+		CVK     string `json:"cvk"`
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &file); err != nil {
+			return fmt.Errorf("demo card keys %s: %w", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		hexKey := func(n int) string {
+			k := make([]byte, n)
+			rand.Read(k)
+			return hex.EncodeToString(k)
+		}
+		file.Keyring = "demo1:" + hexKey(32)
+		file.HashKey = hexKey(32)
+		file.CVK = hexKey(8) + ":" + hexKey(8)
+		b, _ := json.MarshalIndent(file, "", "  ")
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+			return fmt.Errorf("demo card keys: %w", err)
+		}
+	default:
+		return fmt.Errorf("demo card keys: %w", err)
+	}
+	if c.keyring == "" {
+		c.keyring = file.Keyring
+	}
+	if c.hashKey == "" {
+		c.hashKey = file.HashKey
+	}
+	if c.cvk == "" {
+		c.cvk = file.CVK
+	}
+	return nil
+}
+
+// config returns the card.Config c describes. Errors never echo a key.
+func (c *cardConfig) config() (card.Config, error) {
+	cfg := card.Config{BIN: c.bin, Keyring: card.Keyring{Keys: map[string]card.Secret{}}}
+	if c.keyring == "" || c.hashKey == "" || c.cvk == "" {
+		return cfg, fmt.Errorf("the card service needs --card-keyring, --card-hash-key and --card-cvk (or COREBANK_CARD_KEYRING, COREBANK_CARD_HASH_KEY, COREBANK_CARD_CVK)")
+	}
+	for i, entry := range strings.Split(c.keyring, ",") {
+		id, hexKey, ok := strings.Cut(strings.TrimSpace(entry), ":")
+		k, err := card.ParseSecret(hexKey)
+		if !ok || err != nil {
+			return cfg, fmt.Errorf("--card-keyring: entry %d is not id:hex", i+1)
+		}
+		if i == 0 {
+			cfg.Keyring.Current = id
+		}
+		cfg.Keyring.Keys[id] = k
+	}
+	var err error
+	if cfg.HashKey, err = card.ParseSecret(c.hashKey); err != nil {
+		return cfg, fmt.Errorf("--card-hash-key is not hex")
+	}
+	a, b, ok := strings.Cut(c.cvk, ":")
+	if cfg.CVK.A, err = card.ParseSecret(a); !ok || err != nil {
+		return cfg, fmt.Errorf("--card-cvk is not hexA:hexB")
+	}
+	if cfg.CVK.B, err = card.ParseSecret(b); err != nil {
+		return cfg, fmt.Errorf("--card-cvk is not hexA:hexB")
+	}
+	return cfg, nil
+}
+
+// cardNode is the card service with its store and outbox relay.
+type cardNode struct {
+	db    *store.DB
+	cards *card.Cards
+	relay *outboxRelay
+}
+
+// startCard opens the card service on its store, starts its outbox relay
+// and serves its methods on router.
+func (p *platform) startCard(ctx context.Context, router *rpc.Router, cc cardConfig) (*cardNode, error) {
+	cfg, err := cc.config()
+	if err != nil {
+		return nil, err
+	}
+	db, err := p.openStore(ctx, card.Name)
+	if err != nil {
+		return nil, err
+	}
+	relay := p.newRelay(db, card.Name)
+	cfg.Notify = relay.relay.Notify
+	cards, err := card.Open(ctx, db, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	card.Register(router, cards)
+	relay.start()
+	return &cardNode{db: db, cards: cards, relay: relay}, nil
+}
+
+func (n *cardNode) stop(ctx context.Context) error {
+	return errors.Join(n.relay.stop(ctx), n.db.Close())
+}
+
+// settlementKey is the fixed idempotency key of the card scheme's
+// settlement account in currency c, so every start finds the same one.
+func settlementKey(c money.Currency) string { return "settlement-" + string(c) }
+
+// settlementAccounts opens (or finds) a settlement account per currency.
+func settlementAccounts(ctx context.Context, l ledger.Service, currencies []money.Currency) (map[money.Currency]string, error) {
+	out := make(map[money.Currency]string, len(currencies))
+	for _, c := range currencies {
+		a, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: settlementKey(c), Currency: c, Owner: "bank:settlement", Rule: ledger.RuleNone})
+		if err != nil {
+			return nil, fmt.Errorf("settlement account %s: %w", c, err)
+		}
+		out[c] = a.ID
+	}
+	return out, nil
+}
+
+// authorizationNode is the authorization service with its store and outbox
+// relay.
+type authorizationNode struct {
+	db    *store.DB
+	auth  *authorization.Authorizer
+	relay *outboxRelay
+}
+
+// startAuthorization opens the authorization service on its store, calling
+// cards and l, starts its outbox relay and serves its methods on router.
+func (p *platform) startAuthorization(ctx context.Context, router *rpc.Router, cards card.Service, l ledger.Service, currencies []money.Currency) (*authorizationNode, error) {
+	settlement, err := settlementAccounts(ctx, l, currencies)
+	if err != nil {
+		return nil, err
+	}
+	db, err := p.openStore(ctx, authorization.Name)
+	if err != nil {
+		return nil, err
+	}
+	relay := p.newRelay(db, authorization.Name)
+	a, err := authorization.Open(ctx, db, authorization.Config{
+		Card: cards, Ledger: l, Settlement: settlement,
+		Log: p.log.With("service", authorization.Name), Notify: relay.relay.Notify,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	authorization.Register(router, a)
+	relay.start()
+	return &authorizationNode{db: db, auth: a, relay: relay}, nil
+}
+
+func (n *authorizationNode) stop(ctx context.Context) error {
+	return errors.Join(n.relay.stop(ctx), n.db.Close())
+}
+
+// gatewayConfig configures the ISO 8583 gateway.
+type gatewayConfig struct {
+	addr      string
+	deadline  time.Duration
+	onTimeout string
+	workers   int
+}
+
+func (c *gatewayConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "iso8583", cardnet.DefaultAddr, "TCP address the ISO 8583 gateway listens on for the card network")
+	fs.DurationVar(&c.deadline, "iso8583-deadline", cardnet.DefaultDeadline, "decision deadline of an ISO 8583 request")
+	fs.StringVar(&c.onTimeout, "iso8583-on-timeout", "91", "answer past the deadline: 91 (issuer unavailable) or none (let the network stand in)")
+	fs.IntVar(&c.workers, "iso8583-workers", cardnet.DefaultWorkers, "requests decided at once over all ISO 8583 connections")
+}
+
+// gatewayNode is the ISO 8583 listener and its handler.
+type gatewayNode struct {
+	srv  *cardnet.Server
+	gw   *cardnet.Gateway
+	ln   net.Listener
+	done chan error
+}
+
+// startGateway listens for the card network and answers it with auth's
+// decisions.
+func (p *platform) startGateway(gc gatewayConfig, auth authorization.Service) (*gatewayNode, error) {
+	policy, err := cardnet.ParseTimeoutPolicy(gc.onTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("--iso8583-on-timeout: %w", err)
+	}
+	log := p.log.With("service", "cardnet")
+	gw := &cardnet.Gateway{Auth: auth, Deadline: gc.deadline, OnTimeout: policy, Log: log, Metrics: p.reg}
+	srv := &cardnet.Server{Handler: gw, Deadline: gc.deadline, Workers: gc.workers, Log: log}
+	ln, err := net.Listen("tcp", gc.addr)
+	if err != nil {
+		return nil, fmt.Errorf("--iso8583: listen %s: %w", gc.addr, err)
+	}
+	n := &gatewayNode{srv: srv, gw: gw, ln: ln, done: make(chan error, 1)}
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, cardnet.ErrServerClosed) {
+			err = nil
+		}
+		n.done <- err
+	}()
+	return n, nil
+}
+
+func (n *gatewayNode) addr() string { return n.ln.Addr().String() }
+
+// stop stops reading requests, answers those in flight, then waits for
+// late decisions to be reconciled: before the services it calls stop.
+func (n *gatewayNode) stop(ctx context.Context) error {
+	err := n.srv.Shutdown(ctx)
+	if e := <-n.done; err == nil {
+		err = e
+	}
+	return errors.Join(err, n.gw.Wait(ctx))
+}
+
+// cardDetails are a demo card's full details, for the card-network
+// simulator to pay with.
+type cardDetails struct {
+	CardID      string `json:"card_id"`
+	AccountID   string `json:"account_id"`
+	CustomerID  string `json:"customer_id"`
+	PAN         string `json:"pan"`
+	ExpiryMonth int    `json:"expiry_month"`
+	ExpiryYear  int    `json:"expiry_year"`
+	CVC         string `json:"cvc"`
+}
+
+// demoCustomerID is the card service's customer id of a demo account.
+func demoCustomerID(i int) string { return "cus_demo" + strconv.Itoa(i) }
+
+// demoCards issues one card per demo customer account (accts[1:]),
+// idempotently: the keys are fixed, so a restart finds the same cards.
+func demoCards(ctx context.Context, cards card.Service, accts []demoAccount) ([]card.Card, error) {
+	var out []card.Card
+	for i, a := range accts {
+		if i == 0 {
+			continue // the bank's funding account
+		}
+		c, err := cards.Issue(ctx, card.IssueRequest{Key: "demo-card-" + strconv.Itoa(i), AccountID: a.ID, CustomerID: demoCustomerID(i), Currency: "GBP"})
+		if err != nil {
+			return nil, fmt.Errorf("demo cards: %w", err)
+		}
+		out = append(out, *c)
+	}
+	return out, nil
+}
+
+// demoCardDetails reveals the demo cards' full details for the simulator.
+// Each reveal is audited (reason "demo simulator") like a customer's "show
+// card details"; never log the result.
+func demoCardDetails(ctx context.Context, cards card.Service, demo []card.Card) ([]cardDetails, error) {
+	out := make([]cardDetails, 0, len(demo))
+	for _, c := range demo {
+		d, err := cards.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "demo simulator"})
+		if err != nil {
+			return nil, fmt.Errorf("demo card details: %w", err)
+		}
+		out = append(out, cardDetails{CardID: c.ID, AccountID: c.AccountID, CustomerID: c.CustomerID, PAN: d.PAN, ExpiryMonth: d.ExpiryMonth, ExpiryYear: d.ExpiryYear, CVC: d.CVC})
+	}
+	return out, nil
 }

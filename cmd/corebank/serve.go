@@ -6,39 +6,124 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/rpc"
 )
 
+// cardnetService names the ISO 8583 gateway for --service.
+const cardnetService = "cardnet"
+
 // runServe runs one service in this process, serving its RPC methods over
 // HTTP: the scale-out shape. Point --store at PostgreSQL and --nats-url at
-// the JetStream cluster.
+// the JetStream cluster; services it calls are reached over HTTP at
+// --ledger-url, --card-url and --authorization-url.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
 	cfg.flags(fs)
-	service := fs.String("service", "", "the service to run: ledger")
+	var cc cardConfig
+	cc.flags(fs)
+	var gc gatewayConfig
+	gc.flags(fs)
+	services := []string{ledger.Name, card.Name, authorization.Name, cardnetService}
+	service := fs.String("service", "", "the service to run: "+strings.Join(services, ", "))
+	ledgerURL := fs.String("ledger-url", "", "base URL of the ledger service's HTTP RPC (authorization)")
+	cardURL := fs.String("card-url", "", "base URL of the card service's HTTP RPC (authorization)")
+	authURL := fs.String("authorization-url", "", "base URL of the authorization service's HTTP RPC (cardnet)")
+	currencies := fs.String("settlement-currencies", "GBP", "currencies with a settlement account, comma-separated (authorization)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *service != ledger.Name {
-		return fmt.Errorf("serve: --service must be one of: %s", ledger.Name)
+	known := false
+	for _, s := range services {
+		known = known || s == *service
 	}
+	if !known {
+		return fmt.Errorf("serve: --service must be one of: %s", strings.Join(services, ", "))
+	}
+	remote := func(flagName, url string) (rpc.Service, error) {
+		if url == "" {
+			return nil, fmt.Errorf("serve --service %s needs --%s", *service, flagName)
+		}
+		return rpc.NewHTTPClient(url, nil).Filter(rpc.From(*service)), nil
+	}
+
 	p, err := startPlatform(ctx, cfg, *service, stderr)
 	if err != nil {
 		return err
 	}
 	defer p.close(context.Background())
 	router := rpc.NewRouter()
-	ln, err := p.startLedger(ctx, router)
-	if err != nil {
-		return err
+
+	// stop stops what this process runs, in order; ready checks it.
+	var stop []func(context.Context) error
+	var ready []func(context.Context) error
+	switch *service {
+	case ledger.Name:
+		n, err := p.startLedger(ctx, router)
+		if err != nil {
+			return err
+		}
+		stop, ready = append(stop, n.stop), append(ready, n.db.Ping)
+	case card.Name:
+		n, err := p.startCard(ctx, router, cc)
+		if err != nil {
+			return err
+		}
+		stop, ready = append(stop, n.stop), append(ready, n.db.Ping)
+	case authorization.Name:
+		lr, err := remote("ledger-url", *ledgerURL)
+		if err != nil {
+			return err
+		}
+		cr, err := remote("card-url", *cardURL)
+		if err != nil {
+			return err
+		}
+		var cs []money.Currency
+		for _, c := range strings.Split(*currencies, ",") {
+			cs = append(cs, money.Currency(strings.TrimSpace(c)))
+		}
+		n, err := p.startAuthorization(ctx, router, &card.Client{RPC: cr}, &ledger.Client{RPC: lr}, cs)
+		if err != nil {
+			return err
+		}
+		stop, ready = append(stop, n.stop), append(ready, n.db.Ping)
+	case cardnetService:
+		ar, err := remote("authorization-url", *authURL)
+		if err != nil {
+			return err
+		}
+		n, err := p.startGateway(gc, &authorization.Client{RPC: ar})
+		if err != nil {
+			return err
+		}
+		stop = append(stop, n.stop)
+		p.log.Info("ISO 8583 gateway listening", "addr", n.addr())
 	}
-	srv, err := p.serveHTTP(cfg.httpAddr, router, func(ctx context.Context) error { return ln.db.Ping(ctx) }, nil)
+	stopAll := func(ctx context.Context) error {
+		var errs []error
+		for _, s := range stop {
+			errs = append(errs, s(ctx))
+		}
+		return errors.Join(errs...)
+	}
+
+	srv, err := p.serveHTTP(cfg.httpAddr, router, func(ctx context.Context) error {
+		var errs []error
+		for _, r := range ready {
+			errs = append(errs, r(ctx))
+		}
+		return errors.Join(errs...)
+	}, nil)
 	if err != nil {
-		ln.stop(context.Background())
+		stopAll(context.Background())
 		return err
 	}
 	p.log.Info("serving", "service", *service, "http", srv.addr(), "store", cfg.storeKind)
@@ -46,8 +131,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	select {
 	case <-ctx.Done():
-		return errors.Join(srv.stop(sctx), ln.stop(sctx))
+		// HTTP first, so that no RPC reaches a stopped service; the
+		// gateway's stop drains its ISO 8583 connections itself.
+		return errors.Join(srv.stop(sctx), stopAll(sctx))
 	case err := <-srv.done:
-		return errors.Join(fmt.Errorf("http server: %w", err), ln.stop(sctx))
+		return errors.Join(fmt.Errorf("http server: %w", err), stopAll(sctx))
 	}
 }

@@ -1,0 +1,557 @@
+package cardnet
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+)
+
+// TimeoutPolicy is what the Gateway answers a request whose decision is not
+// reached within its deadline.
+type TimeoutPolicy int
+
+const (
+	// Decline91 answers 91, issuer unavailable: the acquirer declines (or
+	// its network stands in on the 91).
+	Decline91 TimeoutPolicy = iota
+	// NoAnswer sends nothing, so that the network times out and stands in
+	// for the issuer (and later sends an 0120 advice of what it decided).
+	NoAnswer
+)
+
+// String names the policy as the --iso8583-on-timeout flag spells it.
+func (p TimeoutPolicy) String() string {
+	if p == NoAnswer {
+		return "none"
+	}
+	return "91"
+}
+
+// ParseTimeoutPolicy reads "91" or "none".
+func ParseTimeoutPolicy(s string) (TimeoutPolicy, error) {
+	switch s {
+	case "91", "decline":
+		return Decline91, nil
+	case "none", "no-answer", "stand-in":
+		return NoAnswer, nil
+	}
+	return 0, fmt.Errorf("timeout policy must be 91 or none, not %q", s)
+}
+
+// DefaultReconcileTimeout bounds a decision that outlives its deadline,
+// together with the reversal that reconciles it.
+const DefaultReconcileTimeout = 30 * time.Second
+
+// timedOutTTL is how long the Gateway remembers a request it answered per
+// its TimeoutPolicy, to answer a retransmission of it the same way.
+const timedOutTTL = time.Hour
+
+// Gateway is the Handler that maps ISO 8583 requests to the authorization
+// service and its decisions back to responses:
+//
+//	0100 purchase, cash, refund (DE3), pre-auth (DE25 06)  Authorize
+//	0100 with DE90                                       Increment
+//	0120 advice (stand-in when DE39 is 00 or 10)          Advise
+//	0200 financial                                       Financial
+//	0400, 0420 reversal (partial with DE95)              Reverse
+//
+// and their repeats (0101, 0121, 0201, 0401, 0421), which the authorization
+// service answers identically since they carry the same network ids.
+//
+// Network ids: a message's NetworkID is its acquirer (DE32, leading zeros
+// removed), STAN (DE11), RRN (DE37) and transmission time (DE7). DE90 names
+// an original by acquirer, STAN and DE7 but not RRN: as networks do, a
+// reversal or incremental carries its original's RRN in DE37.
+//
+// Deadline: each decision has at most Deadline (and the Server's
+// per-request deadline, whichever is sooner). Past it the Gateway answers
+// per OnTimeout and lets the decision finish in the background; if it then
+// turns out approved with money held or moved, the Gateway reverses it (a
+// reversal whose network id is derived from the request's, so doing it
+// twice does it once), so that the bank's books agree with the decline or
+// the silence it sent. A retransmission of such a request gets the same
+// timeout answer. Nothing is answered approved before the authorization
+// service has returned, which it does only once its decision is durable.
+// Advices and reversals are not reconciled: the network sends them again
+// until acknowledged.
+//
+// Set the fields before the first Handle; do not change them afterwards.
+type Gateway struct {
+	// Auth decides. Required.
+	Auth authorization.Service
+	// Spec is the message layout; DefaultSpec() if nil. It must be the
+	// Server's.
+	Spec *Spec
+	// Deadline bounds each decision; DefaultDeadline if zero.
+	Deadline time.Duration
+	// OnTimeout is what to answer past the deadline.
+	OnTimeout TimeoutPolicy
+	// ReconcileTimeout bounds a late decision and its reversal;
+	// DefaultReconcileTimeout if zero.
+	ReconcileTimeout time.Duration
+	// Log receives timeouts, reconciliations and failures; discarded if
+	// nil. Card numbers are masked, card secrets left out.
+	Log *slog.Logger
+	// Metrics, if set, receives the gateway's metrics:
+	// corebank_cardnet_requests_total{mti,code},
+	// corebank_cardnet_decision_seconds{mti},
+	// corebank_cardnet_timeouts_total{mti} and
+	// corebank_cardnet_reconciliations_total{outcome}.
+	Metrics prometheus.Registerer
+
+	once      sync.Once
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	timeouts  *prometheus.CounterVec
+	reconcile *prometheus.CounterVec
+
+	mu       sync.Mutex
+	flights  map[string]*flight   // decisions in progress, by network key
+	timedOut map[string]time.Time // requests answered per OnTimeout, by network key, when
+	bg       sync.WaitGroup       // decisions outliving their deadline
+}
+
+// flight is one decision in progress, shared by the retransmissions of its
+// request that arrive meanwhile, so that all of them are answered alike.
+type flight struct {
+	done     chan struct{} // closed when d and err are set
+	d        *authorization.Decision
+	err      error
+	timedOut bool // set, under Gateway.mu, only while done is open
+}
+
+var _ Handler = (*Gateway)(nil)
+
+func (g *Gateway) init() {
+	g.once.Do(func() {
+		if g.Spec == nil {
+			g.Spec = DefaultSpec()
+		}
+		if g.Deadline <= 0 {
+			g.Deadline = DefaultDeadline
+		}
+		if g.ReconcileTimeout <= 0 {
+			g.ReconcileTimeout = DefaultReconcileTimeout
+		}
+		if g.Log == nil {
+			g.Log = slog.New(slog.DiscardHandler)
+		}
+		g.flights = make(map[string]*flight)
+		g.timedOut = make(map[string]time.Time)
+		g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corebank_cardnet_requests_total",
+			Help: "ISO 8583 requests answered by the gateway, by request MTI (repeats as their original) and response code; code \"none\" when deliberately unanswered.",
+		}, []string{"mti", "code"})
+		g.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "corebank_cardnet_decision_seconds",
+			Help:    "Time from a request reaching the gateway to its answer, by request MTI.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 1.5, 2.5, 5},
+		}, []string{"mti"})
+		g.timeouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corebank_cardnet_timeouts_total",
+			Help: "Requests answered per the timeout policy because no decision came within the deadline, by request MTI.",
+		}, []string{"mti"})
+		g.reconcile = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corebank_cardnet_reconciliations_total",
+			Help: "Late decisions after a timeout answer, by outcome: reversed, declined (nothing to undo), failed.",
+		}, []string{"outcome"})
+		if g.Metrics != nil {
+			for _, c := range []prometheus.Collector{g.requests, g.latency, g.timeouts, g.reconcile} {
+				if err := g.Metrics.Register(c); err != nil {
+					g.Log.Warn("cardnet: gateway metric not registered", "err", err)
+				}
+			}
+		}
+	})
+}
+
+// Wait waits until the decisions that outlived their deadline have finished
+// and been reconciled, or ctx ends. Call it after the Server has shut down
+// and before the authorization service closes.
+func (g *Gateway) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		g.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cardnet: waiting for late decisions: %w", ctx.Err())
+	}
+}
+
+// Handle implements Handler.
+func (g *Gateway) Handle(ctx context.Context, msg *Message) *Message {
+	g.init()
+	start := time.Now()
+	base := baseMTI(msg.MTI())
+	resp, code := g.handle(ctx, msg)
+	g.latency.WithLabelValues(base).Observe(time.Since(start).Seconds())
+	g.requests.WithLabelValues(base, code).Inc()
+	return resp
+}
+
+// handle returns the response and its code for the metrics ("none" when
+// there is no response).
+func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
+	req, err := ParseRequest(msg)
+	if err != nil {
+		return g.respond(msg, Answer{Code: ResponseCodeFor(err)})
+	}
+	log := g.Log.With("req", req)
+	call, reconcile, code := g.route(req)
+	if call == nil {
+		log.Warn("cardnet: request not supported", "code", string(code))
+		return g.respond(msg, Answer{Code: code})
+	}
+	n := networkID(req)
+	key := n.Key()
+
+	if reconcile {
+		g.mu.Lock()
+		_, late := g.timedOut[key]
+		g.mu.Unlock()
+		if late {
+			log.Info("cardnet: retransmission of a request answered per the timeout policy; answering alike")
+			return g.timeoutAnswer(msg)
+		}
+	}
+
+	f, joined := g.join(key)
+	if !joined {
+		g.bg.Add(1)
+		go g.fly(ctx, n, f, call, reconcile, log)
+	}
+	deadline := time.NewTimer(g.Deadline)
+	defer deadline.Stop()
+	select {
+	case <-f.done:
+	case <-deadline.C:
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	select {
+	case <-f.done:
+	default:
+		f.timedOut = true
+		if reconcile {
+			g.rememberTimeout(key)
+		}
+	}
+	timedOut := f.timedOut
+	g.mu.Unlock()
+
+	if timedOut {
+		g.timeouts.WithLabelValues(baseMTI(req.MTI)).Inc()
+		log.Warn("cardnet: no decision within the deadline", "policy", g.OnTimeout.String())
+		return g.timeoutAnswer(msg)
+	}
+	if f.err != nil {
+		code := ResponseCodeFor(f.err)
+		log.Error("cardnet: authorization failed", "err", f.err, "code", string(code))
+		return g.respond(msg, Answer{Code: code})
+	}
+	if reconcile && req.IsRepeat() && g.reversedLate(ctx, key, f.d) {
+		// A repeat after a restart of a request whose late approval was
+		// reversed: answer as the timeout did.
+		return g.timeoutAnswer(msg)
+	}
+	return g.respond(msg, g.answer(req, f.d))
+}
+
+// join returns the flight of key, starting one if there is none (joined
+// false: the caller must fly it).
+func (g *Gateway) join(key string) (f *flight, joined bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.flights[key]; ok {
+		return f, true
+	}
+	f = &flight{done: make(chan struct{})}
+	g.flights[key] = f
+	return f, false
+}
+
+// fly runs the decision of f on a context that outlives the request's
+// deadline, and reconciles it if the request was answered per the timeout
+// policy.
+func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, f *flight, call decide, reconcile bool, log *slog.Logger) {
+	defer g.bg.Done()
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
+	defer cancel()
+	d, err := call(dctx)
+	g.mu.Lock()
+	f.d, f.err = d, err
+	close(f.done)
+	delete(g.flights, n.Key())
+	timedOut := f.timedOut
+	g.mu.Unlock()
+	if timedOut && reconcile {
+		g.reverseLate(dctx, n, d, err, log)
+	}
+}
+
+// decide is one call to the authorization service.
+type decide func(ctx context.Context) (*authorization.Decision, error)
+
+// latePrefix marks the network id of the Gateway's own reversal of a late
+// decision: "GW" and the RRN, which no 12-character network RRN equals.
+const latePrefix = "GW"
+
+// lateReversalID is the network id of the Gateway's reversal of the
+// request with network id n: derived, so that it is done once however
+// often it is attempted.
+func lateReversalID(n authorization.NetworkID) authorization.NetworkID {
+	r := n
+	r.RRN = latePrefix + n.RRN
+	return r
+}
+
+// reverseLate undoes a late decision answered per the timeout policy: an
+// approval that held or moved money, or an error (the effect may be half
+// done: the reversal completes the original first, or records that it is
+// reversed so that the original is declined when retransmitted).
+func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d *authorization.Decision, derr error, log *slog.Logger) {
+	if derr == nil && (!d.Approved || (d.HoldID == "" && d.TransferID == "")) {
+		g.reconcile.WithLabelValues("declined").Inc()
+		log.Info("cardnet: late decision needs no reconciliation", "approved", d.Approved, "reason", string(d.Reason))
+		return
+	}
+	rev := authorization.ReversalRequest{Network: lateReversalID(n), Original: n}
+	if d != nil && d.Kind == authorization.KindIncremental && d.Original != nil {
+		// Undo the increment: the original's hold back down by it.
+		orig, err := g.Auth.ByNetworkID(ctx, *d.Original)
+		if err != nil {
+			g.reconcile.WithLabelValues("failed").Inc()
+			log.Error("cardnet: late incremental approval not reversed: original not found", "err", err, "authorization", d.ID)
+			return
+		}
+		rev.Original = *d.Original
+		rev.Amount = max(orig.Outstanding-d.Amount, 0)
+	}
+	rd, err := g.Auth.Reverse(ctx, rev)
+	if err != nil {
+		g.reconcile.WithLabelValues("failed").Inc()
+		log.Error("cardnet: late approval NOT reversed; its hold stays until it expires or clears", "err", err)
+		return
+	}
+	g.reconcile.WithLabelValues("reversed").Inc()
+	log.Warn("cardnet: late decision reversed to match the timeout answer", "reversal", rd.ID, "released", rd.Amount, "currency", string(rd.Currency))
+}
+
+// reversedLate reports whether the Gateway reversed d late, before a
+// restart that forgot it: checked only for repeats of approvals.
+func (g *Gateway) reversedLate(ctx context.Context, key string, d *authorization.Decision) bool {
+	if !d.Approved || (d.HoldID == "" && d.TransferID == "") {
+		return false
+	}
+	_, err := g.Auth.ByNetworkID(ctx, lateReversalID(d.Network))
+	if err == nil {
+		g.mu.Lock()
+		g.rememberTimeout(key)
+		g.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+// rememberTimeout records, under g.mu, that the request with key was
+// answered per the timeout policy, and forgets old ones.
+func (g *Gateway) rememberTimeout(key string) {
+	now := time.Now()
+	for k, at := range g.timedOut {
+		if now.Sub(at) > timedOutTTL {
+			delete(g.timedOut, k)
+		}
+	}
+	g.timedOut[key] = now
+}
+
+// timeoutAnswer answers msg per the timeout policy.
+func (g *Gateway) timeoutAnswer(msg *Message) (*Message, string) {
+	if g.OnTimeout == NoAnswer {
+		return nil, "none"
+	}
+	return g.respond(msg, Answer{Code: IssuerUnavailable})
+}
+
+// respond lays out the response, answering 96 if a cannot be.
+func (g *Gateway) respond(msg *Message, a Answer) (*Message, string) {
+	resp, err := Respond(msg, a)
+	if err != nil {
+		g.Log.Error("cardnet: cannot lay out the response; answering 96", "err", err, "code", string(a.Code))
+		resp, err = Respond(msg, Answer{Code: SystemMalfunction})
+		if err != nil {
+			return nil, "none"
+		}
+		return resp, string(SystemMalfunction)
+	}
+	return resp, string(a.Code)
+}
+
+// route returns the call that decides req, whether a late approval of it
+// must be reconciled, or nil and the response code refusing it.
+func (g *Gateway) route(req *Request) (call decide, reconcile bool, code ResponseCode) {
+	switch req.BaseMTI() {
+	case MTIAuthorizationRequest:
+		r := authRequest(req)
+		if req.Incremental() {
+			r.Kind = authorization.KindIncremental
+			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Increment(ctx, r) }, true, ""
+		}
+		switch req.ProcessingCode.Type() {
+		case Purchase, PurchaseWithCashback:
+			r.Kind = authorization.KindPurchase
+			if req.PreAuth() {
+				r.Kind = authorization.KindPreauth
+			}
+		case CashWithdrawal:
+			r.Kind = authorization.KindCash
+		case Refund, OriginalCredit:
+			r.Kind = authorization.KindRefund
+		default:
+			return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
+		}
+		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, true, ""
+	case MTIFinancialRequest:
+		switch req.ProcessingCode.Type() {
+		case Purchase, PurchaseWithCashback, CashWithdrawal:
+		default:
+			return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
+		}
+		r := authRequest(req)
+		r.Kind = authorization.KindFinancial
+		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Financial(ctx, r) }, true, ""
+	case MTIAuthorizationAdvice:
+		r := authRequest(req)
+		r.Kind = authorization.KindAdvice
+		r.StandIn = req.ResponseCode.Approval()
+		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Advise(ctx, r) }, false, ""
+	case MTIReversalRequest, MTIReversalAdvice:
+		r := reversalRequest(req)
+		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Reverse(ctx, r) }, false, ""
+	}
+	return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
+}
+
+// networkID is req's identity for the authorization service.
+func networkID(req *Request) authorization.NetworkID {
+	t := req.Trace()
+	return authorization.NetworkID{
+		Acquirer:         nonEmpty(t.AcquirerID),
+		STAN:             req.STAN,
+		RRN:              req.RRN,
+		TransmissionTime: req.TransmissionTime.String(),
+	}
+}
+
+// originalID is the identity of the message DE90 names; its RRN is req's
+// (see Gateway).
+func originalID(req *Request) *authorization.NetworkID {
+	if req.Original == nil {
+		return nil
+	}
+	t := req.Original.Trace()
+	return &authorization.NetworkID{
+		Acquirer:         nonEmpty(t.AcquirerID),
+		STAN:             t.STAN,
+		RRN:              req.RRN,
+		TransmissionTime: t.TransmissionTime.String(),
+	}
+}
+
+// nonEmpty names an all-zeros institution id "0".
+func nonEmpty(id string) string {
+	if id == "" {
+		return "0"
+	}
+	return id
+}
+
+// unknownChannel is what the card service is told when DE22 names no
+// channel it knows: card controls decline it (57).
+const unknownChannel card.Channel = "unknown"
+
+func authRequest(req *Request) authorization.Request {
+	r := authorization.Request{
+		Network:         networkID(req),
+		PAN:             authorization.PAN(req.PAN),
+		CVC:             authorization.CVC(req.CVC2),
+		Amount:          req.Amount,
+		Currency:        req.Currency,
+		BillingAmount:   req.BillingAmount,
+		BillingCurrency: req.BillingCurrency,
+		MCC:             req.MCC,
+		Channel:         card.Channel(req.Channel()),
+		MerchantName:    req.Merchant.Name,
+		MerchantCity:    req.Merchant.City,
+		MerchantCountry: req.Merchant.Country,
+		Original:        originalID(req),
+		PartialAllowed:  req.PartialApproval,
+	}
+	if r.Channel == card.Channel(ChannelUnknown) {
+		r.Channel = unknownChannel
+	}
+	if !req.Expiry.IsZero() {
+		r.Expiry = req.Expiry.String()
+	}
+	if r.Original != nil && *r.Original == r.Network {
+		r.Original = nil // names itself: nothing to build on
+	}
+	return r
+}
+
+func reversalRequest(req *Request) authorization.ReversalRequest {
+	r := authorization.ReversalRequest{
+		Network: networkID(req),
+		Advice:  req.BaseMTI() == MTIReversalAdvice,
+	}
+	if o := originalID(req); o != nil {
+		r.Original = *o
+	}
+	if r.Network == r.Original {
+		// Some networks reuse the original's STAN and DE7 in a reversal:
+		// the reversal still needs an identity of its own.
+		r.Network.RRN = "R" + r.Network.RRN
+	}
+	if req.ReplacementAmount != nil {
+		r.Amount = *req.ReplacementAmount
+		if req.BillingAmount > 0 && req.Amount > 0 {
+			// DE95 is in the transaction currency; the hold in the billing
+			// currency: scale by the original's rate.
+			r.Amount = *req.ReplacementAmount * req.BillingAmount / req.Amount
+		}
+	}
+	return r
+}
+
+// answer lays out decision d of req.
+func (g *Gateway) answer(req *Request, d *authorization.Decision) Answer {
+	a := Answer{Code: Reason(d.Reason).ResponseCode(req.MTI)}
+	if d.Approved && len(d.AuthCode) == 6 {
+		a.AuthID = d.AuthCode
+	}
+	if a.Code == PartiallyApproved {
+		if req.BillingAmount > 0 {
+			a.BillingAmount = d.Amount
+			// The transaction amount approved, at the request's rate,
+			// rounded down so the merchant is never told more.
+			a.Amount = req.Amount * d.Amount / req.BillingAmount
+		} else {
+			a.Amount = d.Amount
+		}
+		// Rounding can push it out of what a partial approval may say;
+		// the merchant is then told a little less than is held.
+		a.Amount = min(max(a.Amount, 1), req.Amount-1)
+	}
+	return a
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/cardnet"
+)
+
+// startTestGateway serves a gateway on loopback that approves every
+// request of card 4000001234567899 and declines the others 14.
+func startTestGateway(t *testing.T) string {
+	t.Helper()
+	h := cardnet.HandlerFunc(func(ctx context.Context, m *cardnet.Message) *cardnet.Message {
+		a := cardnet.Answer{Code: cardnet.Approved, AuthID: "T12345"}
+		if req, err := cardnet.ParseRequest(m); err != nil || (req.BaseMTI() == "0100" || req.BaseMTI() == "0200") && req.PAN != "4000001234567899" {
+			a = cardnet.Answer{Code: cardnet.InvalidCardNumber}
+		}
+		resp, err := cardnet.Respond(m, a)
+		if err != nil {
+			t.Error(err)
+		}
+		return resp
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &cardnet.Server{Handler: h}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-served; !errors.Is(err, cardnet.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+func writeCards(t *testing.T) string {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "cards.json")
+	cards := `[{"pan":"4000001234567899","expiry":"2912","cvc":"123","currency":"GBP"},
+	           {"pan":"5100009876543210","expiry":"3006","cvc":"456","currency":"EUR"}]`
+	if err := os.WriteFile(name, []byte(cards), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func TestBenchAuthJSON(t *testing.T) {
+	addr := startTestGateway(t)
+	cards := writeCards(t)
+	for _, rate := range []string{"0", "400"} {
+		t.Run("rate "+rate, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"bench", "auth", "--iso8583", addr, "--cards", cards,
+				"--duration", "500ms", "--rate", rate, "--connections", "2", "--clients", "16", "--json"}, &stdout, &stderr)
+			if err != nil {
+				t.Fatalf("bench auth: %v\n%s", err, stderr.String())
+			}
+			var got map[string]any
+			if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+				t.Fatalf("not one JSON object: %v: %q", err, stdout.String())
+			}
+			for _, k := range []string{"auths_per_s", "p50_ms", "p99_ms", "p999_ms", "errors", "codes"} {
+				if _, ok := got[k]; !ok {
+					t.Errorf("no %q in %s", k, stdout.String())
+				}
+			}
+			codes, _ := got["codes"].(map[string]any)
+			if got["auths_per_s"].(float64) <= 0 || got["errors"].(float64) != 0 || codes["00"] == nil || codes["14"] == nil {
+				t.Errorf("want authorizations, no errors, 00 and 14 answers: %s", stdout.String())
+			}
+			if rate == "400" {
+				if n := got["auths"].(float64); n < 150 || n > 210 {
+					t.Errorf("%v authorizations at 400/s for 0.5 s", n)
+				}
+			}
+		})
+	}
+}
+
+func TestSimulateWritesClearingFile(t *testing.T) {
+	addr := startTestGateway(t)
+	out := filepath.Join(t.TempDir(), "clearing.csv")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"simulate", "--iso8583", addr, "--cards", writeCards(t),
+		"--rate", "100", "--duration", "500ms", "--clearing-out", out, "--seed", "5"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "H,SIMNET-") || !strings.HasPrefix(lines[len(lines)-1], "T,") {
+		t.Errorf("clearing file is not header, records, trailer:\n%s", b)
+	}
+	if !strings.Contains(stdout.String(), "0 unanswered, 0 retransmission mismatches") {
+		t.Errorf("summary: %s", stdout.String())
+	}
+	if strings.Contains(stderr.String(), "5100009876543210") || strings.Contains(stdout.String(), "5100009876543210") {
+		t.Errorf("a full card number was printed")
+	}
+}
+
+func TestSimulateNeedsCards(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"simulate", "--iso8583", "127.0.0.1:1"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--cards") {
+		t.Errorf("simulate without --cards: %v", err)
+	}
+}

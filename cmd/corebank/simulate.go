@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/cardnet/sim"
+)
+
+// cardsHelp documents the --cards file for simulate and bench auth.
+const cardsHelp = `The --cards file is a JSON list of test cards the issuer knows:
+
+  [{"pan": "4000001234567899", "expiry": "2912", "cvc": "123", "currency": "GBP"},
+   {"pan": "5100009876543210", "expiry": "3006", "cvc": "456", "currency": "EUR"}]
+
+pan is 12 to 19 digits, expiry YYMM, cvc 3 or 4 digits, currency the ISO 4217
+code of the card's account (its billing currency). Numbers are never logged.
+`
+
+func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: corebank simulate --cards FILE [flags]\n\n"+
+			"Connect to a gateway as the card network, sign on, send realistic traffic\n"+
+			"(purchases, declines, reversals, incremental authorizations, retransmissions,\n"+
+			"stand-in advices, 0200 financials, refunds), sign off, and write the clearing\n"+
+			"file of what was approved.\n\n")
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\n"+cardsHelp)
+	}
+	var (
+		addr      = fs.String("iso8583", cardnet.DefaultAddr, "the gateway's ISO 8583 address")
+		rate      = fs.Float64("rate", 20, "scenarios started per second")
+		duration  = fs.Duration("duration", 30*time.Second, "how long to send traffic")
+		cardsFile = fs.String("cards", "", "JSON list of test cards (see below); required")
+		clearOut  = fs.String("clearing-out", "", "write the clearing file (docs/clearing.md format) here")
+		seed      = fs.Uint64("seed", 0, "random seed; 0 picks one from the clock")
+		echo      = fs.Duration("echo", 30*time.Second, "interval of echo tests (0800/301)")
+		verbose   = fs.Bool("v", false, "log every message's outcome")
+	)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cards, err := readCardsFile(*cardsFile)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if *seed == 0 {
+		*seed = uint64(time.Now().UnixNano())
+	}
+	s := &sim.Simulator{
+		Addr: *addr, Cards: cards, Rate: *rate, Duration: *duration,
+		Rand: rand.New(rand.NewPCG(*seed, 0)), Log: log, EchoEvery: *echo,
+	}
+	var out *os.File
+	if *clearOut != "" {
+		if out, err = os.Create(*clearOut); err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+		defer out.Close()
+		s.Clearing = out
+	}
+	log.Info("simulate: starting", "seed", *seed, "cards", len(cards))
+	res, err := s.Run(ctx)
+	if res != nil {
+		printSimResult(stdout, res)
+	}
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		if err := out.Close(); err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+		fmt.Fprintf(stdout, "clearing file %s: %d records, control total %d\n", *clearOut, len(res.Clearing.Records), res.Clearing.ControlTotal())
+	}
+	if res.Mismatches > 0 {
+		return fmt.Errorf("simulate: %d retransmissions got a different answer", res.Mismatches)
+	}
+	return nil
+}
+
+func readCardsFile(name string) ([]sim.Card, error) {
+	if name == "" {
+		return nil, fmt.Errorf("--cards is required (a JSON list of test cards; see -h)")
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return sim.ReadCards(f)
+}
+
+func printSimResult(w io.Writer, res *sim.Result) {
+	fmt.Fprintf(w, "%s: %d approvals, %d unanswered, %d retransmission mismatches\n",
+		res.Elapsed.Round(time.Millisecond), len(res.Approvals), res.Errors, res.Mismatches)
+	kinds := make([]string, 0, len(res.Scenarios))
+	for k, n := range res.Scenarios {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+	}
+	slices.Sort(kinds)
+	fmt.Fprintf(w, "scenarios: %v\n", kinds)
+	mtis := make([]string, 0, len(res.Codes))
+	for m := range res.Codes {
+		mtis = append(mtis, m)
+	}
+	slices.Sort(mtis)
+	for _, m := range mtis {
+		fmt.Fprintf(w, "  %s: %v\n", m, res.Codes[m])
+	}
+	if res.FirstError != nil {
+		fmt.Fprintf(w, "first error: %v\n", res.FirstError)
+	}
+}
