@@ -228,8 +228,17 @@ type Decision struct {
 	At              time.Time    `json:"at"`
 }
 
+// ReferenceQuery names an authorization by what a clearing record carries
+// when it lacks the original network ids: the card, the retrieval reference
+// number (DE37) and the approval code (DE38) the bank gave.
+type ReferenceQuery struct {
+	CardID   string `json:"card_id"`   // the card's id, as card.Service knows it
+	RRN      string `json:"rrn"`       // as NetworkID.RRN: 1 to 24 printable ASCII without ':'
+	AuthCode string `json:"auth_code"` // six characters [0-9A-Z]
+}
+
 // Service is the authorization service's contract. Callers: cardnet (every
-// method), clearing (Get, ByNetworkID), api (Get).
+// method), clearing (Get, ByNetworkID, ByReference), api (Get).
 //
 // Business outcomes are Decisions, never errors: a declined payment is a
 // Decision with Approved false. Every decision, approved or declined, is
@@ -288,6 +297,17 @@ type Service interface {
 	// ByNetworkID returns the decision recorded for a network message.
 	// Errors: BadRequest (malformed NetworkID), NotFound.
 	ByNetworkID(ctx context.Context, n NetworkID) (*Decision, error)
+
+	// ByReference returns the approved authorization of q.CardID with
+	// q.RRN and q.AuthCode: the record that holds (or, for a 0200,
+	// debited) the money, never a reversal, an incremental or an advice
+	// confirming it, which build on that record and share its reference.
+	// A declined decision has no auth code and is never returned. Callers:
+	// clearing, to match a record without original network ids. Errors:
+	// BadRequest (missing or malformed field), NotFound, Conflict (more
+	// than one authorization matches: the reference is ambiguous, and the
+	// caller must not guess).
+	ByReference(ctx context.Context, q ReferenceQuery) (*Decision, error)
 }
 
 // Event topics the service publishes, each with the Decision as payload

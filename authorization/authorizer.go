@@ -639,6 +639,24 @@ func (a *Authorizer) ByNetworkID(ctx context.Context, n NetworkID) (*Decision, e
 	return r.decision(), nil
 }
 
+// ByReference implements Service.
+func (a *Authorizer) ByReference(ctx context.Context, q ReferenceQuery) (*Decision, error) {
+	if err := q.validate(); err != nil {
+		return nil, err
+	}
+	rs, err := a.byReference(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	switch len(rs) {
+	case 0:
+		return nil, errors.New(errors.NotFound, "no approved authorization of that card with that reference and auth code")
+	case 1:
+		return rs[0].decision(), nil
+	}
+	return nil, errors.Errorf(errors.Conflict, "the reference and auth code match %s and %s (and maybe more) of that card", rs[0].ID, rs[1].ID)
+}
+
 // authCodeAlphabet is what approval codes are drawn from.
 const authCodeAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -18,6 +18,7 @@ const (
 	MethodReverse     = "reverse"
 	MethodGet         = "get"
 	MethodByNetworkID = "by_network_id"
+	MethodByReference = "by_reference"
 )
 
 // IDRequest names one decision by id.
@@ -34,6 +35,7 @@ func Register(r *rpc.Router, s Service) {
 	rpc.Handle(r, Name, MethodReverse, s.Reverse)
 	rpc.Handle(r, Name, MethodGet, func(ctx context.Context, req IDRequest) (*Decision, error) { return s.Get(ctx, req.ID) })
 	rpc.Handle(r, Name, MethodByNetworkID, s.ByNetworkID)
+	rpc.Handle(r, Name, MethodByReference, s.ByReference)
 }
 
 // Client is the authorization service as seen through an RPC Service: in
@@ -82,4 +84,9 @@ func (c *Client) Get(ctx context.Context, id string) (*Decision, error) {
 // ByNetworkID implements Service.
 func (c *Client) ByNetworkID(ctx context.Context, n NetworkID) (*Decision, error) {
 	return call[Decision](ctx, c, MethodByNetworkID, n)
+}
+
+// ByReference implements Service.
+func (c *Client) ByReference(ctx context.Context, q ReferenceQuery) (*Decision, error) {
+	return call[Decision](ctx, c, MethodByReference, q)
 }

@@ -132,6 +132,32 @@ func (a *Authorizer) find(ctx context.Context, networkKey string) (*record, erro
 	return r, nil
 }
 
+// byReference returns up to two decided, approved records of a card with
+// an RRN and auth code that stand on their own: not reversals, and not
+// records building on an original (incrementals, confirming advices).
+// Served by the authorizations_reference index.
+func (a *Authorizer) byReference(ctx context.Context, q ReferenceQuery) ([]*record, error) {
+	rows, err := a.db.Read.QueryContext(ctx, a.db.Rebind(`SELECT `+columns+` FROM authorizations
+		WHERE card_id = ? AND rrn = ? AND auth_code = ? AND status = ? AND approved = 1 AND kind <> ? AND original_id = ''
+		ORDER BY at, id LIMIT 2`), q.CardID, q.RRN, q.AuthCode, statusDone, string(KindReversal))
+	if err != nil {
+		return nil, fmt.Errorf("authorization: by reference: %w", err)
+	}
+	defer rows.Close()
+	var out []*record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("authorization: by reference: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("authorization: by reference: %w", err)
+	}
+	return out, nil
+}
+
 // reversedBefore reports whether a reversal of networkKey is recorded.
 func (a *Authorizer) reversedBefore(ctx context.Context, networkKey string) (bool, error) {
 	var n int

@@ -1,6 +1,7 @@
 package authorization
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -29,6 +30,28 @@ func (n NetworkID) validate(what string) error {
 				return badf("%s %s must be printable ASCII without ':'", what, f.name)
 			}
 		}
+	}
+	return nil
+}
+
+// maxCardID bounds a card id (card.MaxIDLen is the card service's own
+// bound; this one only keeps queries small).
+const maxCardID = 128
+
+func (q *ReferenceQuery) validate() error {
+	if len(q.CardID) == 0 || len(q.CardID) > maxCardID || !allPrintable(q.CardID) {
+		return badf("card_id must be 1 to %d printable ASCII characters", maxCardID)
+	}
+	if len(q.RRN) == 0 || len(q.RRN) > maxNetworkField {
+		return badf("rrn must be 1 to %d characters", maxNetworkField)
+	}
+	for i := 0; i < len(q.RRN); i++ {
+		if c := q.RRN[i]; c < 0x20 || c > 0x7e || c == ':' {
+			return badf("rrn must be printable ASCII without ':'")
+		}
+	}
+	if len(q.AuthCode) != 6 || strings.Trim(q.AuthCode, authCodeAlphabet) != "" {
+		return badf("auth_code must be six characters 0-9 A-Z")
 	}
 	return nil
 }

@@ -276,8 +276,6 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			return nil, fmt.Errorf("authorization lookup: %w", err)
 		}
 	}
-	// 2. RRN + auth code + card needs a lookup the authorization service
-	// does not have yet (docs/clearing.md); 3. without a match: force-post.
 	if d != nil {
 		p.rec.AuthorizationID = d.ID
 		if d.CardID != cd.ID {
@@ -292,6 +290,27 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		p.rec.Suspicious = append(p.rec.Suspicious, ReasonDeclined)
 		d = nil
 	}
+	// 2. No usable authorization by network ids (none given, none found,
+	// another card's, or declined): the card's own approved authorization
+	// with the record's RRN and auth code.
+	if d == nil && l.RRN != "" && l.AuthCode != "" {
+		d, err = c.cfg.Authorization.ByReference(ctx, authorization.ReferenceQuery{CardID: cd.ID, RRN: l.RRN, AuthCode: l.AuthCode})
+		switch {
+		case err == nil:
+			p.rec.AuthorizationID = d.ID
+		case errors.Is(err, errors.Conflict):
+			// Several authorizations share the reference: guessing could
+			// post against the wrong hold, so force-post and flag it.
+			d = nil
+			p.rec.Suspicious = append(p.rec.Suspicious, ReasonAmbiguousReference)
+			p.rec.Detail = "rrn and auth code match more than one authorization of the card"
+		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+			d = nil
+		default:
+			return nil, fmt.Errorf("authorization lookup by reference: %w", err)
+		}
+	}
+	// 3. Without a match: force-post.
 	switch {
 	case d == nil:
 		p.op, p.rec.Reason = opDebit, ReasonNoAuthorization

@@ -71,6 +71,10 @@ const (
 	ReasonAuthCode       Reason = "auth_code"       // the record's auth code differs from the authorization's
 	ReasonDeclined       Reason = "declined"        // the matched authorization was declined
 	ReasonAfterFinal     Reason = "after_final"     // a presentment after the authorization's final one
+	// ReasonAmbiguousReference: the record has no usable original network
+	// ids, and its RRN and auth code match more than one authorization of
+	// its card; none is guessed at, and the record is force-posted.
+	ReasonAmbiguousReference Reason = "ambiguous_reference"
 )
 
 // Record is one clearing record (a first presentment or a refund) and what

@@ -45,13 +45,37 @@ type line struct {
 	pan string
 }
 
-// parseError is a BadRequest naming where in the file the problem is.
+// parseError is a BadRequest naming where in the file the problem is. Any
+// run of 12 or more digits in the message is masked as a card number is,
+// whichever field it came from: a PAN in the wrong column (a shifted line,
+// a record id, an ARN) is never echoed.
 func parseError(lineNo int, rec, format string, args ...any) error {
 	where := fmt.Sprintf("line %d", lineNo)
 	if rec != "" {
 		where += fmt.Sprintf(" (record %s)", rec)
 	}
-	return cberrors.Errorf(cberrors.BadRequest, "clearing file: %s: %s", where, fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf("clearing file: %s: %s", where, fmt.Sprintf(format, args...))
+	return cberrors.New(cberrors.BadRequest, maskDigitRuns(msg))
+}
+
+// maskDigitRuns masks every run of 12 or more digits in s to its first six
+// and last four, the rest '*'.
+func maskDigitRuns(s string) string {
+	b := []byte(s)
+	for i := 0; i < len(b); {
+		j := i
+		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+			j++
+		}
+		if j-i >= 12 {
+			copy(b[i:j], maskPAN(string(b[i:j])))
+		}
+		if j == i {
+			j++
+		}
+		i = j
+	}
+	return string(b)
 }
 
 // quote shows a bad value in an error, cut short. Never call it on a PAN.
@@ -78,7 +102,6 @@ func parse(content []byte) (*parsedFile, error) {
 		if err == io.EOF {
 			break
 		}
-		lineNo, _ := r.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -86,6 +109,9 @@ func parse(content []byte) (*parsedFile, error) {
 			}
 			return nil, cberrors.Wrap(err, cberrors.BadRequest, "clearing file: unreadable")
 		}
+		// Only after a successful Read: FieldPos panics when the line
+		// failed before its first field was read.
+		lineNo, _ := r.FieldPos(0)
 		if trailer {
 			return nil, parseError(lineNo, "", "a line after the trailer")
 		}

@@ -71,6 +71,7 @@ func (f *flakyLedger) PostHold(ctx context.Context, req ledger.PostHoldRequest) 
 type env struct {
 	t          *testing.T
 	db, ledDB  *store.DB
+	authDB     *store.DB
 	clk        *clock
 	led        *ledger.Ledger
 	flaky      *flakyLedger
@@ -116,7 +117,8 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	e.fund = e.account("fund", ledger.RuleNone)
 	e.settlement = e.account("settlement", ledger.RuleNone)
 	settle := map[money.Currency]string{"GBP": e.settlement}
-	e.auth, err = authorization.Open(ctx, otherDB(t, db, "authorization"), authorization.Config{
+	e.authDB = otherDB(t, db, "authorization")
+	e.auth, err = authorization.Open(ctx, e.authDB, authorization.Config{
 		Card: e.cards, Ledger: e.led, Now: clk.Now, Settlement: settle,
 	})
 	if err != nil {
@@ -177,17 +179,28 @@ func (e *env) holder(balance int64) *holder {
 	return &holder{card: c, pan: d.PAN, cvc: d.CVC, account: acc}
 }
 
-// authorize approves a purchase of amount pence on h and returns it.
-func (e *env) authorize(h *holder, amount int64) *authorization.Decision {
-	e.t.Helper()
+// purchase is a purchase of amount pence on h with fresh network ids.
+func (e *env) purchase(h *holder, amount int64) authorization.Request {
 	n := e.n.Add(1)
-	d, err := e.auth.Authorize(context.Background(), authorization.Request{
+	return authorization.Request{
 		Kind:    authorization.KindPurchase,
 		Network: authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
 		PAN:     authorization.PAN(h.pan), Expiry: "3401", CVC: authorization.CVC(h.cvc),
 		Amount: amount, Currency: "GBP", MCC: "5814", Channel: card.ChannelContactless,
 		MerchantName: "OZONE COFFEE", MerchantCity: "LONDON", MerchantCountry: "GB",
-	})
+	}
+}
+
+// authorize approves a purchase of amount pence on h and returns it.
+func (e *env) authorize(h *holder, amount int64) *authorization.Decision {
+	e.t.Helper()
+	return e.approve(e.auth, e.purchase(h, amount))
+}
+
+// approve has s authorize req, which must be approved.
+func (e *env) approve(s authorization.Service, req authorization.Request) *authorization.Decision {
+	e.t.Helper()
+	d, err := s.Authorize(context.Background(), req)
 	if err != nil || !d.Approved {
 		e.t.Fatalf("Authorize: %v %+v", err, d)
 	}
@@ -207,6 +220,8 @@ type rec struct {
 	authCode    string // default auth's
 	presentment int    // default 1
 	notFinal    bool
+	refOnly     bool   // only auth's RRN and auth code, no original network ids
+	stan        string // overrides auth's STAN
 }
 
 // forAuth is a record clearing d for amount on h.
@@ -233,6 +248,12 @@ func (r rec) line() string {
 	var rrn, code, acq, stan, tx string
 	if r.auth != nil {
 		rrn, code, acq, stan, tx = r.auth.Network.RRN, r.auth.AuthCode, r.auth.Network.Acquirer, r.auth.Network.STAN, r.auth.Network.TransmissionTime
+	}
+	if r.refOnly {
+		acq, stan, tx = "", "", ""
+	}
+	if r.stan != "" {
+		stan = r.stan
 	}
 	if r.authCode != "" {
 		code = r.authCode

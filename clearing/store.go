@@ -234,9 +234,9 @@ func (c *Clearer) claim(ctx context.Context, fileID string, fence int64, l *line
 			}
 			return c.appendEvent(ctx, tx, fileID, l.ID)
 		}
-		_, err := tx.ExecContext(ctx, c.db.Rebind(`UPDATE clearing_records SET card_id = ?, reason = ?, suspicious = ?, authorization_id = ?, hold_id = ?,
+		_, err := tx.ExecContext(ctx, c.db.Rebind(`UPDATE clearing_records SET card_id = ?, reason = ?, detail = ?, suspicious = ?, authorization_id = ?, hold_id = ?,
 			op = ?, op_account = ?, op_settlement = ?, updated_at = ? WHERE file_id = ? AND record_id = ? AND status = ?`),
-			p.rec.CardID, string(p.rec.Reason), joinReasons(p.rec.Suspicious), p.rec.AuthorizationID, p.rec.HoldID,
+			p.rec.CardID, string(p.rec.Reason), p.rec.Detail, joinReasons(p.rec.Suspicious), p.rec.AuthorizationID, p.rec.HoldID,
 			p.op, p.account, p.settlement, c.cfg.Now().UnixNano(), fileID, l.ID, string(StatusPending))
 		if err != nil {
 			return fmt.Errorf("clearing: record plan: %w", err)
