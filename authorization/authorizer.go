@@ -260,9 +260,12 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 		if err != nil {
 			return nil, err
 		}
-		if orig != nil && orig.Approved && orig.HoldID != "" && orig.CardID == c.ID {
+		if orig != nil && orig.Approved && orig.HoldID != "" && orig.Outstanding > 0 && orig.CardID == c.ID {
 			// The bank approved it already (a late answer the network did
-			// not wait for): the advice confirms it, nothing more is held.
+			// not wait for) and still holds it: the advice confirms it,
+			// nothing more is held. An original since reversed (the gateway
+			// undoes approvals it answered 91 to) holds nothing, so the
+			// advice places its own forced hold below: the network paid.
 			r.OriginalID, r.Approved, r.Reason, r.Amount, r.HoldID = orig.ID, true, Approved, orig.Amount, orig.HoldID
 			r.AuthCode, r.Detail = orig.AuthCode, "confirms_original"
 			return a.record(ctx, r)

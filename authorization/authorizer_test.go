@@ -417,6 +417,24 @@ func TestOtherKinds(t *testing.T) {
 			e.wantBalance(t, h.account, 1000, 300)
 		})
 
+		// The gateway reverses a late approval it answered 91 to; the
+		// network then stands in and sends its advice naming that original.
+		// The money must be held again: the network has paid.
+		t.Run("advice of an approval since reversed holds the amount again", func(t *testing.T) {
+			h := e.holder(1000, card.Controls{})
+			req := e.purchase(h, 300)
+			must(t)(e.a.Authorize(ctx, req))
+			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}))
+			e.wantBalance(t, h.account, 1000, 0)
+			adv := e.purchase(h, 300)
+			adv.Kind, adv.StandIn, adv.Original = authorization.KindAdvice, true, &req.Network
+			d := must(t)(e.a.Advise(ctx, adv))
+			if !d.Approved || d.HoldID == "" || d.Amount != 300 {
+				t.Fatalf("advice = %+v", d)
+			}
+			e.wantBalance(t, h.account, 1000, 300)
+		})
+
 		t.Run("financial posts at once", func(t *testing.T) {
 			h := e.holder(1000, card.Controls{})
 			req := e.purchase(h, 250)
