@@ -62,6 +62,7 @@ type Config struct {
 // conditional updates keep every message to one effect.
 type Authorizer struct {
 	db    *store.DB
+	tx    *store.Committer // group-commits the records' writes
 	cfg   Config
 	locks keyedMutex
 
@@ -101,7 +102,14 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 	if err := event.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("authorization: %w", err)
 	}
-	return &Authorizer{db: db, cfg: cfg, locks: keyedMutex{m: map[string]*lockEntry{}}}, nil
+	return &Authorizer{db: db, tx: store.NewCommitter(db, 0), cfg: cfg, locks: keyedMutex{m: map[string]*lockEntry{}}}, nil
+}
+
+// Close finishes the writes under way and stops the group committer. It
+// does not close the store.
+func (a *Authorizer) Close() error {
+	a.tx.Close()
+	return nil
 }
 
 // Authorize implements Service.

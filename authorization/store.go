@@ -208,7 +208,7 @@ func (a *Authorizer) spent(ctx context.Context, cardID string, now time.Time, wi
 // transaction. If the network key is already recorded it writes nothing and
 // returns the record that is (inserted false).
 func (a *Authorizer) insert(ctx context.Context, r *record) (got *record, inserted bool, err error) {
-	err = a.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, a.db.Rebind(insertQuery), r.args()...)
 		if err != nil {
 			return fmt.Errorf("authorization: insert %s: %w", r.networkKey, err)
@@ -250,7 +250,7 @@ func (a *Authorizer) insert(ctx context.Context, r *record) (got *record, insert
 func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done bool, err error) {
 	r.status = statusDone
 	r.updatedAt = a.cfg.Now().UnixNano()
-	err = a.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET status = ?, approved = ?, reason = ?, detail = ?, auth_code = ?,
 			amount = ?, outstanding = ?, hold_id = ?, transfer_id = ?, forced = ?, original_id = ?, updated_at = ?
 			WHERE id = ? AND status = ?`),
@@ -294,7 +294,7 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 // and returns the record that is.
 func (a *Authorizer) recordReversal(ctx context.Context, rev *record, orig *record) (*record, error) {
 	inserted := false
-	err := a.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, a.db.Rebind(insertQuery), rev.args()...)
 		if err != nil {
 			return fmt.Errorf("authorization: insert reversal %s: %w", rev.networkKey, err)

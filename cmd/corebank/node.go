@@ -23,6 +23,7 @@ import (
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/event"
 	enats "github.com/corebank/corebank/event/nats"
 	"github.com/corebank/corebank/ledger"
@@ -508,7 +509,7 @@ func (p *platform) startAuthorization(ctx context.Context, router *rpc.Router, c
 }
 
 func (n *authorizationNode) stop(ctx context.Context) error {
-	return errors.Join(n.relay.stop(ctx), n.db.Close())
+	return errors.Join(n.auth.Close(), n.relay.stop(ctx), n.db.Close())
 }
 
 // gatewayConfig configures the ISO 8583 gateway.
@@ -616,4 +617,100 @@ func demoCardDetails(ctx context.Context, cards card.Service, demo []card.Card) 
 		out = append(out, cardDetails{CardID: c.ID, AccountID: c.AccountID, CustomerID: c.CustomerID, PAN: d.PAN, ExpiryMonth: d.ExpiryMonth, ExpiryYear: d.ExpiryYear, CVC: d.CVC})
 	}
 	return out, nil
+}
+
+// stack is the embedded shape's services in one process: the platform, the
+// ledger, card and authorization services on one RPC router, and the ISO
+// 8583 gateway in front of them. demo and bench auth both run it.
+type stack struct {
+	p      *platform
+	router *rpc.Router
+	// inproc is the router behind the platform's server filters: in-process
+	// callers go through the same filters as remote ones.
+	inproc  rpc.Service
+	ledger  *ledgerNode
+	card    *cardNode
+	auth    *authorizationNode
+	gateway *gatewayNode
+}
+
+// startStack starts the platform and every service, with a settlement
+// account per currency, and the gateway listening on gc.addr. stop undoes
+// it.
+func startStack(ctx context.Context, cfg config, cc cardConfig, gc gatewayConfig, currencies []money.Currency, stderr io.Writer) (*stack, error) {
+	p, err := startPlatform(ctx, cfg, "corebank", stderr)
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{p: p, router: rpc.NewRouter()}
+	s.inproc = rpc.Chain(s.router.Service(), p.serverFilters()...)
+	fail := func(err error) (*stack, error) {
+		s.stop(context.Background())
+		return nil, err
+	}
+	if s.ledger, err = p.startLedger(ctx, s.router); err != nil {
+		return fail(err)
+	}
+	if s.card, err = p.startCard(ctx, s.router, cc); err != nil {
+		return fail(err)
+	}
+	if s.auth, err = p.startAuthorization(ctx, s.router, &card.Client{RPC: s.from(authorization.Name)},
+		&ledger.Client{RPC: s.from(authorization.Name)}, currencies); err != nil {
+		return fail(err)
+	}
+	if s.gateway, err = p.startGateway(gc, &authorization.Client{RPC: s.from("cardnet")}); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// from is the in-process RPC service as caller sees it.
+func (s *stack) from(caller string) rpc.Service { return s.inproc.Filter(rpc.From(caller)) }
+
+// stopGateway stops the card network's gateway: it drains requests in
+// flight and reconciles late decisions. Call it before stopServices.
+func (s *stack) stopGateway(ctx context.Context) error {
+	if s.gateway == nil {
+		return nil
+	}
+	err := s.gateway.stop(ctx)
+	s.gateway = nil
+	return err
+}
+
+// stopServices stops the services, callers first: each stops its writes,
+// flushes its outbox and closes its store.
+func (s *stack) stopServices(ctx context.Context) error {
+	var errs []error
+	if s.auth != nil {
+		errs = append(errs, s.auth.stop(ctx))
+		s.auth = nil
+	}
+	if s.card != nil {
+		errs = append(errs, s.card.stop(ctx))
+		s.card = nil
+	}
+	if s.ledger != nil {
+		errs = append(errs, s.ledger.stop(ctx))
+		s.ledger = nil
+	}
+	return errors.Join(errs...)
+}
+
+// stop stops what is still running, the gateway first, and closes the
+// platform.
+func (s *stack) stop(ctx context.Context) error {
+	err := errors.Join(s.stopGateway(ctx), s.stopServices(ctx))
+	s.p.close(ctx)
+	return err
+}
+
+// simCards are details as the card-network simulator pays with them, in
+// currency cur. They hold full card numbers: keep them in memory only.
+func simCards(details []cardDetails, cur money.Currency) []sim.Card {
+	out := make([]sim.Card, len(details))
+	for i, d := range details {
+		out[i] = sim.Card{PAN: cardnet.PAN(d.PAN), Expiry: fmt.Sprintf("%02d%02d", d.ExpiryYear%100, d.ExpiryMonth), CVC: cardnet.CVC(d.CVC), Currency: cur}
+	}
+	return out
 }

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+)
+
+// Committer group-commits small write transactions: it runs every
+// transaction function waiting (up to a maximum) inside one database
+// transaction, each in a savepoint of its own, commits once, and only then
+// answers each caller. One fsync serves the whole group, and each caller
+// still hears back only after its own writes are durable.
+//
+// A function that fails is rolled back to its savepoint and gets its own
+// error; the others in the group are unaffected. Functions in one group run
+// one after another and see the writes of those before them, as if each had
+// committed alone in that order. If the commit itself fails, every function
+// that had succeeded gets an Unavailable error and nothing of the group is
+// stored.
+//
+// Functions must only run SQL on the transaction and the context they are
+// given (the group's, not the caller's: one caller giving up must not break
+// the others' transaction), and must not wait on anything else, such as an
+// RPC: the group waits with them.
+//
+// The ledger has its own committer, which also loads each batch's state in
+// a few queries; Committer is for services whose transactions are small and
+// independent.
+type Committer struct {
+	db  *DB
+	max int
+
+	mu      sync.RWMutex // held for reading while sending to ops; for writing by Close
+	closing bool
+	ops     chan *txOp
+	done    chan struct{}
+}
+
+type txOp struct {
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// committerTimeout bounds one group's transaction.
+const committerTimeout = 30 * time.Second
+
+// NewCommitter starts a committer on db that groups up to maxBatch
+// transactions (256 if maxBatch <= 0). Close stops it.
+func NewCommitter(db *DB, maxBatch int) *Committer {
+	if maxBatch <= 0 {
+		maxBatch = 256
+	}
+	c := &Committer{db: db, max: maxBatch, ops: make(chan *txOp, 4*maxBatch), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// InTx runs fn in the next group and returns its error, or nil once the
+// group has committed durably. If ctx ends first, InTx returns a Timeout
+// error and fn may still run and commit: the caller must treat the outcome
+// as unknown (and retry idempotently).
+func (c *Committer) InTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return errors.Wrap(err, errors.Timeout, "deadline passed before the write was queued")
+	}
+	o := &txOp{fn: fn, done: make(chan struct{})}
+	c.mu.RLock()
+	if c.closing {
+		c.mu.RUnlock()
+		return errors.New(errors.Unavailable, "store is shutting down")
+	}
+	select {
+	case c.ops <- o:
+		c.mu.RUnlock()
+	case <-ctx.Done():
+		c.mu.RUnlock()
+		return errors.Wrap(ctx.Err(), errors.Timeout, "deadline passed before the write was queued")
+	}
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		return errors.Wrap(ctx.Err(), errors.Timeout, "deadline passed before the write was confirmed")
+	}
+}
+
+// Close stops accepting transactions, runs those already queued, and waits.
+func (c *Committer) Close() {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		close(c.ops)
+	}
+	c.mu.Unlock()
+	<-c.done
+}
+
+func (c *Committer) run() {
+	defer close(c.done)
+	group := make([]*txOp, 0, c.max)
+	for {
+		o, ok := <-c.ops
+		if !ok {
+			return
+		}
+		group = append(group[:0], o)
+	fill:
+		for len(group) < c.max {
+			select {
+			case o, ok := <-c.ops:
+				if !ok {
+					break fill
+				}
+				group = append(group, o)
+			default:
+				break fill
+			}
+		}
+		c.commit(group)
+	}
+}
+
+func (c *Committer) commit(group []*txOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), committerTimeout)
+	defer cancel()
+	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, o := range group {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+				return err
+			}
+			o.err = call(ctx, tx, o.fn)
+			if o.err != nil {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT op"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		fail := errors.Wrap(err, errors.Unavailable, "group commit failed; nothing was stored")
+		for _, o := range group {
+			if o.err == nil {
+				o.err = fail
+			}
+		}
+	}
+	for _, o := range group {
+		close(o.done)
+	}
+}
+
+// call runs fn, turning a panic into an error so one bad function cannot
+// take the group (or the process) down.
+func call(ctx context.Context, tx *sql.Tx, fn func(context.Context, *sql.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.Wrap(fmt.Errorf("panic: %v", r), errors.Internal, "internal error")
+		}
+	}()
+	return fn(ctx, tx)
+}
