@@ -622,7 +622,7 @@ func (a *Authorizer) Get(ctx context.Context, id string) (*Decision, error) {
 	if !strings.HasPrefix(id, "authz_") || len(id) != len("authz_")+26 {
 		return nil, badf("malformed authorization id")
 	}
-	r, err := scanRecord(a.db.Read.QueryRowContext(ctx, a.db.Rebind(`SELECT `+columns+` FROM authorizations WHERE id = ?`), id))
+	r, err := scanRecord(a.db.QueryRow(ctx, `SELECT `+columns+` FROM authorizations WHERE id = ?`, id))
 	if err != nil {
 		if errors.IsErr(err, errNoRows) {
 			return nil, errors.Errorf(errors.NotFound, "authorization %s not found", id)

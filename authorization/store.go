@@ -122,7 +122,7 @@ func (r *record) decision() *Decision {
 
 // find returns the record of a network key, or nil.
 func (a *Authorizer) find(ctx context.Context, networkKey string) (*record, error) {
-	r, err := scanRecord(a.db.Read.QueryRowContext(ctx, a.db.Rebind(`SELECT `+columns+` FROM authorizations WHERE network_key = ?`), networkKey))
+	r, err := scanRecord(a.db.QueryRow(ctx, `SELECT `+columns+` FROM authorizations WHERE network_key = ?`, networkKey))
 	if err == sql.ErrNoRows {
 		return nil, nil
 	}
@@ -137,9 +137,9 @@ func (a *Authorizer) find(ctx context.Context, networkKey string) (*record, erro
 // records building on an original (incrementals, confirming advices).
 // Served by the authorizations_reference index.
 func (a *Authorizer) byReference(ctx context.Context, q ReferenceQuery) ([]*record, error) {
-	rows, err := a.db.Read.QueryContext(ctx, a.db.Rebind(`SELECT `+columns+` FROM authorizations
+	rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations
 		WHERE card_id = ? AND rrn = ? AND auth_code = ? AND status = ? AND approved = 1 AND kind <> ? AND original_id = ''
-		ORDER BY at, id LIMIT 2`), q.CardID, q.RRN, q.AuthCode, statusDone, string(KindReversal))
+		ORDER BY at, id LIMIT 2`, q.CardID, q.RRN, q.AuthCode, statusDone, string(KindReversal))
 	if err != nil {
 		return nil, fmt.Errorf("authorization: by reference: %w", err)
 	}
@@ -161,7 +161,7 @@ func (a *Authorizer) byReference(ctx context.Context, q ReferenceQuery) ([]*reco
 // reversedBefore reports whether a reversal of networkKey is recorded.
 func (a *Authorizer) reversedBefore(ctx context.Context, networkKey string) (bool, error) {
 	var n int
-	err := a.db.Read.QueryRowContext(ctx, a.db.Rebind(`SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = ?`), networkKey, string(KindReversal)).Scan(&n)
+	err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = ?`, networkKey, string(KindReversal)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
 	}
@@ -190,13 +190,13 @@ func (a *Authorizer) spent(ctx context.Context, cardID string, now time.Time, wi
 	args = append(args, spendKinds...)
 	var s card.Spent
 	var count int64
-	err := a.db.Read.QueryRowContext(ctx, a.db.Rebind(`SELECT
+	err := a.db.QueryRow(ctx, `SELECT
 		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN outstanding ELSE 0 END), 0) AS BIGINT),
 		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN outstanding ELSE 0 END), 0) AS BIGINT),
 		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END), 0) AS BIGINT)
 		FROM authorizations
 		WHERE card_id = ? AND status = ? AND approved = 1 AND outstanding > 0 AND at >= ?
-		AND kind IN (?,?,?,?,?)`), args...).Scan(&s.Today, &s.ThisMonth, &count)
+		AND kind IN (?,?,?,?,?)`, args...).Scan(&s.Today, &s.ThisMonth, &count)
 	if err != nil {
 		return card.Spent{}, fmt.Errorf("authorization: spent on %s: %w", cardID, err)
 	}

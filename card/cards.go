@@ -243,7 +243,7 @@ func (s *Cards) Get(ctx context.Context, id string) (*Card, error) {
 	if err := checkID("card_id", id); err != nil {
 		return nil, err
 	}
-	row := s.db.Read.QueryRowContext(ctx, s.db.Rebind(`SELECT `+cardCols+` FROM cards WHERE id = ?`), id)
+	row := s.db.QueryRow(ctx, `SELECT `+cardCols+` FROM cards WHERE id = ?`, id)
 	c, err := scanCard(row, s.now())
 	if err != nil {
 		return nil, readErr(err, "card "+id+" not found")
@@ -285,7 +285,7 @@ func (s *Cards) Lookup(ctx context.Context, pan string) (*Card, error) {
 	if !LuhnValid(pan) {
 		return nil, errors.New(errors.NotFound, unknown)
 	}
-	row := s.db.Read.QueryRowContext(ctx, s.db.Rebind(`SELECT `+cardCols+` FROM cards WHERE pan_hash = ?`), s.vault.hash(PAN(pan)))
+	row := s.db.QueryRow(ctx, `SELECT `+cardCols+` FROM cards WHERE pan_hash = ?`, s.vault.hash(PAN(pan)))
 	c, err := scanCard(row, s.now())
 	if err != nil {
 		return nil, readErr(err, unknown)
@@ -301,7 +301,7 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 	var keyID string
 	var ct []byte
 	var month, year int
-	row := s.db.Read.QueryRowContext(ctx, s.db.Rebind(`SELECT pan_key_id, pan_ct, expiry_month, expiry_year FROM cards WHERE id = ?`), cardID)
+	row := s.db.QueryRow(ctx, `SELECT pan_key_id, pan_ct, expiry_month, expiry_year FROM cards WHERE id = ?`, cardID)
 	if err := row.Scan(&keyID, &ct, &month, &year); err != nil {
 		return false, readErr(err, "card "+cardID+" not found")
 	}

@@ -3,17 +3,24 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/cardnet/sim"
+	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/money"
 )
 
 // benchAuthResult is what `corebank bench auth --json` prints.
@@ -33,6 +40,8 @@ type benchAuthResult struct {
 	Errors      int64            `json:"errors"`
 	Codes       map[string]int64 `json:"codes"`
 	GOMAXPROCS  int              `json:"gomaxprocs"`
+	Embedded    bool             `json:"embedded"`
+	Cards       int              `json:"cards"`
 }
 
 // benchAuth drives a running gateway with 0100 purchases over real TCP.
@@ -40,15 +49,20 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("bench auth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: corebank bench auth --iso8583 ADDR --cards FILE [flags]\n\n"+
-			"Send 0100 purchases from the simulator's merchant catalogue to a running\n"+
-			"gateway over TCP and report authorizations/s, latency and response codes.\n\n")
+		fmt.Fprint(stderr, "usage: corebank bench auth [--cards N] [flags]\n"+
+			"       corebank bench auth --iso8583 ADDR --cards FILE [flags]\n\n"+
+			"Send 0100 purchases from the simulator's merchant catalogue to the gateway\n"+
+			"over TCP and report authorizations/s, latency and response codes. Without\n"+
+			"--iso8583 it starts the whole embedded bank itself (SQLite, embedded NATS)\n"+
+			"in a temporary directory, opens N funded accounts with a card each, and\n"+
+			"checks the ledger's invariants after the run.\n\n")
 		fs.PrintDefaults()
 		fmt.Fprint(stderr, "\n"+cardsHelp)
 	}
 	var (
-		addr      = fs.String("iso8583", cardnet.DefaultAddr, "the gateway's ISO 8583 address")
-		cardsFile = fs.String("cards", "", "JSON list of test cards the issuer knows; required")
+		addr      = fs.String("iso8583", "", "a running gateway's ISO 8583 address; empty starts the embedded bank")
+		cardsFlag = fs.String("cards", "", "embedded: how many funded cards to pay with (default 1000); with --iso8583: a JSON list of test cards the issuer knows")
+		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
 		duration  = fs.Duration("duration", 10*time.Second, "how long to drive load")
 		rate      = fs.Float64("rate", 0, "offered load in authorizations/s (open loop: latency counts from each request's scheduled time); 0 sends flat out")
 		conns     = fs.Int("connections", 4, "TCP connections to the gateway")
@@ -63,8 +77,30 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *conns < 1 || *clients < 1 {
 		return fmt.Errorf("bench: --connections and --clients must be at least 1")
 	}
-	cards, err := readCardsFile(*cardsFile)
-	if err != nil {
+	var (
+		cards []sim.Card
+		st    *stack
+		err   error
+	)
+	embedded := *addr == ""
+	if embedded {
+		n := 1000
+		if *cardsFlag != "" {
+			if n, err = strconv.Atoi(*cardsFlag); err != nil || n < 1 {
+				return fmt.Errorf("bench: --cards must be a number of cards without --iso8583, not %q", *cardsFlag)
+			}
+		}
+		dir, err := os.MkdirTemp("", "corebank-bench-auth-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if st, cards, err = startBenchStack(ctx, dir, n, stderr); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer st.stop(context.Background())
+		*addr = st.gateway.addr()
+	} else if cards, err = readCardsFile(*cardsFlag); err != nil {
 		return err
 	}
 	if *seed == 0 {
@@ -101,6 +137,17 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		nerr   atomic.Int64
 		wg     sync.WaitGroup
 	)
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	for i := 0; i < *clients; i++ {
 		wg.Add(1)
@@ -151,6 +198,21 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Approved: codes[string(cardnet.Approved)] + codes[string(cardnet.PartiallyApproved)],
 		P50ms:    pct(lat, 0.50), P99ms: pct(lat, 0.99), P999ms: pct(lat, 0.999), Maxms: pct(lat, 1),
 		Errors: nerr.Load(), Codes: codes, GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Embedded: embedded, Cards: len(cards),
+	}
+	if embedded {
+		// Drain the gateway (late decisions reconciled), then check the
+		// books before the services stop.
+		for _, c := range cs {
+			c.Close()
+		}
+		if err := st.stopGateway(ctx); err != nil {
+			return fmt.Errorf("bench: stop gateway: %w", err)
+		}
+		if err := ledger.Verify(ctx, st.ledger.db); err != nil {
+			return fmt.Errorf("bench: after the run: %w", err)
+		}
+		fmt.Fprintln(stderr, "bench auth: ledger invariants hold")
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
@@ -176,4 +238,82 @@ func signOn(ctx context.Context, c *cardnet.Client, spec *cardnet.Spec, stan int
 		return fmt.Errorf("answered %s", resp.Get(39))
 	}
 	return nil
+}
+
+// startBenchStack starts the embedded bank in dir, quiet but for warnings,
+// with the gateway on loopback, and opens n generously funded customer
+// accounts with a card each and no controls. It returns the cards' details,
+// revealed in process: they are never written anywhere.
+func startBenchStack(ctx context.Context, dir string, n int, stderr io.Writer) (*stack, []sim.Card, error) {
+	// Every default of the embedded shape, then the bench's few changes.
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	var (
+		cfg config
+		cc  cardConfig
+		gc  gatewayConfig
+	)
+	cfg.flags(fs)
+	cc.flags(fs)
+	gc.flags(fs)
+	cfg.dataDir, cfg.logLevel, cfg.expireEvery = dir, "warn", 0
+	gc.addr = "127.0.0.1:0"
+	if err := cc.demoKeys(dir); err != nil {
+		return nil, nil, err
+	}
+	st, err := startStack(ctx, cfg, cc, gc, []money.Currency{"GBP"}, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	cards, err := openBenchCards(ctx, st, n)
+	if err != nil {
+		st.stop(context.Background())
+		return nil, nil, err
+	}
+	return st, cards, nil
+}
+
+// openBenchCards opens n funded accounts with one card each, 32 at a time.
+func openBenchCards(ctx context.Context, st *stack, n int) ([]sim.Card, error) {
+	l := &ledger.Client{RPC: st.from("bench")}
+	cs := &card.Client{RPC: st.from("bench")}
+	funding, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "bench-funding", Currency: "GBP", Owner: "bank:funding", Rule: ledger.RuleNone})
+	if err != nil {
+		return nil, err
+	}
+	issued := make([]card.Card, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			key := "bench-" + strconv.Itoa(i)
+			a, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: key + "-account", Currency: "GBP", Owner: "customer:" + key, Rule: ledger.RuleLimit})
+			if err == nil {
+				_, err = l.Transfer(ctx, ledger.TransferRequest{Key: key + "-fund", Legs: []ledger.Leg{
+					{AccountID: funding.ID, Amount: -1_000_000_000_00, Currency: "GBP"},
+					{AccountID: a.ID, Amount: 1_000_000_000_00, Currency: "GBP"},
+				}})
+			}
+			var c *card.Card
+			if err == nil {
+				c, err = cs.Issue(ctx, card.IssueRequest{Key: key + "-card", AccountID: a.ID, CustomerID: "cus_" + key, Currency: "GBP"})
+			}
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			issued[i] = *c
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("open bench cards: %w", err)
+	}
+	details, err := demoCardDetails(ctx, cs, issued)
+	if err != nil {
+		return nil, err
+	}
+	return simCards(details, "GBP"), nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,38 @@ func TestSimulateNeedsCards(t *testing.T) {
 	err := run(context.Background(), []string{"simulate", "--iso8583", "127.0.0.1:1"}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "--cards") {
 		t.Errorf("simulate without --cards: %v", err)
+	}
+}
+
+// Without --iso8583, bench auth starts the whole stack itself, pays with
+// the funded cards it opened, and checks the ledger after the run.
+func TestBenchAuthEmbedded(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "auth", "--duration", "1s", "--cards", "20", "--clients", "16", "--json"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench auth: %v\n%s", err, stderr.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("not one JSON object: %v: %q", err, stdout.String())
+	}
+	for _, k := range []string{"auths_per_s", "p50_ms", "p99_ms", "p999_ms", "errors", "codes"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("no %q in %s", k, stdout.String())
+		}
+	}
+	codes, _ := got["codes"].(map[string]any)
+	if approved, _ := codes["00"].(float64); approved <= 0 || got["embedded"] != true || got["cards"] != float64(20) || got["errors"] != float64(0) {
+		t.Errorf("want an embedded run over 20 cards with approvals and no errors: %s", stdout.String())
+	}
+	if pan := regexp.MustCompile(`459999\d{10}`); pan.MatchString(stdout.String()) || pan.MatchString(stderr.String()) {
+		t.Errorf("a full card number was printed")
+	}
+}
+
+func TestBenchAuthCardsFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"bench", "auth", "--cards", "cards.json"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--cards must be a number") {
+		t.Errorf("a cards file without --iso8583: %v", err)
 	}
 }

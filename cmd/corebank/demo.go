@@ -7,25 +7,28 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
-	"github.com/corebank/corebank/rpc"
 )
 
 // shutdownGrace bounds a clean shutdown: drain, flush, close.
 const shutdownGrace = 10 * time.Second
 
 // runDemo runs the embedded shape: every service in this process on SQLite
-// and an in-process NATS JetStream, with demo accounts and a trickle of
-// payments so there is something to watch.
+// and an in-process NATS JetStream, with demo accounts and cards, and the
+// card-network simulator paying with those cards so there is something to
+// watch.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -35,7 +38,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cc.flags(fs)
 	var gc gatewayConfig
 	gc.flags(fs)
-	every := fs.Duration("activity", 2*time.Second, "interval between demo payments; 0 turns them off")
+	simRate := fs.Float64("sim-rate", 2, "card payments per second the built-in card network simulator sends the gateway; 0 turns it off")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,65 +47,44 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cc.demoKeys(cfg.dataDir); err != nil {
 		return err
 	}
-	p, err := startPlatform(ctx, cfg, "corebank", stderr)
+	st, err := startStack(ctx, cfg, cc, gc, []money.Currency{"GBP"}, stderr)
 	if err != nil {
 		return err
 	}
-	defer p.close(context.Background())
-	router := rpc.NewRouter()
-	ln, err := p.startLedger(ctx, router)
-	if err != nil {
-		return err
-	}
-	// In-process callers go through the same filters as remote ones.
-	inproc := rpc.Chain(router.Service(), p.serverFilters()...)
-	client := &ledger.Client{RPC: inproc.Filter(rpc.From("demo"))}
-
+	defer st.stop(context.Background())
+	p := st.p
+	client := &ledger.Client{RPC: st.from("demo")}
+	cards := &card.Client{RPC: st.from("demo")}
 	accts, err := demoAccounts(ctx, client)
 	if err != nil {
-		ln.stop(context.Background())
 		return err
 	}
-	cn, err := p.startCard(ctx, router, cc)
+	issued, err := demoCards(ctx, cards, accts)
 	if err != nil {
-		ln.stop(context.Background())
 		return err
 	}
-	cards := &card.Client{RPC: inproc.Filter(rpc.From("demo"))}
-	an, err := p.startAuthorization(ctx, router, &card.Client{RPC: inproc.Filter(rpc.From(authorization.Name))},
-		&ledger.Client{RPC: inproc.Filter(rpc.From(authorization.Name))}, []money.Currency{"GBP"})
+	settlement, err := settlementAccounts(ctx, client, []money.Currency{"GBP"})
 	if err != nil {
-		cn.stop(context.Background())
-		ln.stop(context.Background())
 		return err
 	}
-	stopServices := func(ctx context.Context) []error {
-		return []error{an.stop(ctx), cn.stop(ctx), ln.stop(ctx)}
-	}
-	if _, err := demoCards(ctx, cards, accts); err != nil {
-		stopServices(context.Background())
-		return err
-	}
-	gn, err := p.startGateway(gc, &authorization.Client{RPC: inproc.Filter(rpc.From("cardnet"))})
+	listed := append(slices.Clip(accts), demoAccount{Name: "Card settlement", ID: settlement["GBP"]})
+	srv, err := p.serveHTTP(cfg.httpAddr, st.router, func(ctx context.Context) error {
+		return errors.Join(st.ledger.db.Ping(ctx), st.card.db.Ping(ctx), st.auth.db.Ping(ctx))
+	}, map[string]http.Handler{"GET /{$}": demoIndex(client, listed)})
 	if err != nil {
-		stopServices(context.Background())
-		return err
-	}
-	srv, err := p.serveHTTP(cfg.httpAddr, router, func(ctx context.Context) error {
-		return errors.Join(ln.db.Ping(ctx), cn.db.Ping(ctx), an.db.Ping(ctx))
-	}, map[string]http.Handler{"GET /{$}": demoIndex(client, accts)})
-	if err != nil {
-		gn.stop(context.Background())
-		stopServices(context.Background())
 		return err
 	}
 
-	// A consumer of the ledger's events: proof that outbox → relay →
+	// A consumer of the services' events: proof that outbox → relay →
 	// JetStream → durable consumer works, printed as it happens.
 	subCtx, stopSub := context.WithCancel(context.Background())
 	subDone := make(chan error, 1)
 	go func() {
-		subDone <- p.bus.Subscribe(subCtx, "demo-feed", []string{"ledger.>"}, func(ctx context.Context, e event.Event) error {
+		subDone <- p.bus.Subscribe(subCtx, "demo-feed", []string{"ledger.>", "authorization.>"}, func(ctx context.Context, e event.Event) error {
+			if strings.HasPrefix(e.Topic, "authorization.") {
+				p.log.Info(summarizePayment(e), "topic", e.Topic, "id", e.ID)
+				return nil
+			}
 			p.log.Info("event", "topic", e.Topic, "id", e.ID, "summary", summarize(e))
 			return nil
 		})
@@ -119,25 +101,44 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
   events      NATS JetStream in this process, stream CORE
 
 Press Ctrl-C to stop.
-`, srv.addr(), absPath(cfg.dataDir), gn.addr())
+`, srv.addr(), absPath(cfg.dataDir), st.gateway.addr())
 
-	actDone := make(chan struct{})
+	// The simulated card network pays with the demo cards until the demo
+	// stops. Their details are revealed in process and never leave it.
+	simDone := make(chan struct{})
 	go func() {
-		defer close(actDone)
-		if *every > 0 {
-			demoActivity(ctx, client, accts, *every, p)
+		defer close(simDone)
+		if *simRate <= 0 {
+			return
+		}
+		details, err := demoCardDetails(ctx, cards, issued)
+		if err != nil {
+			p.log.Warn("demo simulator not started", "err", err)
+			return
+		}
+		s := &sim.Simulator{Addr: loopback(st.gateway.addr()), Cards: simCards(details, "GBP"), Rate: *simRate,
+			Duration: 100 * 365 * 24 * time.Hour, Log: p.log.With("component", "sim")}
+		if _, err := s.Run(ctx); err != nil {
+			p.log.Warn("demo simulator stopped", "err", err)
 		}
 	}()
+	paydayDone := make(chan struct{})
+	go func() {
+		defer close(paydayDone)
+		demoPayday(ctx, client, accts, 5*time.Second, p)
+	}()
+
 	<-ctx.Done()
 	p.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	<-actDone
-	// The card network first (drain in flight, reconcile late decisions),
-	// then HTTP, then the services: each stops its writes, flushes its
-	// outbox and closes its store.
-	errs := []error{gn.stop(sctx), srv.stop(sctx)}
-	errs = append(errs, stopServices(sctx)...)
+	// The simulator signs off first, then the card network's gateway
+	// drains (answering what is in flight, reconciling late decisions),
+	// then HTTP, then the services stop their writes, flush their outboxes
+	// and close their stores.
+	<-simDone
+	<-paydayDone
+	errs := []error{st.stopGateway(sctx), srv.stop(sctx), st.stopServices(sctx)}
 	stopSub()
 	<-subDone
 	if err := errors.Join(errs...); err != nil {
@@ -145,6 +146,19 @@ Press Ctrl-C to stop.
 	}
 	fmt.Fprintln(stdout, "corebank demo stopped cleanly.")
 	return nil
+}
+
+// loopback is addr with an unspecified host ("", "0.0.0.0", "::")
+// replaced by 127.0.0.1, for dialling a listener of this process.
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // demoAccount is one of the demo's customers.
@@ -177,32 +191,83 @@ func demoAccounts(ctx context.Context, l ledger.Service) ([]demoAccount, error) 
 	return out, nil
 }
 
-// demoActivity sends a small payment between customers every interval, the
-// way a card payment moves money: a hold, then its posting.
-func demoActivity(ctx context.Context, l ledger.Service, accts []demoAccount, every time.Duration, p *platform) {
+// demoPayday tops up, every interval, each customer whose available
+// balance has fallen under £200, so the simulator's payments keep being
+// approved: the demo's holds are never cleared.
+func demoPayday(ctx context.Context, l ledger.Service, accts []demoAccount, every time.Duration, p *platform) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	customers := accts[1:]
+	funding := accts[0]
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		from, to := customers[rand.IntN(len(customers))], customers[rand.IntN(len(customers))]
-		if from.ID == to.ID {
-			continue
-		}
-		amount := int64(100 + rand.IntN(2000))
-		key := "demo-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		h, err := l.PlaceHold(ctx, ledger.PlaceHoldRequest{Key: key + "-hold", AccountID: from.ID, Destination: to.ID, Amount: amount, Currency: "GBP", ExpiresAt: time.Now().Add(7 * 24 * time.Hour)})
-		if err == nil {
-			_, err = l.PostHold(ctx, ledger.PostHoldRequest{Key: key + "-post", HoldID: h.ID, Amount: amount})
-		}
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("demo payment declined", "from", from.Name, "to", to.Name, "amount", money.Format(amount, "GBP"), "err", err)
+		for _, a := range accts[1:] {
+			b, err := l.Balance(ctx, a.ID, time.Time{})
+			if err != nil || b.Available >= 200_00 {
+				continue
+			}
+			key := "demo-payday-" + a.ID + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			if _, err := l.Transfer(ctx, ledger.TransferRequest{Key: key, Legs: []ledger.Leg{
+				{AccountID: funding.ID, Amount: -1000_00, Currency: "GBP"},
+				{AccountID: a.ID, Amount: 1000_00, Currency: "GBP"},
+			}, Metadata: map[string]string{"description": "payday"}}); err != nil && ctx.Err() == nil {
+				p.log.Warn("demo payday failed", "to", a.Name, "err", err)
+			}
 		}
 	}
+}
+
+// summarizePayment renders an authorization event for the demo's log:
+// "payment approved £3.50 at OZONE COFFEE, LONDON".
+func summarizePayment(e event.Event) string {
+	var d authorization.Decision
+	if json.Unmarshal(e.Payload, &d) != nil {
+		return e.Topic
+	}
+	what := map[authorization.Kind]string{
+		authorization.KindCash: "cash withdrawal", authorization.KindRefund: "refund",
+		authorization.KindPreauth: "pre-authorization", authorization.KindIncremental: "incremental authorization",
+		authorization.KindAdvice: "stand-in advice", authorization.KindReversal: "reversal",
+	}[d.Kind]
+	if what == "" && d.MCC == "6011" {
+		what = "cash withdrawal" // an ATM's 0200
+	} else if what == "" {
+		what = "payment"
+	}
+	amount := d.Amount
+	var outcome string
+	switch {
+	case e.Topic == authorization.TopicReversed:
+		outcome = "released"
+	case e.Topic == authorization.TopicAdvised:
+		outcome = "applied"
+	case d.Approved:
+		outcome = "approved"
+	default:
+		outcome, amount = "declined ("+string(d.Reason)+")", d.Requested
+	}
+	s := what + " " + outcome + " " + formatMoney(amount, d.Currency)
+	if d.MerchantName != "" {
+		s += " at " + d.MerchantName
+		if d.MerchantCity != "" {
+			s += ", " + d.MerchantCity
+		}
+	}
+	return s
+}
+
+// formatMoney renders an amount for people: "£3.50", "12.00 CHF".
+func formatMoney(minor int64, c money.Currency) string {
+	if sym, ok := map[money.Currency]string{"GBP": "£", "EUR": "€", "USD": "$"}[c]; ok {
+		if minor < 0 {
+			return "-" + sym + money.Format(-minor, c)
+		}
+		return sym + money.Format(minor, c)
+	}
+	return money.Format(minor, c) + " " + string(c)
 }
 
 // summarize renders a ledger event for the demo's log.

@@ -33,8 +33,9 @@ func (s *syncBuffer) String() string {
 }
 
 // The demo starts with no configuration but a data directory and a port,
-// serves health, metrics, RPC and its accounts page, moves money, delivers
-// the ledger's events to its consumer, and stops cleanly when told to.
+// serves health, metrics, RPC and its accounts page, takes card payments from
+// its simulator, delivers the events to its consumer, never prints a card
+// number, and stops cleanly when told to.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -42,7 +43,7 @@ func TestDemo(t *testing.T) {
 	var logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0", "--activity", "50ms"}, outW, &logs)
+		done <- run(ctx, []string{"demo", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0", "--sim-rate", "20"}, outW, &logs)
 		outW.Close()
 	}()
 
@@ -78,26 +79,36 @@ func TestDemo(t *testing.T) {
 		t.Errorf("/readyz = %d %q", code, body)
 	}
 
-	// The accounts page shows four accounts whose balances sum to zero.
-	code, body := get("/")
-	if code != 200 {
-		t.Fatalf("/ = %d %q", code, body)
-	}
+	// The accounts page shows the funding account, three customers and
+	// the card settlement account, whose balances sum to zero. Payments
+	// move money between them while the page reads them one at a time, so
+	// a read may straddle a payment; an imbalance in the ledger would show
+	// on every read.
 	var page struct {
 		Accounts []struct {
 			ID      string                 `json:"id"`
 			Balance struct{ Posted int64 } `json:"balance"`
 		} `json:"accounts"`
 	}
-	if err := json.Unmarshal([]byte(body), &page); err != nil {
-		t.Fatalf("/ is not JSON: %v\n%s", err, body)
-	}
-	if len(page.Accounts) != 4 {
-		t.Fatalf("demo has %d accounts, want 4", len(page.Accounts))
-	}
 	var sum int64
-	for _, a := range page.Accounts {
-		sum += a.Balance.Posted
+	for range 5 {
+		code, body := get("/")
+		if code != 200 {
+			t.Fatalf("/ = %d %q", code, body)
+		}
+		if err := json.Unmarshal([]byte(body), &page); err != nil {
+			t.Fatalf("/ is not JSON: %v\n%s", err, body)
+		}
+		if len(page.Accounts) != 5 {
+			t.Fatalf("demo has %d accounts, want 5", len(page.Accounts))
+		}
+		sum = 0
+		for _, a := range page.Accounts {
+			sum += a.Balance.Posted
+		}
+		if sum == 0 {
+			break
+		}
 	}
 	if sum != 0 {
 		t.Errorf("demo balances sum to %d, want 0", sum)
@@ -123,11 +134,13 @@ func TestDemo(t *testing.T) {
 		t.Errorf("unknown account over RPC = %d %s", resp.StatusCode, b)
 	}
 
-	// Payments flow and their events reach the demo's durable consumer.
+	// Card payments flow and their events reach the demo's durable
+	// consumer, the authorization's and the ledger's holds.
+	approved := regexp.MustCompile(`msg="payment approved £\d+\.\d\d at [^"]+" topic=authorization.approved`)
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(logs.String(), "topic=ledger.hold.posted") {
+	for !approved.MatchString(logs.String()) || !strings.Contains(logs.String(), "topic=ledger.hold.placed") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no ledger.hold.posted event consumed; logs:\n%s", logs.String())
+			t.Fatalf("no approved payment and ledger.hold.placed event consumed; logs:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -151,6 +164,10 @@ func TestDemo(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if !strings.Contains(rest.String(), "stopped cleanly") {
 		t.Errorf("demo did not report a clean stop; stdout after banner:\n%s", rest.String())
+	}
+	// Demo cards are numbered from BIN 459999: none may be printed.
+	if pan := regexp.MustCompile(`459999\d{10}`); pan.MatchString(logs.String()) || pan.MatchString(rest.String()) {
+		t.Errorf("a full card number was printed")
 	}
 }
 
