@@ -30,6 +30,7 @@ func commands() []command {
 		{"demo", "run every service in one process on SQLite and embedded NATS", runDemo},
 		{"serve", "run one service over HTTP (scale-out shape): serve --service ledger", runServe},
 		{"simulate", "drive a gateway as the card network and write a clearing file", runSimulate},
+		{"clearing", "settle a clearing file on a running corebank: clearing ingest --file F", runClearing},
 		{"bench", "measure throughput and latency (bench ledger)", runBench},
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/cardnet/sim"
+	"github.com/corebank/corebank/clearing"
 	"github.com/corebank/corebank/event"
 	enats "github.com/corebank/corebank/event/nats"
 	"github.com/corebank/corebank/ledger"
@@ -508,6 +509,42 @@ func (p *platform) startAuthorization(ctx context.Context, router *rpc.Router, c
 	return &authorizationNode{db: db, auth: a, relay: relay}, nil
 }
 
+// clearingNode is the clearing service with its store and outbox relay.
+type clearingNode struct {
+	db    *store.DB
+	relay *outboxRelay
+}
+
+// startClearing opens the clearing service on its store, calling the other
+// services through in-process clients, starts its outbox relay and serves
+// its methods on router: files arrive over RPC (corebank clearing ingest).
+func (p *platform) startClearing(ctx context.Context, router *rpc.Router, l ledger.Service, auth authorization.Service, cards card.Service, currencies []money.Currency) (*clearingNode, error) {
+	settlement, err := settlementAccounts(ctx, l, currencies)
+	if err != nil {
+		return nil, err
+	}
+	db, err := p.openStore(ctx, clearing.Name)
+	if err != nil {
+		return nil, err
+	}
+	relay := p.newRelay(db, clearing.Name)
+	c, err := clearing.Open(ctx, db, clearing.Config{
+		Ledger: l, Authorization: auth, Card: cards, Settlement: settlement,
+		Log: p.log.With("service", clearing.Name), Notify: relay.relay.Notify,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	clearing.Register(router, c)
+	relay.start()
+	return &clearingNode{db: db, relay: relay}, nil
+}
+
+func (n *clearingNode) stop(ctx context.Context) error {
+	return errors.Join(n.relay.stop(ctx), n.db.Close())
+}
+
 func (n *authorizationNode) stop(ctx context.Context) error {
 	return errors.Join(n.auth.Close(), n.relay.stop(ctx), n.db.Close())
 }
@@ -627,11 +664,12 @@ type stack struct {
 	router *rpc.Router
 	// inproc is the router behind the platform's server filters: in-process
 	// callers go through the same filters as remote ones.
-	inproc  rpc.Service
-	ledger  *ledgerNode
-	card    *cardNode
-	auth    *authorizationNode
-	gateway *gatewayNode
+	inproc   rpc.Service
+	ledger   *ledgerNode
+	card     *cardNode
+	auth     *authorizationNode
+	clearing *clearingNode
+	gateway  *gatewayNode
 }
 
 // startStack starts the platform and every service, with a settlement
@@ -658,6 +696,10 @@ func startStack(ctx context.Context, cfg config, cc cardConfig, gc gatewayConfig
 		&ledger.Client{RPC: s.from(authorization.Name)}, currencies); err != nil {
 		return fail(err)
 	}
+	if s.clearing, err = p.startClearing(ctx, s.router, &ledger.Client{RPC: s.from(clearing.Name)},
+		&authorization.Client{RPC: s.from(clearing.Name)}, &card.Client{RPC: s.from(clearing.Name)}, currencies); err != nil {
+		return fail(err)
+	}
 	if s.gateway, err = p.startGateway(gc, &authorization.Client{RPC: s.from("cardnet")}); err != nil {
 		return fail(err)
 	}
@@ -682,6 +724,10 @@ func (s *stack) stopGateway(ctx context.Context) error {
 // flushes its outbox and closes its store.
 func (s *stack) stopServices(ctx context.Context) error {
 	var errs []error
+	if s.clearing != nil {
+		errs = append(errs, s.clearing.stop(ctx))
+		s.clearing = nil
+	}
 	if s.auth != nil {
 		errs = append(errs, s.auth.stop(ctx))
 		s.auth = nil
