@@ -93,7 +93,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, `corebank demo is running.
 
   HTTP        http://%[1]s/            demo accounts and balances
-  RPC         http://%[1]s/rpc/{ledger,card,authorization}/{method}   (POST JSON)
+  RPC         http://%[1]s/rpc/{ledger,card,authorization,clearing}/{method}   (POST JSON)
   ISO 8583    %[3]s   card network gateway (2-byte length header, ISO 8583:1987 ASCII)
   metrics     http://%[1]s/metrics
   health      http://%[1]s/healthz  http://%[1]s/readyz
