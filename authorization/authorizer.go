@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/id"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
@@ -315,7 +315,7 @@ func (a *Authorizer) newRecord(req *Request, key string, now time.Time) *record 
 	amount, currency := req.billing()
 	r := &record{
 		Decision: Decision{
-			ID: newID("authz_", now), Kind: req.Kind, Network: req.Network,
+			ID: id.New("authz_", now), Kind: req.Kind, Network: req.Network,
 			Requested: amount, Currency: currency,
 			MCC: req.MCC, Channel: req.Channel, MerchantName: req.MerchantName, MerchantCity: req.MerchantCity,
 			MerchantCountry: req.MerchantCountry, At: now,
@@ -523,7 +523,7 @@ func (a *Authorizer) Reverse(ctx context.Context, req ReversalRequest) (*Decisio
 	o := req.Original
 	rev := &record{
 		Decision: Decision{
-			ID: newID("authz_", now), Kind: KindReversal, Network: req.Network, Original: &o,
+			ID: id.New("authz_", now), Kind: KindReversal, Network: req.Network, Original: &o,
 			Approved: true, Reason: Approved, Requested: 0, At: now,
 		},
 		networkKey: key, originalKey: origKey, status: statusDone, updatedAt: now.UnixNano(),
@@ -689,31 +689,6 @@ func (a *Authorizer) authCode() string {
 		}
 	}
 	return string(out[:])
-}
-
-// crockford is the base-32 alphabet of ids, the ledger's too.
-const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
-
-// newID returns an identifier that sorts by creation time: prefix, 10
-// base-32 characters of milliseconds and 16 of randomness.
-func newID(prefix string, now time.Time) string {
-	var b [26]byte
-	ms := uint64(now.UnixMilli())
-	for i := 9; i >= 0; i-- {
-		b[i] = crockford[ms&31]
-		ms >>= 5
-	}
-	var r [16]byte
-	rand.Read(r[:])
-	r1, r2 := binary.LittleEndian.Uint64(r[:8]), binary.LittleEndian.Uint64(r[8:])
-	for i := 10; i < 26; i++ {
-		b[i] = crockford[r1&31]
-		r1 >>= 5
-		if i == 17 {
-			r1 = r2
-		}
-	}
-	return prefix + string(b[:])
 }
 
 // keyedMutex is a set of mutexes by name, created on demand and dropped

@@ -16,6 +16,7 @@ import (
 
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/id"
 	"github.com/corebank/corebank/rpc"
 	"github.com/corebank/corebank/store"
 )
@@ -160,7 +161,7 @@ func (s *Cards) Issue(ctx context.Context, req IssueRequest) (*Card, error) {
 	return s.write(ctx, MethodIssue, key, req, func(ctx context.Context, tx *sql.Tx, now time.Time) (*Card, []event.Event, error) {
 		exp := time.Date(now.Year()+s.cfg.ExpiryYears, now.Month(), 1, 0, 0, 0, 0, time.UTC)
 		c := &Card{
-			ID: newID("card_", now), AccountID: req.AccountID, CustomerID: req.CustomerID, Currency: req.Currency,
+			ID: id.New("card_", now), AccountID: req.AccountID, CustomerID: req.CustomerID, Currency: req.Currency,
 			ExpiryMonth: int(exp.Month()), ExpiryYear: exp.Year(),
 			State: StateActive, Controls: ctl, CreatedAt: now, UpdatedAt: now,
 		}
@@ -346,7 +347,7 @@ func (s *Cards) Reveal(ctx context.Context, req RevealRequest) (*Details, error)
 			return errors.Wrap(err, errors.Internal, "card: cvc")
 		}
 		rev := Revealed{
-			ID: newID("rvl_", now), CardID: c.ID, CustomerID: c.CustomerID, MaskedPAN: c.MaskedPAN(),
+			ID: id.New("rvl_", now), CardID: c.ID, CustomerID: c.CustomerID, MaskedPAN: c.MaskedPAN(),
 			Reason: req.Reason, Caller: rpc.CallerFrom(ctx), At: now,
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO card_reveals (id, card_id, customer_id, reason, caller, at) VALUES (?, ?, ?, ?, ?, ?)`),

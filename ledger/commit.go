@@ -11,6 +11,7 @@ import (
 
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/id"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
 )
@@ -247,8 +248,8 @@ func (b *batch) load(ctx context.Context, ops []*op) error {
 		acctIDs[h.Destination] = struct{}{}
 	}
 	ids := make([]string, 0, len(acctIDs))
-	for id := range acctIDs {
-		ids = append(ids, id)
+	for a := range acctIDs {
+		ids = append(ids, a)
 	}
 	slices.Sort(ids)
 	return b.inChunks("id", ids, func(cond string, args []any) error {
@@ -429,7 +430,7 @@ func (b *batch) pendingHold(id string) (*holdState, error) {
 
 func (b *batch) open(o *op, r *CreateAccountRequest) (any, error) {
 	a := &acct{Account: Account{
-		ID: b.l.ids.new("acc_", b.now), Currency: r.Currency, Owner: r.Owner,
+		ID: id.New("acc_", b.now), Currency: r.Currency, Owner: r.Owner,
 		Rule: r.Rule, OverdraftLimit: r.OverdraftLimit, Status: StatusOpen, CreatedAt: b.now,
 	}, dirty: true}
 	b.accounts[a.ID] = a
@@ -520,7 +521,7 @@ func (b *batch) transfer(o *op, r *TransferRequest) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transfer{ID: b.l.ids.new("trf_", b.now), Key: o.key, Kind: KindTransfer, Legs: r.Legs, Forced: forced, Metadata: r.Metadata, At: b.now}
+	t := &Transfer{ID: id.New("trf_", b.now), Key: o.key, Kind: KindTransfer, Legs: r.Legs, Forced: forced, Metadata: r.Metadata, At: b.now}
 	b.commitChanges(t.ID, KindTransfer, cs...)
 	b.record(o, transferRow{id: t.ID, kind: KindTransfer, forced: forced, legs: mustJSON(r.Legs), metadata: metaJSON(r.Metadata)},
 		ChangeEvent{Transfer: *t}, TopicTransfer, r.Legs[0].AccountID)
@@ -541,7 +542,7 @@ func (b *batch) place(o *op, r *PlaceHoldRequest) (any, error) {
 		return nil, err
 	}
 	h := &holdState{Hold: Hold{
-		ID: b.l.ids.new("hld_", b.now), AccountID: a.ID, Destination: r.Destination, Currency: r.Currency,
+		ID: id.New("hld_", b.now), AccountID: a.ID, Destination: r.Destination, Currency: r.Currency,
 		Amount: r.Amount, Authorized: r.Amount, Status: HoldPending, ExpiresAt: r.ExpiresAt.UTC(),
 		Metadata: r.Metadata, CreatedAt: b.now, UpdatedAt: b.now,
 	}, dirty: true}
@@ -653,7 +654,7 @@ func (b *batch) expire(r expireReq) (any, error) {
 
 // holdWrite applies a hold write's balance changes and records it.
 func (b *batch) holdWrite(o *op, h *holdState, kind Kind, forced bool, legs []Leg, meta map[string]string, cs ...*change) *Hold {
-	id := b.l.ids.new("trf_", b.now)
+	id := id.New("trf_", b.now)
 	b.commitChanges(id, kind, cs...)
 	res := h.Hold
 	res.Metadata = cloneMeta(h.Metadata)
@@ -670,7 +671,7 @@ func (b *batch) holdWrite(o *op, h *holdState, kind Kind, forced bool, legs []Le
 // record queues a write's journal row and its event.
 func (b *batch) record(o *op, row transferRow, payload any, topic, eventKey string) {
 	if row.id == "" {
-		row.id = b.l.ids.new("trf_", b.now)
+		row.id = id.New("trf_", b.now)
 	}
 	row.key, row.hash, row.at = o.key, o.hash, b.nowNS
 	b.transfers = append(b.transfers, row)

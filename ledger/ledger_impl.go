@@ -52,7 +52,6 @@ type Config struct {
 type Ledger struct {
 	db  *store.DB
 	cfg Config
-	ids *ids
 	m   *metrics
 	ins *statements
 
@@ -94,7 +93,6 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Ledger, error) {
 		ins:  ins,
 		db:   db,
 		cfg:  cfg,
-		ids:  newIDs(),
 		m:    newMetrics(cfg.Metrics),
 		ops:  make(chan *op, 4*cfg.MaxBatch),
 		done: make(chan struct{}),
