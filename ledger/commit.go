@@ -309,8 +309,8 @@ func (b *batch) inChunks(column string, ids []string, fn func(cond string, args 
 	args := make([]any, 0, min(len(ids), chunk))
 	for i := 0; i < len(ids); i += chunk {
 		args = args[:0]
-		for _, id := range ids[i:min(i+chunk, len(ids))] {
-			args = append(args, id)
+		for _, v := range ids[i:min(i+chunk, len(ids))] {
+			args = append(args, v)
 		}
 		if err := fn(column+" IN ("+store.Placeholders(len(args), 1)+")", args); err != nil {
 			return err
@@ -654,16 +654,16 @@ func (b *batch) expire(r expireReq) (any, error) {
 
 // holdWrite applies a hold write's balance changes and records it.
 func (b *batch) holdWrite(o *op, h *holdState, kind Kind, forced bool, legs []Leg, meta map[string]string, cs ...*change) *Hold {
-	id := id.New("trf_", b.now)
-	b.commitChanges(id, kind, cs...)
+	tid := id.New("trf_", b.now)
+	b.commitChanges(tid, kind, cs...)
 	res := h.Hold
 	res.Metadata = cloneMeta(h.Metadata)
-	t := Transfer{ID: id, Key: o.key, Kind: kind, Legs: legs, HoldID: h.ID, Forced: forced, Metadata: meta, At: b.now}
+	t := Transfer{ID: tid, Key: o.key, Kind: kind, Legs: legs, HoldID: h.ID, Forced: forced, Metadata: meta, At: b.now}
 	legsJSON := ""
 	if legs != nil {
 		legsJSON = mustJSON(legs)
 	}
-	b.record(o, transferRow{id: id, kind: kind, holdID: h.ID, accountID: h.AccountID, forced: forced, legs: legsJSON, metadata: metaJSON(meta), result: mustJSON(res)},
+	b.record(o, transferRow{id: tid, kind: kind, holdID: h.ID, accountID: h.AccountID, forced: forced, legs: legsJSON, metadata: metaJSON(meta), result: mustJSON(res)},
 		ChangeEvent{Transfer: t, Hold: &res}, TopicFor(kind), h.AccountID)
 	return &res
 }
