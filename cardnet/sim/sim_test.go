@@ -205,9 +205,11 @@ func TestSimulatorPlaysEveryScenarioAndClears(t *testing.T) {
 		}
 	})
 	t.Run("signs on, echoes and signs off", func(t *testing.T) {
-		// sign-on, sign-off and about 10 echoes, all approved
-		if n := res.Codes["0800"][cardnet.Approved]; n < 7 {
-			t.Errorf("0800 answered 00 %d times, want sign-on, echoes, sign-off", n)
+		// Sign-on, sign-off and at least one echo, all approved. The echoes
+		// run on a timer, so how many fit in the run depends on the
+		// machine's load: count only what every run must have.
+		if n := res.Codes["0800"][cardnet.Approved]; n < 3 || res.Sent("0800") != n {
+			t.Errorf("0800 answered 00 %d times of %d sent, want sign-on, an echo or more, sign-off, all approved", n, res.Sent("0800"))
 		}
 	})
 	t.Run("plays every scenario", func(t *testing.T) {
