@@ -81,10 +81,13 @@ func Add(a, b int64) (int64, error) {
 
 // Sub returns a-b, or a BadRequest error if the difference overflows int64.
 func Sub(a, b int64) (int64, error) {
-	if b == math.MinInt64 {
+	d := a - b
+	// Overflow only when the operands' signs differ and the result's sign
+	// is not a's.
+	if (a >= 0) != (b >= 0) && (d >= 0) != (a >= 0) {
 		return 0, errors.New(errors.BadRequest, "amount overflows")
 	}
-	return Add(a, -b)
+	return d, nil
 }
 
 // Mul returns a*b, or a BadRequest error if the product overflows int64.

@@ -28,6 +28,10 @@ func TestCheckedArithmeticOverflows(t *testing.T) {
 	if v, err := money.Mul(math.MinInt64, 1); err != nil || v != math.MinInt64 {
 		t.Errorf("MinInt64*1 = %d, %v", v, err)
 	}
+	// Found by the property below: subtracting MinInt64 fits when a < 0.
+	if v, err := money.Sub(-1, math.MinInt64); err != nil || v != math.MaxInt64 {
+		t.Errorf("-1 - MinInt64 = %d, %v", v, err)
+	}
 }
 
 // Checked arithmetic agrees with big-number arithmetic: it returns the true

@@ -96,21 +96,3 @@ func atoi(s string) int {
 	}
 	return n
 }
-
-// luhn returns the check digit that makes payload+digit pass the Luhn test.
-func luhn(payload string) byte {
-	sum := 0
-	double := true
-	for i := len(payload) - 1; i >= 0; i-- {
-		d := int(payload[i] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return byte('0' + (10-sum%10)%10)
-}

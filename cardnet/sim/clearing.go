@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/money"
 )
@@ -105,5 +106,5 @@ func arn(acquirer string, date time.Time, seq int) string {
 		bin = "0" + bin
 	}
 	s := fmt.Sprintf("2%s%d%03d%011d", bin, date.Year()%10, date.YearDay(), seq%100_000_000_000)
-	return s + string(luhn(s))
+	return s + string(card.LuhnDigit(s))
 }

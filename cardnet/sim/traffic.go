@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/money"
 )
@@ -339,7 +340,7 @@ func (p *planner) decline() plan {
 		for len(body) < len(pl.card.PAN)-1 {
 			body += string(rune('0' + p.r.IntN(10)))
 		}
-		pl.pan = cardnet.PAN(body + string(luhn(body)))
+		pl.pan = cardnet.PAN(body + string(card.LuhnDigit(body)))
 		return pl
 	default: // far over any balance or limit
 		pl := p.base(KindDecline, p.inStore, false)
