@@ -10,17 +10,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/pprof"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/postgres"
@@ -141,89 +136,37 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	// work hands out the scheduled send time of each request: at --rate, a
 	// pacer schedules them; flat out, each client takes the next at once.
-	var work chan time.Time
-	if *rate > 0 {
-		work = make(chan time.Time, *clients)
-		go pace(ctx, work, *rate, *duration)
-	}
-	var (
-		stopAt = time.Now().Add(*duration)
-		seq    atomic.Int64
-		mu     sync.Mutex
-		lat    []time.Duration
-		errs   = map[string]int64{}
-		nerr   int64
-		wg     sync.WaitGroup
-	)
-	if *cpuProf != "" {
-		f, err := os.Create(*cpuProf)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	beforeLoad := histograms(reg)
 	acquirers := []string{"400012", "510045", "601100", "377711", "454545", "222300", "356600", "620000"}
 	day := time.Now().UTC().Format("0102")
-	start := time.Now()
-	for c := 0; c < *clients; c++ {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(c), 42))
-			local := make([]time.Duration, 0, 4096)
-			localErr := map[string]int64{}
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				if work != nil {
-					var ok bool
-					if t0, ok = <-work; !ok {
-						break
-					}
-				} else if t0.After(stopAt) {
-					break
-				}
-				n := seq.Add(1)
-				src := ids[r.IntN(len(ids))]
-				amt := int64(1 + r.IntN(10000))
-				var key string
-				if *keyShape == "random" {
-					key = fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())
-				} else {
-					// Shaped like the card path's: acquirer, transmission
-					// date, STAN and RRN, interleaved across acquirers as
-					// they are on the wire.
-					acq := acquirers[int(n)%len(acquirers)]
-					key = fmt.Sprintf("auth:%s:%s:%06d:%s%06d", acq, day, n%1_000_000, run[len(run)-6:], n)
-				}
-				req := ledger.TransferRequest{Key: key, Legs: []ledger.Leg{
-					{AccountID: src, Amount: -amt, Currency: "GBP"},
-					{AccountID: settle.ID, Amount: amt, Currency: "GBP"},
-				}}
-				_, err := l.Transfer(ctx, req)
-				d := time.Since(t0)
-				if err != nil {
-					localErr[string(errors.CodeOf(err))]++
-					continue
-				}
-				local = append(local, d)
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			for k, v := range localErr {
-				errs[k] += v
-				nerr += v
-			}
-			mu.Unlock()
-		}(c)
+	rands := make([]*rand.Rand, *clients)
+	for c := range rands {
+		rands[c] = rand.New(rand.NewPCG(uint64(c), 42))
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
+	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf}.run(ctx, func(ctx context.Context, c int, n int64) (string, error) {
+		r := rands[c]
+		src := ids[r.IntN(len(ids))]
+		amt := int64(1 + r.IntN(10000))
+		var key string
+		if *keyShape == "random" {
+			key = fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())
+		} else {
+			// Shaped like the card path's: acquirer, transmission date,
+			// STAN and RRN, interleaved across acquirers as they are on
+			// the wire.
+			acq := acquirers[int(n)%len(acquirers)]
+			key = fmt.Sprintf("auth:%s:%s:%06d:%s%06d", acq, day, n%1_000_000, run[len(run)-6:], n)
+		}
+		_, err := l.Transfer(ctx, ledger.TransferRequest{Key: key, Legs: []ledger.Leg{
+			{AccountID: src, Amount: -amt, Currency: "GBP"},
+			{AccountID: settle.ID, Amount: amt, Currency: "GBP"},
+		}})
+		return "", err
+	})
+	if err != nil {
+		return err
+	}
+	lat, errs, nerr, elapsed := out.lat, out.errs, out.nerr, out.elapsed
 	res := benchResult{
 		Store: *storeKind, Clients: *clients, Accounts: *accounts, OfferedRate: *rate, Keys: *keyShape,
 		DurationS: elapsed.Seconds(), Transfers: int64(len(lat)),

@@ -9,11 +9,8 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/pprof"
-	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/corebank/corebank/card"
@@ -124,80 +121,29 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "bench auth: %s, %d connections, %d clients, %s...\n", *addr, *conns, *clients, *duration)
 	}
 
-	var work chan time.Time
-	if *rate > 0 {
-		work = make(chan time.Time, *clients)
-		go pace(ctx, work, *rate, *duration)
-	}
-	var (
-		stopAt = time.Now().Add(*duration)
-		mu     sync.Mutex
-		lat    []time.Duration
-		codes  = map[string]int64{}
-		nerr   atomic.Int64
-		wg     sync.WaitGroup
-	)
-	if *cpuProf != "" {
-		f, err := os.Create(*cpuProf)
+	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf}.run(ctx, func(ctx context.Context, c int, _ int64) (string, error) {
+		m, err := traffic.Purchase(time.Now()).Message(spec)
 		if err != nil {
-			return err
+			return "", err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		sctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		resp, err := cs[c%len(cs)].Send(sctx, m)
+		if err != nil {
+			return "", err
 		}
-		defer pprof.StopCPUProfile()
+		return resp.Get(39), nil
+	})
+	if err != nil {
+		return err
 	}
-	start := time.Now()
-	for i := 0; i < *clients; i++ {
-		wg.Add(1)
-		go func(c *cardnet.Client) {
-			defer wg.Done()
-			local := make([]time.Duration, 0, 4096)
-			localCodes := map[string]int64{}
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				if work != nil {
-					var ok bool
-					if t0, ok = <-work; !ok {
-						break
-					}
-				} else if t0.After(stopAt) {
-					break
-				}
-				m, err := traffic.Purchase(time.Now()).Message(spec)
-				if err != nil {
-					nerr.Add(1)
-					continue
-				}
-				sctx, cancel := context.WithTimeout(ctx, *timeout)
-				resp, err := c.Send(sctx, m)
-				cancel()
-				d := time.Since(t0)
-				if err != nil {
-					nerr.Add(1)
-					continue
-				}
-				local = append(local, d)
-				localCodes[resp.Get(39)]++
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			for k, v := range localCodes {
-				codes[k] += v
-			}
-			mu.Unlock()
-		}(cs[i%len(cs)])
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
+	lat, codes, elapsed := out.lat, out.labels, out.elapsed
 	res := benchAuthResult{
 		Target: *addr, Connections: *conns, Clients: *clients, OfferedRate: *rate,
 		DurationS: elapsed.Seconds(), Auths: int64(len(lat)), AuthsPerS: float64(len(lat)) / elapsed.Seconds(),
 		Approved: codes[string(cardnet.Approved)] + codes[string(cardnet.PartiallyApproved)],
 		P50ms:    pct(lat, 0.50), P99ms: pct(lat, 0.99), P999ms: pct(lat, 0.999), Maxms: pct(lat, 1),
-		Errors: nerr.Load(), Codes: codes, GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Errors: out.nerr, Codes: codes, GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Embedded: embedded, Cards: len(cards),
 	}
 	if embedded {

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+)
+
+// load drives a benchmark: clients goroutines each send one request at a
+// time, flat out for duration or, at rate, as a pacer schedules them.
+type load struct {
+	clients  int
+	rate     float64 // requests/s offered; 0 sends flat out
+	duration time.Duration
+	// cpuProfile, if set, is where the load phase's CPU profile goes.
+	cpuProfile string
+}
+
+// loadResult is what a load collected.
+type loadResult struct {
+	lat     []time.Duration  // latencies of the requests that succeeded, sorted
+	labels  map[string]int64 // successes by the label do gave them
+	errs    map[string]int64 // failures by error code
+	nerr    int64
+	elapsed time.Duration
+}
+
+// run calls do for each request, with the client's index and the request's
+// sequence number. Latency counts from the request's scheduled time at a
+// fixed rate (so queueing behind a slow answer is not hidden), else from
+// when it was sent.
+func (ld load) run(ctx context.Context, do func(ctx context.Context, client int, n int64) (label string, err error)) (*loadResult, error) {
+	var work chan time.Time
+	if ld.rate > 0 {
+		work = make(chan time.Time, ld.clients)
+		go pace(ctx, work, ld.rate, ld.duration)
+	}
+	if ld.cpuProfile != "" {
+		f, err := os.Create(ld.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res := &loadResult{labels: map[string]int64{}, errs: map[string]int64{}}
+	var (
+		stopAt = time.Now().Add(ld.duration)
+		seq    atomic.Int64
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+	)
+	start := time.Now()
+	for c := 0; c < ld.clients; c++ {
+		wg.Go(func() {
+			local := make([]time.Duration, 0, 4096)
+			labels, errs := map[string]int64{}, map[string]int64{}
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if work != nil {
+					var ok bool
+					if t0, ok = <-work; !ok {
+						break
+					}
+				} else if t0.After(stopAt) {
+					break
+				}
+				label, err := do(ctx, c, seq.Add(1))
+				d := time.Since(t0)
+				if err != nil {
+					errs[string(errors.CodeOf(err))]++
+					continue
+				}
+				local = append(local, d)
+				if label != "" {
+					labels[label]++
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.lat = append(res.lat, local...)
+			for k, v := range labels {
+				res.labels[k] += v
+			}
+			for k, v := range errs {
+				res.errs[k] += v
+				res.nerr += v
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	slices.Sort(res.lat)
+	return res, nil
+}
