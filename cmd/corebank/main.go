@@ -36,7 +36,7 @@ func commands() []command {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if err != flag.ErrHelp {
@@ -44,6 +44,12 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// signalContext is cancelled by Ctrl-C (SIGINT) or SIGTERM: the signal to
+// drain and stop.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
