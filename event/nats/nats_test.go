@@ -234,7 +234,23 @@ func (f *feed) handle(ctx context.Context, e event.Event) error {
 	return err
 }
 
+// appliedRows counts the changes the feed has applied. It counts what
+// handle records after its transaction commits, so once it reaches n every
+// one of those n commits is done (the table's count alone can run ahead of
+// the record, and a check made in between would see one missing).
 func (f *feed) appliedRows(tb testing.TB) int {
+	tb.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, ns := range f.applied {
+		n += len(ns)
+	}
+	return n
+}
+
+// storedRows counts the changes in the feed's table.
+func (f *feed) storedRows(tb testing.TB) int {
 	tb.Helper()
 	var n int
 	if err := f.db.Read.QueryRow(`SELECT COUNT(*) FROM applied`).Scan(&n); err != nil {
@@ -263,6 +279,13 @@ func (f *feed) totalCalls() int {
 // exactly once and, per key, in order.
 func (f *feed) checkApplied(tb testing.TB, want map[string]int) {
 	tb.Helper()
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	if got := f.storedRows(tb); got != total {
+		tb.Errorf("feed table holds %d changes, want %d", got, total)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k, n := range want {
