@@ -1,7 +1,6 @@
 package authorization_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/card/cardtest"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
@@ -41,34 +41,17 @@ type env struct {
 	n          atomic.Int64
 }
 
-func otherDB(t *testing.T, like *store.DB, service string) *store.DB {
-	if like.Dialect == store.Postgres {
-		return storetest.Postgres(t, service)
-	}
-	return storetest.SQLite(t, service)
-}
-
-func secret(b byte) card.Secret { return card.Secret(bytes.Repeat([]byte{b}, 32)) }
-
 func newEnv(t *testing.T, db *store.DB) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := new(clock)
 	clk.Set(epoch)
-	led, err := ledger.Open(ctx, otherDB(t, db, "ledger"), ledger.Config{Now: clk.Now})
+	led, err := ledger.Open(ctx, storetest.Like(t, db, "ledger"), ledger.Config{Now: clk.Now})
 	if err != nil {
 		t.Fatalf("ledger.Open: %v", err)
 	}
 	t.Cleanup(func() { led.Close() })
-	cvkA, _ := card.ParseSecret("0123456789ABCDEF")
-	cvkB, _ := card.ParseSecret("FEDCBA9876543210")
-	cards, err := card.Open(ctx, otherDB(t, db, "card"), card.Config{
-		BIN:     "45717360",
-		Keyring: card.Keyring{Current: "k1", Keys: map[string]card.Secret{"k1": secret(0x11)}},
-		HashKey: secret(0x22),
-		CVK:     card.CVK{A: cvkA, B: cvkB},
-		Now:     clk.Now,
-	})
+	cards, err := card.Open(ctx, storetest.Like(t, db, "card"), cardtest.Config("45717360", clk.Now))
 	if err != nil {
 		t.Fatalf("card.Open: %v", err)
 	}
@@ -105,25 +88,8 @@ type holder struct {
 // holder issues a card with controls on a new account holding balance.
 func (e *env) holder(balance int64, ctl card.Controls) *holder {
 	e.t.Helper()
-	ctx := context.Background()
-	n := e.n.Add(1)
-	acc := e.account(fmt.Sprintf("cust-%d", n), ledger.RuleLimit)
-	if balance > 0 {
-		if _, err := e.led.Transfer(ctx, ledger.TransferRequest{Key: fmt.Sprintf("fund-%d", n), Legs: []ledger.Leg{
-			{AccountID: e.fund, Amount: -balance, Currency: "GBP"}, {AccountID: acc, Amount: balance, Currency: "GBP"},
-		}}); err != nil {
-			e.t.Fatalf("fund: %v", err)
-		}
-	}
-	c, err := e.cards.Issue(ctx, card.IssueRequest{Key: fmt.Sprintf("issue-%d", n), AccountID: acc, CustomerID: fmt.Sprintf("cus_%d", n), Currency: "GBP", Controls: ctl})
-	if err != nil {
-		e.t.Fatalf("Issue: %v", err)
-	}
-	d, err := e.cards.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "test"})
-	if err != nil {
-		e.t.Fatalf("Reveal: %v", err)
-	}
-	return &holder{card: c, pan: d.PAN, cvc: d.CVC, account: acc}
+	h := cardtest.Issue(e.t, e.led, e.cards, e.fund, e.n.Add(1), balance, ctl)
+	return &holder{card: h.Card, pan: h.PAN, cvc: h.CVC, account: h.Account}
 }
 
 // net returns a fresh network id.

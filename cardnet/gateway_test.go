@@ -1,7 +1,6 @@
 package cardnet_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/card/cardtest"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
@@ -71,15 +71,7 @@ func newBank(t *testing.T, o bankOptions) *bank {
 		}
 		b.led.Close()
 	})
-	cvkA, _ := card.ParseSecret("0123456789ABCDEF")
-	cvkB, _ := card.ParseSecret("FEDCBA9876543210")
-	b.cards, err = card.Open(ctx, o.db(t, "card"), card.Config{
-		BIN:     "45999912",
-		Keyring: card.Keyring{Current: "k1", Keys: map[string]card.Secret{"k1": card.Secret(bytes.Repeat([]byte{0x11}, 32))}},
-		HashKey: card.Secret(bytes.Repeat([]byte{0x22}, 32)),
-		CVK:     card.CVK{A: cvkA, B: cvkB},
-		Now:     b.cardClock.Now,
-	})
+	b.cards, err = card.Open(ctx, o.db(t, "card"), cardtest.Config("45999912", b.cardClock.Now))
 	if err != nil {
 		t.Fatalf("card.Open: %v", err)
 	}
@@ -129,25 +121,9 @@ type cardholder struct {
 // holder issues a card with controls on a new account holding balance.
 func (b *bank) holder(balance int64, ctl card.Controls) *cardholder {
 	b.t.Helper()
-	ctx := context.Background()
-	n := b.n.Add(1)
-	acc := b.account(fmt.Sprintf("customer-%d", n), ledger.RuleLimit)
-	if balance > 0 {
-		if _, err := b.led.Transfer(ctx, ledger.TransferRequest{Key: fmt.Sprintf("fund-%d", n), Legs: []ledger.Leg{
-			{AccountID: b.fund, Amount: -balance, Currency: "GBP"}, {AccountID: acc, Amount: balance, Currency: "GBP"},
-		}}); err != nil {
-			b.t.Fatalf("fund: %v", err)
-		}
-	}
-	c, err := b.cards.Issue(ctx, card.IssueRequest{Key: fmt.Sprintf("issue-%d", n), AccountID: acc, CustomerID: fmt.Sprintf("cus_%d", n), Currency: "GBP", Controls: ctl})
-	if err != nil {
-		b.t.Fatalf("Issue: %v", err)
-	}
-	d, err := b.cards.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "test"})
-	if err != nil {
-		b.t.Fatalf("Reveal: %v", err)
-	}
-	return &cardholder{card: c, account: acc, pan: d.PAN, expiry: cardnet.Expiry{Year: d.ExpiryYear, Month: time.Month(d.ExpiryMonth)}, cvc: d.CVC}
+	h := cardtest.Issue(b.t, b.led, b.cards, b.fund, b.n.Add(1), balance, ctl)
+	c := h.Card
+	return &cardholder{card: c, account: h.Account, pan: h.PAN, expiry: cardnet.Expiry{Year: c.ExpiryYear, Month: time.Month(c.ExpiryMonth)}, cvc: h.CVC}
 }
 
 // purchase is a contactless 0100 purchase of amount pence with fresh

@@ -1,7 +1,6 @@
 package clearing_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/card/cardtest"
 	"github.com/corebank/corebank/clearing"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
@@ -83,41 +83,26 @@ type env struct {
 	n          atomic.Int64
 }
 
-func otherDB(t *testing.T, like *store.DB, service string) *store.DB {
-	if like.Dialect == store.Postgres {
-		return storetest.Postgres(t, service)
-	}
-	return storetest.SQLite(t, service)
-}
-
 func newEnv(t *testing.T, db *store.DB) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := new(clock)
 	clk.ns.Store(epoch.UnixNano())
-	e := &env{t: t, db: db, clk: clk, ledDB: otherDB(t, db, "ledger")}
+	e := &env{t: t, db: db, clk: clk, ledDB: storetest.Like(t, db, "ledger")}
 	var err error
 	e.led, err = ledger.Open(ctx, e.ledDB, ledger.Config{Now: clk.Now})
 	if err != nil {
 		t.Fatalf("ledger.Open: %v", err)
 	}
 	t.Cleanup(func() { e.led.Close() })
-	cvkA, _ := card.ParseSecret("0123456789ABCDEF")
-	cvkB, _ := card.ParseSecret("FEDCBA9876543210")
-	e.cards, err = card.Open(ctx, otherDB(t, db, "card"), card.Config{
-		BIN:     "45717360",
-		Keyring: card.Keyring{Current: "k1", Keys: map[string]card.Secret{"k1": card.Secret(bytes.Repeat([]byte{0x11}, 32))}},
-		HashKey: card.Secret(bytes.Repeat([]byte{0x22}, 32)),
-		CVK:     card.CVK{A: cvkA, B: cvkB},
-		Now:     clk.Now,
-	})
+	e.cards, err = card.Open(ctx, storetest.Like(t, db, "card"), cardtest.Config("45717360", clk.Now))
 	if err != nil {
 		t.Fatalf("card.Open: %v", err)
 	}
 	e.fund = e.account("fund", ledger.RuleNone)
 	e.settlement = e.account("settlement", ledger.RuleNone)
 	settle := map[money.Currency]string{"GBP": e.settlement}
-	e.authDB = otherDB(t, db, "authorization")
+	e.authDB = storetest.Like(t, db, "authorization")
 	e.auth, err = authorization.Open(ctx, e.authDB, authorization.Config{
 		Card: e.cards, Ledger: e.led, Now: clk.Now, Settlement: settle,
 	})
@@ -158,25 +143,8 @@ type holder struct {
 // holder issues a card on a new account holding balance.
 func (e *env) holder(balance int64) *holder {
 	e.t.Helper()
-	ctx := context.Background()
-	n := e.n.Add(1)
-	acc := e.account(fmt.Sprintf("cust-%d", n), ledger.RuleLimit)
-	if balance > 0 {
-		if _, err := e.led.Transfer(ctx, ledger.TransferRequest{Key: fmt.Sprintf("fund-%d", n), Legs: []ledger.Leg{
-			{AccountID: e.fund, Amount: -balance, Currency: "GBP"}, {AccountID: acc, Amount: balance, Currency: "GBP"},
-		}}); err != nil {
-			e.t.Fatalf("fund: %v", err)
-		}
-	}
-	c, err := e.cards.Issue(ctx, card.IssueRequest{Key: fmt.Sprintf("issue-%d", n), AccountID: acc, CustomerID: fmt.Sprintf("cus_%d", n), Currency: "GBP"})
-	if err != nil {
-		e.t.Fatalf("Issue: %v", err)
-	}
-	d, err := e.cards.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "test"})
-	if err != nil {
-		e.t.Fatalf("Reveal: %v", err)
-	}
-	return &holder{card: c, pan: d.PAN, cvc: d.CVC, account: acc}
+	h := cardtest.Issue(e.t, e.led, e.cards, e.fund, e.n.Add(1), balance, card.Controls{})
+	return &holder{card: h.Card, pan: h.PAN, cvc: h.CVC, account: h.Account}
 }
 
 // purchase is a purchase of amount pence on h with fresh network ids.

@@ -63,3 +63,13 @@ func Each(t *testing.T, service string, fn func(t *testing.T, db *store.DB)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t, service)) })
 	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t, service)) })
 }
+
+// Like returns a fresh store for service on the same engine as like: for a
+// test run under Each that needs a second service's database.
+func Like(t testing.TB, like *store.DB, service string) *store.DB {
+	t.Helper()
+	if like.Dialect == store.Postgres {
+		return Postgres(t, service)
+	}
+	return SQLite(t, service)
+}
