@@ -60,6 +60,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		addr      = fs.String("iso8583", "", "a running gateway's ISO 8583 address; empty starts the embedded bank")
 		cardsFlag = fs.String("cards", "", "embedded: how many funded cards to pay with (default 1000); with --iso8583: a JSON list of test cards the issuer knows")
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
+		workers   = fs.Int("workers", cardnet.DefaultWorkers, "embedded: the gateway's worker pool (requests decided at once)")
 		duration  = fs.Duration("duration", 10*time.Second, "how long to drive load")
 		rate      = fs.Float64("rate", 0, "offered load in authorizations/s (open loop: latency counts from each request's scheduled time); 0 sends flat out")
 		conns     = fs.Int("connections", 4, "TCP connections to the gateway")
@@ -92,7 +93,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if st, cards, err = startBenchStack(ctx, dir, n, stderr); err != nil {
+		if st, cards, err = startBenchStack(ctx, dir, n, *workers, stderr); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer st.stop(context.Background())
@@ -190,7 +191,7 @@ func signOn(ctx context.Context, c *cardnet.Client, spec *cardnet.Spec, stan int
 // with the gateway on loopback, and opens n generously funded customer
 // accounts with a card each and no controls. It returns the cards' details,
 // revealed in process: they are never written anywhere.
-func startBenchStack(ctx context.Context, dir string, n int, stderr io.Writer) (*stack, []sim.Card, error) {
+func startBenchStack(ctx context.Context, dir string, n, workers int, stderr io.Writer) (*stack, []sim.Card, error) {
 	// Every default of the embedded shape, then the bench's few changes.
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	var (
@@ -202,7 +203,7 @@ func startBenchStack(ctx context.Context, dir string, n int, stderr io.Writer) (
 	cc.flags(fs)
 	gc.flags(fs)
 	cfg.dataDir, cfg.logLevel, cfg.expireEvery = dir, "warn", 0
-	gc.addr = "127.0.0.1:0"
+	gc.addr, gc.workers = "127.0.0.1:0", workers
 	if err := cc.demoKeys(dir); err != nil {
 		return nil, nil, err
 	}

@@ -21,7 +21,7 @@ import (
 // file again changes nothing, and the ledger's invariants hold throughout.
 func TestCardPathEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	st, cards, err := startBenchStack(ctx, t.TempDir(), 12, &bytes.Buffer{})
+	st, cards, err := startBenchStack(ctx, t.TempDir(), 12, cardnet.DefaultWorkers, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
