@@ -72,6 +72,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		dataDir   = fs.String("data", "", "SQLite directory (default: a fresh temporary directory, removed afterwards)")
 		asJSON    = fs.Bool("json", false, "print one JSON object")
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
+		blockProf = fs.String("blockprofile", "", "write a blocking profile of the load phase to this file")
 	)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -143,7 +144,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for c := range rands {
 		rands[c] = rand.New(rand.NewPCG(uint64(c), 42))
 	}
-	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf}.run(ctx, func(ctx context.Context, c int, n int64) (string, error) {
+	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf}.run(ctx, func(ctx context.Context, c int, n int64) (string, error) {
 		r := rands[c]
 		src := ids[r.IntN(len(ids))]
 		amt := int64(1 + r.IntN(10000))

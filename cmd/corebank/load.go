@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -20,6 +21,9 @@ type load struct {
 	duration time.Duration
 	// cpuProfile, if set, is where the load phase's CPU profile goes.
 	cpuProfile string
+	// blockProfile, if set, is where the load phase's blocking profile
+	// goes: where goroutines waited (for locks, channels, commits).
+	blockProfile string
 }
 
 // loadResult is what a load collected.
@@ -51,6 +55,16 @@ func (ld load) run(ctx context.Context, do func(ctx context.Context, client int,
 			return nil, err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if ld.blockProfile != "" {
+		runtime.SetBlockProfileRate(int(50 * time.Microsecond))
+		defer func() {
+			runtime.SetBlockProfileRate(0)
+			if f, err := os.Create(ld.blockProfile); err == nil {
+				pprof.Lookup("block").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	res := &loadResult{labels: map[string]int64{}, errs: map[string]int64{}}
 	var (
