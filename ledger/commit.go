@@ -123,7 +123,7 @@ type batch struct {
 
 func (l *Ledger) commit(ops []*op) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	ctx, cancel := l.db.GroupContext(commitTimeout)
 	defer cancel()
 	now := l.cfg.Now().UTC()
 	b := &batch{

@@ -127,7 +127,7 @@ func (c *Committer) run() {
 }
 
 func (c *Committer) commit(group []*txOp) {
-	ctx, cancel := context.WithTimeout(context.Background(), committerTimeout)
+	ctx, cancel := c.db.GroupContext(committerTimeout)
 	defer cancel()
 	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, o := range group {

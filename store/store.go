@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Dialect names the SQL engine behind a DB.
@@ -163,6 +164,29 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// GroupContext is the context a group commit runs its statements under.
+// On PostgreSQL it ends after timeout, so a stalled server fails the group
+// instead of holding every caller in it. On SQLite it never ends: the
+// driver watches a cancellable context with a goroutine (and a progress
+// handler) per statement, which on a busy writer cost more than the
+// statements, and an in-process SQLite cannot stall the way a network can;
+// its writes end when the disk answers.
+func (db *DB) GroupContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if db.Dialect == SQLite {
+		return context.Background(), func() {}
+	}
+	return context.WithTimeout(context.Background(), timeout)
+}
+
+// readContext is ctx for a single-row read: on SQLite without its
+// cancellation (see GroupContext; a single-row read is microseconds).
+func (db *DB) readContext(ctx context.Context) context.Context {
+	if db.Dialect == SQLite {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.Write.PingContext(ctx) }
 
@@ -175,6 +199,9 @@ func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 	if err != nil {
 		// The plain call fails the same way and reports it through Row.
 		return db.Read.QueryRowContext(ctx, db.Rebind(query), args...)
+	}
+	if ctx.Err() == nil {
+		ctx = db.readContext(ctx)
 	}
 	return st.QueryRowContext(ctx, args...)
 }
