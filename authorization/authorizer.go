@@ -3,6 +3,7 @@ package authorization
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io"
@@ -51,6 +52,13 @@ type Config struct {
 	Notify func()
 	// Rand is where authorization codes come from. Default crypto/rand.
 	Rand io.Reader
+	// AnswerEarly answers an approval as soon as its ledger operation is
+	// durable and finishes its record behind the answer (see complete):
+	// one durable write fewer on the answer's path. Set it only where this
+	// Authorizer is the one process deciding on its store (the embedded
+	// shape); readers in other processes could see a record pending that
+	// the network was already told about.
+	AnswerEarly bool
 }
 
 // Authorizer implements Service on a store.DB, calling the card service and
@@ -63,8 +71,10 @@ type Config struct {
 type Authorizer struct {
 	db    *store.DB
 	tx    *store.Committer // group-commits the records' writes
+	st    *statements      // prepared on the writer, for the group commit
 	cfg   Config
 	locks keyedMutex
+	bg    sync.WaitGroup // records being finished behind their answers (Config.AnswerEarly)
 
 	randMu sync.Mutex
 }
@@ -102,13 +112,85 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 	if err := event.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("authorization: %w", err)
 	}
-	return &Authorizer{db: db, tx: store.NewCommitter(db, 0), cfg: cfg, locks: keyedMutex{m: map[string]*lockEntry{}}}, nil
+	st, err := prepare(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	a := &Authorizer{db: db, tx: store.NewCommitter(db, 0), st: st, cfg: cfg, locks: keyedMutex{m: map[string]*lockEntry{}}}
+	// On SQLite this process is the only writer, so every pending record is
+	// left from before it started; on PostgreSQL another process may be
+	// finishing one, so only the stale are taken.
+	after := time.Duration(0)
+	if db.Dialect != store.SQLite {
+		after = time.Minute
+	}
+	if _, err := a.RecoverPending(ctx, after); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// RecoverPending completes the records left pending for at least
+// olderThan (by their last update): a crash between the ledger operation
+// and the record, or a record that could not be finished behind its
+// answer. Each is completed the way a retransmission would complete it:
+// the recorded ledger operation is replayed under its own idempotency key
+// (the ledger returns what it did), and the outcome recorded. It returns
+// how many it completed.
+func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration) (int, error) {
+	n := 0
+	for {
+		before := a.cfg.Now().Add(-olderThan).UnixNano()
+		rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations WHERE status = 'pending' AND updated_at <= ? ORDER BY updated_at LIMIT 100`, before)
+		if err != nil {
+			return n, fmt.Errorf("authorization: pending records: %w", err)
+		}
+		var batch []*record
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				rows.Close()
+				return n, fmt.Errorf("authorization: pending records: %w", err)
+			}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return n, fmt.Errorf("authorization: pending records: %w", err)
+		}
+		if len(batch) == 0 {
+			return n, nil
+		}
+		for _, r := range batch {
+			if err := a.recoverOne(ctx, r.networkKey); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+}
+
+func (a *Authorizer) recoverOne(ctx context.Context, key string) error {
+	defer a.locks.lock("net:" + key)()
+	r, err := a.find(ctx, key)
+	if err != nil || r == nil || r.status != statusPending {
+		return err
+	}
+	defer a.locks.lock("card:" + r.CardID)()
+	if _, err := a.complete(ctx, r, nil); err != nil {
+		return fmt.Errorf("authorization: recover %s: %w", r.ID, err)
+	}
+	a.cfg.Log.InfoContext(ctx, "authorization: completed a pending record", "authorization_id", r.ID, "network_key", key)
+	return nil
 }
 
 // Close finishes the writes under way and stops the group committer. It
 // does not close the store.
 func (a *Authorizer) Close() error {
+	a.bg.Wait()
 	a.tx.Close()
+	a.st.close()
 	return nil
 }
 
@@ -144,17 +226,16 @@ func (a *Authorizer) Advise(ctx context.Context, req Request) (*Decision, error)
 	return a.decide(ctx, &req)
 }
 
-// decide is the one path of every request but reversals: the recorded
-// answer if there is one, else card, checks, ledger, record.
+// decide is the one path of every request but reversals: card, checks,
+// ledger, record. A message already recorded (a retransmission, or one
+// left pending by a crash) is answered from its record: every path ends in
+// insert, which finds it, and no ledger operation runs before a record of
+// it is durable.
 func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error) {
 	key := req.Network.Key()
-	defer a.locks.lock("net:" + key)()
-
-	if r, err := a.find(ctx, key); err != nil {
-		return nil, err
-	} else if r != nil {
-		return a.complete(ctx, r)
-	}
+	held := &heldLocks{}
+	defer held.release()
+	held.add(a.locks.lock("net:" + key))
 
 	now := a.cfg.Now().UTC()
 	r := a.newRecord(req, key, now)
@@ -166,16 +247,11 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if err != nil {
 		return nil, fmt.Errorf("authorization: card lookup: %w", err)
 	}
-	defer a.locks.lock("card:" + c.ID)()
+	held.add(a.locks.lock("card:" + c.ID))
 	r.CardID, r.AccountID, r.Currency = c.ID, c.AccountID, c.Currency
 
-	if rev, err := a.reversedBefore(ctx, key); err != nil {
-		return nil, err
-	} else if rev {
-		return a.decline(ctx, r, AlreadyReversed, "")
-	}
 	if req.Kind == KindAdvice {
-		return a.advise(ctx, req, r, c)
+		return a.advise(ctx, req, r, c, held)
 	}
 
 	if req.Expiry != "" && req.Expiry != c.ExpiryYYMM() {
@@ -220,16 +296,10 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		return a.record(ctx, r)
 	}
 
-	spent, err := a.spent(ctx, c.ID, now, c.Controls.VelocityWindow)
-	if err != nil {
-		return nil, err
-	}
-	attempt := card.Attempt{Amount: amount, Currency: currency, MCC: req.MCC, Channel: req.Channel, Country: req.MerchantCountry}
-	if d := c.Check(attempt, spent, now); d != card.NoDecline {
-		return a.decline(ctx, r, reasonFor(d), string(d))
-	}
-
 	settlement := a.cfg.Settlement[c.Currency]
+	if settlement == "" {
+		return a.decline(ctx, r, SystemError, "no settlement account for "+string(c.Currency))
+	}
 	r.status = statusPending
 	r.AuthCode = a.authCode()
 	r.opKey, r.opAmount, r.opPartial = key, amount, req.PartialAllowed
@@ -243,18 +313,42 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		r.op, r.opTarget = opPlace, settlement
 		r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
 	}
-	if r.opTarget == "" {
-		return a.decline(ctx, r, SystemError, "no settlement account for "+string(c.Currency))
-	}
-	got, _, err := a.insert(ctx, r)
+	attempt := card.Attempt{Amount: amount, Currency: currency, MCC: req.MCC, Channel: req.Channel, Country: req.MerchantCountry}
+	got, _, err := a.insert(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
+		if declined, err := a.reversedGate(ctx, tx, r); declined || err != nil {
+			return err
+		}
+		spent, err := a.spent(ctx, tx, c.ID, now, c.Controls.VelocityWindow)
+		if err != nil {
+			return err
+		}
+		if d := c.Check(attempt, spent, now); d != card.NoDecline {
+			r.setDeclined(reasonFor(d), string(d))
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	return a.complete(ctx, got)
+	return a.complete(ctx, got, held)
+}
+
+// reversedGate declines r if a reversal of it came first, and says so.
+func (a *Authorizer) reversedGate(ctx context.Context, tx *sql.Tx, r *record) (bool, error) {
+	if r.CardID == "" {
+		return false, nil // the card is unknown: that is the answer
+	}
+	rev, err := a.reversedBefore(ctx, tx, r.networkKey)
+	if err != nil || !rev {
+		return false, err
+	}
+	r.setDeclined(AlreadyReversed, "")
+	r.OriginalID, r.HoldID = "", ""
+	return true, nil
 }
 
 // advise applies a stand-in advice: no checks, the network decided.
-func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *card.Card) (*Decision, error) {
+func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *card.Card, held *heldLocks) (*Decision, error) {
 	if !req.StandIn {
 		return a.decline(ctx, r, NetworkDeclined, "")
 	}
@@ -288,11 +382,14 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 	r.AuthCode = a.authCode()
 	r.op, r.opKey, r.opAmount, r.opTarget, r.opForce = opPlace, r.networkKey, amount, settlement, true
 	r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
-	got, _, err := a.insert(ctx, r)
+	got, _, err := a.insert(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
+		_, err := a.reversedGate(ctx, tx, r)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return a.complete(ctx, got)
+	return a.complete(ctx, got, held)
 }
 
 // original returns the finished record of an original message, completing
@@ -303,7 +400,7 @@ func (a *Authorizer) original(ctx context.Context, n NetworkID) (*record, error)
 		return nil, err
 	}
 	if o.status == statusPending {
-		if _, err := a.complete(ctx, o); err != nil {
+		if _, err := a.complete(ctx, o, nil); err != nil {
 			return nil, err
 		}
 		return a.find(ctx, n.Key())
@@ -334,28 +431,49 @@ func (a *Authorizer) newRecord(req *Request, key string, now time.Time) *record 
 
 // decline records a declined decision.
 func (a *Authorizer) decline(ctx context.Context, r *record, reason Reason, detail string) (*Decision, error) {
-	r.status, r.Approved, r.Reason, r.Detail = statusDone, false, reason, detail
-	r.Amount, r.Outstanding, r.AuthCode = 0, 0, ""
-	r.op, r.opKey, r.opAmount, r.opTarget, r.opExpires, r.opForce, r.opPartial = opNone, "", 0, "", 0, false, false
+	r.setDeclined(reason, detail)
 	return a.record(ctx, r)
 }
 
-// record inserts a decided record (or returns the one already there).
+// setDeclined makes r a decided decline with no ledger operation.
+func (r *record) setDeclined(reason Reason, detail string) {
+	r.status, r.Approved, r.Reason, r.Detail = statusDone, false, reason, detail
+	r.Amount, r.Outstanding, r.AuthCode = 0, 0, ""
+	r.op, r.opKey, r.opAmount, r.opTarget, r.opExpires, r.opForce, r.opPartial = opNone, "", 0, "", 0, false, false
+}
+
+// record inserts a decided record (or returns the one already there),
+// unless a reversal of it came first.
 func (a *Authorizer) record(ctx context.Context, r *record) (*Decision, error) {
 	r.status = statusDone
-	got, _, err := a.insert(ctx, r)
+	got, _, err := a.insert(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
+		_, err := a.reversedGate(ctx, tx, r)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return a.complete(ctx, got)
+	return a.complete(ctx, got, nil)
 }
 
 // complete returns a record's decision, first carrying out its pending
 // ledger operation, with the operation's own idempotency key, and
 // recording the outcome. This is how a crash between the ledger and the
-// record is repaired: a retransmission finds the pending record and
-// completes it; the ledger returns what it did the first time.
-func (a *Authorizer) complete(ctx context.Context, r *record) (*Decision, error) {
+// record is repaired: a retransmission (or RecoverPending) finds the
+// pending record and completes it; the ledger returns what it did the
+// first time.
+//
+// With Config.AnswerEarly, an approval is answered as soon as its ledger
+// operation is durable when held is given: what the
+// answer says is already durable (the pending record holds the operation,
+// its key and the auth code; the ledger holds the money), so the record is
+// finished behind the answer, with held's locks kept until it is, so that
+// the card's next decision sees it in its spend. If the process dies first,
+// the record stays pending and is completed, to the same answer, by a
+// retransmission, a reversal or RecoverPending at the next start. A
+// decline is recorded before it is answered: the ledger does not remember
+// refusals, so a replay might approve what was declined.
+func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (*Decision, error) {
 	if r.status == statusDone {
 		return r.decision(), nil
 	}
@@ -420,7 +538,7 @@ func (a *Authorizer) complete(ctx context.Context, r *record) (*Decision, error)
 				if err != nil {
 					return nil, err
 				}
-				return a.complete(ctx, fresh)
+				return a.complete(ctx, fresh, held)
 			}
 		}
 		a.declined(r, InsufficientFunds, "")
@@ -437,6 +555,21 @@ func (a *Authorizer) complete(ctx context.Context, r *record) (*Decision, error)
 		}
 	default:
 		return nil, fmt.Errorf("authorization: %s %s: %w", r.op, r.ID, err)
+	}
+
+	if r.Approved && held != nil && a.cfg.AnswerEarly {
+		d := r.decision()
+		locks := held.take()
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			defer locks.release()
+			if _, _, err := a.finish(context.WithoutCancel(ctx), r); err != nil {
+				a.cfg.Log.ErrorContext(ctx, "authorization: finish an answered approval; it stays pending until recovered",
+					"authorization_id", r.ID, "err", err)
+			}
+		}()
+		return d, nil
 	}
 
 	got, done, err := a.finish(ctx, r)
@@ -465,8 +598,8 @@ func (a *Authorizer) declined(r *record, reason Reason, detail string) {
 // available, under a key of its own (the full amount's request failed and
 // so is not remembered by the ledger, but keeping them apart is clearer).
 func (a *Authorizer) setPartial(ctx context.Context, r *record, amount int64) error {
-	_, err := a.db.Write.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET op_key = ?, op_amount = ?, updated_at = ? WHERE id = ? AND status = ? AND op_key = ?`),
-		r.opKey+":partial", amount, a.cfg.Now().UnixNano(), r.ID, statusPending, r.opKey)
+	_, err := a.db.Write.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET op_key = ?, op_amount = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND op_key = ?`),
+		r.opKey+":partial", amount, a.cfg.Now().UnixNano(), r.ID, r.opKey)
 	if err != nil {
 		return fmt.Errorf("authorization: partial %s: %w", r.ID, err)
 	}
@@ -517,7 +650,7 @@ func (a *Authorizer) Reverse(ctx context.Context, req ReversalRequest) (*Decisio
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
-		return a.complete(ctx, r)
+		return a.complete(ctx, r, nil)
 	}
 	now := a.cfg.Now().UTC()
 	o := req.Original
@@ -629,6 +762,9 @@ func (a *Authorizer) Get(ctx context.Context, id string) (*Decision, error) {
 		}
 		return nil, fmt.Errorf("authorization: get %s: %w", id, err)
 	}
+	if r, err = a.settled(ctx, r); err != nil {
+		return nil, err
+	}
 	if r.status != statusDone {
 		return nil, errors.Errorf(errors.NotFound, "authorization %s is not decided yet", id)
 	}
@@ -644,16 +780,48 @@ func (a *Authorizer) ByNetworkID(ctx context.Context, n NetworkID) (*Decision, e
 	if err != nil {
 		return nil, err
 	}
+	if r != nil {
+		if r, err = a.settled(ctx, r); err != nil {
+			return nil, err
+		}
+	}
 	if r == nil || r.status != statusDone {
 		return nil, errors.New(errors.NotFound, "no decision for that network message")
 	}
 	return r.decision(), nil
 }
 
+// settled returns r as it is once no decision of this process is working
+// on it: a pending record may be an approval already answered and being
+// finished behind its answer (see complete), and a reader must see what the
+// network was told. It waits for the record's lock and reads it again.
+func (a *Authorizer) settled(ctx context.Context, r *record) (*record, error) {
+	if r.status != statusPending {
+		return r, nil
+	}
+	a.locks.lock("net:" + r.networkKey)()
+	again, err := a.find(ctx, r.networkKey)
+	if err != nil {
+		return nil, err
+	}
+	if again == nil {
+		return r, nil
+	}
+	return again, nil
+}
+
 // ByReference implements Service.
 func (a *Authorizer) ByReference(ctx context.Context, q ReferenceQuery) (*Decision, error) {
 	if err := q.validate(); err != nil {
 		return nil, err
+	}
+	// Approvals being finished behind their answers are waited for first.
+	pending, err := a.pendingByReference(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range pending {
+		a.locks.lock("net:" + key)()
 	}
 	rs, err := a.byReference(ctx, q)
 	if err != nil {
@@ -689,6 +857,27 @@ func (a *Authorizer) authCode() string {
 		}
 	}
 	return string(out[:])
+}
+
+// heldLocks are the unlocks of the locks a decision holds, released
+// together, by the decision or by whoever takes them over.
+type heldLocks struct{ unlocks []func() }
+
+func (h *heldLocks) add(unlock func()) { h.unlocks = append(h.unlocks, unlock) }
+
+// take hands the locks over: h no longer releases them.
+func (h *heldLocks) take() *heldLocks {
+	t := &heldLocks{unlocks: h.unlocks}
+	h.unlocks = nil
+	return t
+}
+
+// release unlocks in reverse order of locking.
+func (h *heldLocks) release() {
+	for i := len(h.unlocks) - 1; i >= 0; i-- {
+		h.unlocks[i]()
+	}
+	h.unlocks = nil
 }
 
 // keyedMutex is a set of mutexes by name, created on demand and dropped

@@ -1,0 +1,165 @@
+package authorization_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// early opens a second authorizer on e's records that answers approvals
+// before finishing their records, as the embedded node runs it.
+func (e *env) early(t *testing.T) *authorization.Authorizer {
+	t.Helper()
+	a, err := authorization.Open(context.Background(), e.db, authorization.Config{
+		Card: e.cards, Ledger: e.led, Now: e.clk.Now, AnswerEarly: true,
+		Settlement: map[money.Currency]string{"GBP": e.settlement},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// With AnswerEarly the answer comes before the record is finished; every
+// reader of the authorizer still sees the decision the network was told,
+// and the record is finished by the time Close returns.
+func TestAnswerEarlyReadsWhatWasAnswered(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		a := e.early(t)
+		h := e.holder(1000, card.Controls{})
+		req := e.purchase(h, 400)
+		d := must(t)(a.Authorize(ctx, req))
+		if !d.Approved || d.HoldID == "" || d.Amount != 400 || d.AuthCode == "" {
+			t.Fatalf("decision = %+v", d)
+		}
+		e.wantBalance(t, h.account, 1000, 400)
+		// Read straight after the answer: the reads wait for the record.
+		if got, err := a.ByNetworkID(ctx, req.Network); err != nil || got.HoldID != d.HoldID || got.AuthCode != d.AuthCode {
+			t.Errorf("ByNetworkID = %+v, %v; want the answered %+v", got, err, d)
+		}
+		if got, err := a.ByReference(ctx, ref(d)); err != nil || got.ID != d.ID {
+			t.Errorf("ByReference = %+v, %v; want %s", got, err, d.ID)
+		}
+		if got, err := a.Get(ctx, d.ID); err != nil || !got.Approved {
+			t.Errorf("Get = %+v, %v", got, err)
+		}
+		// A retransmission gets the same answer and holds nothing more.
+		again := must(t)(a.Authorize(ctx, req))
+		if again.ID != d.ID || again.HoldID != d.HoldID || again.AuthCode != d.AuthCode {
+			t.Errorf("retransmission = %+v, want %+v", again, d)
+		}
+		e.wantBalance(t, h.account, 1000, 400)
+		// Many at once, then Close: none is left pending.
+		var wg sync.WaitGroup
+		var ds []*authorization.Decision
+		var mu sync.Mutex
+		for range 20 {
+			h := e.holder(1000, card.Controls{})
+			wg.Go(func() {
+				d, err := a.Authorize(ctx, e.purchase(h, 100))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				ds = append(ds, d)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			got, err := e.a.Get(ctx, d.ID) // another authorizer: no lock to wait on
+			if err != nil || !got.Approved || got.HoldID != d.HoldID {
+				t.Errorf("after Close, %s = %+v, %v; want finished as answered", d.ID, got, err)
+			}
+		}
+	})
+}
+
+// The card's next decision waits for the record answered before it, so
+// that spend limits count it: of concurrent payments under a daily limit,
+// only those that fit are approved.
+func TestAnswerEarlyKeepsSpendLimits(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		a := e.early(t)
+		defer a.Close()
+		h := e.holder(100_000, card.Controls{DailyLimit: 1000})
+		var wg sync.WaitGroup
+		var approved, declined sync.Map
+		for i := range 10 {
+			wg.Go(func() {
+				d, err := a.Authorize(ctx, e.purchase(h, 300))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Approved {
+					approved.Store(i, d)
+				} else if d.Reason == authorization.ExceedsLimit {
+					declined.Store(i, d)
+				} else {
+					t.Errorf("decision %+v", d)
+				}
+			})
+		}
+		wg.Wait()
+		n := 0
+		approved.Range(func(any, any) bool { n++; return true })
+		if n != 3 {
+			t.Errorf("%d payments of 300 approved under a daily limit of 1000, want 3", n)
+		}
+		e.wantBalance(t, h.account, 100_000, 900)
+	})
+}
+
+// A record left pending (the process died between the ledger and the
+// record) is completed when the service starts, to what the ledger did.
+func TestRecoverPendingAtOpen(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.SQLite(t, "authorization")
+	e := newEnv(t, db)
+	lossy := &lossyLedger{Service: e.led, lose: true}
+	cfg := authorization.Config{
+		Card: e.cards, Ledger: lossy, Now: e.clk.Now,
+		Settlement: map[money.Currency]string{"GBP": e.settlement},
+	}
+	a, err := authorization.Open(ctx, db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e.holder(1000, card.Controls{})
+	req := e.purchase(h, 400)
+	_, err = a.Authorize(ctx, req)
+	wantCode(t, err, errors.Unavailable)
+	a.Close()
+	e.wantBalance(t, h.account, 1000, 400) // the hold exists, unrecorded
+
+	lossy.lose = false
+	b, err := authorization.Open(ctx, db, cfg) // recovers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	d, err := b.ByNetworkID(ctx, req.Network)
+	if err != nil || !d.Approved || d.HoldID == "" || d.Amount != 400 {
+		t.Fatalf("after recovery ByNetworkID = %+v, %v; want approved with its hold", d, err)
+	}
+	e.wantBalance(t, h.account, 1000, 400) // still one hold
+	if n, err := b.RecoverPending(ctx, 0); err != nil || n != 0 {
+		t.Errorf("RecoverPending again = %d, %v; want nothing left", n, err)
+	}
+}
