@@ -192,7 +192,7 @@ func signOn(ctx context.Context, c *cardnet.Client, spec *cardnet.Spec, stan int
 // with the gateway on loopback, and opens n generously funded customer
 // accounts with a card each and no controls. It returns the cards' details,
 // revealed in process: they are never written anywhere.
-func startBenchStack(ctx context.Context, dir string, n, workers int, stderr io.Writer) (*stack, []sim.Card, error) {
+func startBenchStack(ctx context.Context, dir string, n, workers int, stderr io.Writer, tweaks ...func(*config)) (*stack, []sim.Card, error) {
 	// Every default of the embedded shape, then the bench's few changes.
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	var (
@@ -205,6 +205,9 @@ func startBenchStack(ctx context.Context, dir string, n, workers int, stderr io.
 	gc.flags(fs)
 	cfg.dataDir, cfg.logLevel, cfg.expireEvery = dir, "warn", 0
 	gc.addr, gc.workers = "127.0.0.1:0", workers
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
 	if err := cc.demoKeys(dir); err != nil {
 		return nil, nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/clearing"
+	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/ledger"
 )
 
@@ -138,4 +139,123 @@ func equalBalances(a, b map[string][2]int64) bool {
 		}
 	}
 	return true
+}
+
+// A hold that no clearing settles is released at its expiry (--hold-days
+// after the authorization), with its event; the customer's money is
+// available again, and a clearing record that comes after is force-posted
+// once, not lost and not posted twice.
+func TestHoldExpiryEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	const holdDays = 3
+	st, cards, err := startBenchStack(ctx, t.TempDir(), 1, cardnet.DefaultWorkers, &bytes.Buffer{}, func(c *config) { c.holdDays = holdDays })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.stop(context.Background())
+	l := &ledger.Client{RPC: st.from("test")}
+	acct := customerAccounts(t, st)[0]
+	before, err := l.Balance(ctx, acct, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	expired := make(chan event.Event, 4)
+	sctx, stopSub := context.WithCancel(ctx)
+	defer stopSub()
+	go st.p.bus.Subscribe(sctx, "test-hold-expiry", []string{ledger.TopicFor(ledger.KindHoldExpire)}, func(_ context.Context, e event.Event) error {
+		expired <- e
+		return nil
+	})
+
+	// A purchase over TCP, approved: the hold is placed.
+	spec := cardnet.DefaultSpec()
+	c, err := (&cardnet.Dialer{Spec: spec}).Dial(ctx, st.gateway.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := signOn(ctx, c, spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	authorizedAt := time.Now()
+	req := sim.NewTraffic(cards, nil, 3).Purchase(authorizedAt)
+	m, err := req.Message(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Send(ctx, m)
+	if err != nil || resp.Get(39) != string(cardnet.Approved) {
+		t.Fatalf("purchase answered %v, %v; want 00", resp, err)
+	}
+	amount, billingCurrency := req.Amount, req.Currency // held in the card's currency
+	if req.BillingCurrency != "" {
+		amount, billingCurrency = req.BillingAmount, req.BillingCurrency
+	}
+	held, err := l.Balance(ctx, acct, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held.Pending != before.Pending+amount || held.Available != before.Available-amount {
+		t.Fatalf("after approval %+v, want %d more pending than %+v", held, amount, before)
+	}
+
+	// The day before expiry nothing is released; at it, the hold is.
+	ttl := holdDays * 24 * time.Hour
+	if hs, err := l.ExpireHolds(ctx, authorizedAt.Add(ttl-24*time.Hour), 100); err != nil || len(hs) != 0 {
+		t.Fatalf("ExpireHolds a day early = %v, %v; want none", hs, err)
+	}
+	hs, err := l.ExpireHolds(ctx, authorizedAt.Add(ttl+time.Minute), 100)
+	if err != nil || len(hs) != 1 || hs[0].Status != ledger.HoldExpired || hs[0].AccountID != acct || hs[0].Authorized != amount || hs[0].Amount != 0 {
+		t.Fatalf("ExpireHolds at expiry = %+v, %v; want the one hold of %d expired", hs, err, amount)
+	}
+	after, err := l.Balance(ctx, acct, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Posted != before.Posted || after.Pending != before.Pending || after.Available != before.Available {
+		t.Errorf("after expiry %+v, want the balance before the purchase %+v", after, before)
+	}
+	select {
+	case e := <-expired:
+		if !bytes.Contains(e.Payload, []byte(hs[0].ID)) {
+			t.Errorf("hold expiry event %s does not name hold %s", e.Payload, hs[0].ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ledger.hold.expired event")
+	}
+	if hs, err := l.ExpireHolds(ctx, authorizedAt.Add(2*ttl), 100); err != nil || len(hs) != 0 {
+		t.Errorf("ExpireHolds again = %v, %v; want nothing more", hs, err)
+	}
+
+	// The merchant's clearing arrives late: posted once, from the account.
+	var file bytes.Buffer
+	late := &sim.ClearingFile{ID: "late-1", Network: "SIMNET", Date: authorizedAt.Add(ttl + 24*time.Hour), Records: []sim.ClearingRecord{{
+		ID: "R000001", PAN: req.PAN, ProcessingCode: req.ProcessingCode,
+		Amount: req.Amount, Currency: req.Currency, BillingAmount: amount, BillingCurrency: billingCurrency,
+		ARN: "74567890123456789012345", AuthCode: resp.Get(38),
+		Network:  sim.NetworkID{Acquirer: req.AcquirerID, STAN: req.STAN, RRN: req.RRN, TransmissionTime: req.TransmissionTime.String()},
+		Merchant: req.Merchant, MCC: req.MCC, Presentment: 1, Final: true,
+	}}}
+	if err := (sim.CSVClearing{}).WriteClearing(&file, late); err != nil {
+		t.Fatal(err)
+	}
+	cl := &clearing.Client{RPC: st.from("test")}
+	rep, err := cl.Ingest(ctx, clearing.IngestRequest{FileName: "late.csv", Content: file.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Forced != 1 || rep.Posted != 0 || len(rep.Unmatched) != 0 {
+		t.Fatalf("late clearing report %+v, want its one record force-posted (its hold expired)", rep)
+	}
+	settled, err := l.Balance(ctx, acct, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if settled.Posted != before.Posted-amount || settled.Pending != before.Pending {
+		t.Errorf("after late clearing %+v, want %d posted out of %+v and nothing held", settled, amount, before)
+	}
+	if err := ledger.Verify(ctx, st.ledger.db); err != nil {
+		t.Fatal(err)
+	}
 }

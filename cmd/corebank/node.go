@@ -49,6 +49,7 @@ type config struct {
 	logJSON      bool
 	rpcTimeout   time.Duration
 	expireEvery  time.Duration
+	holdDays     int
 }
 
 func (c *config) flags(fs *flag.FlagSet) {
@@ -61,6 +62,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON lines instead of text")
 	fs.DurationVar(&c.expireEvery, "expire-every", time.Minute, "how often to release holds past their expiry; 0 never")
+	fs.IntVar(&c.holdDays, "hold-days", 7, "days a card authorization's hold reserves funds if no clearing settles it")
 	fs.DurationVar(&c.rpcTimeout, "rpc-timeout", 5*time.Second, "default deadline of an RPC that arrives without one")
 }
 
@@ -79,6 +81,9 @@ func startPlatform(ctx context.Context, cfg config, service string, stderr io.Wr
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	if cfg.holdDays < 1 || cfg.holdDays > 365 {
+		return nil, fmt.Errorf("--hold-days %d: want 1 to 365", cfg.holdDays)
 	}
 	p := &platform{cfg: cfg, log: obs.NewLogger(stderr, level, cfg.logJSON), reg: obs.NewRegistry()}
 	var err error
@@ -497,7 +502,7 @@ func (p *platform) startAuthorization(ctx context.Context, router *rpc.Router, c
 	}
 	relay := p.newRelay(db, authorization.Name)
 	a, err := authorization.Open(ctx, db, authorization.Config{
-		Card: cards, Ledger: l, Settlement: settlement,
+		Card: cards, Ledger: l, Settlement: settlement, HoldTTL: time.Duration(p.cfg.holdDays) * 24 * time.Hour,
 		Log: p.log.With("service", authorization.Name), Notify: relay.relay.Notify,
 		// A SQLite store belongs to this one process: no other process
 		// reads its records, so approvals may be answered before their
