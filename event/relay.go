@@ -46,6 +46,14 @@ type Relay struct {
 	// again when nobody calls Notify: the fallback for a missed wake-up and
 	// for rows committed by another process (1s if zero).
 	Interval time.Duration
+	// Linger is how long, after a pass that published events, the relay
+	// lets the next ones gather before it looks again, even when woken
+	// (DefaultLinger if zero; negative: not at all). Under load this turns
+	// a publish and a delete commit per group commit of the service into
+	// one per Linger: on SQLite the delete's commit takes the one writer
+	// and an fsync from the service's own writes. An event is delayed by up
+	// to Linger.
+	Linger time.Duration
 	// Log receives one warning per streak of failures and a note when it
 	// ends. Nil discards.
 	Log *slog.Logger
@@ -67,6 +75,9 @@ type Relay struct {
 	mu        sync.Mutex // one pass at a time; guards lastCount
 	lastCount time.Time
 }
+
+// DefaultLinger is Relay.Linger when it is zero.
+const DefaultLinger = 20 * time.Millisecond
 
 const (
 	defaultBatch    = 1000
@@ -129,6 +140,13 @@ func (r *Relay) batch() int {
 	return defaultBatch
 }
 
+func (r *Relay) linger() time.Duration {
+	if r.Linger == 0 {
+		return DefaultLinger
+	}
+	return r.Linger
+}
+
 func (r *Relay) interval() time.Duration {
 	if r.Interval > 0 {
 		return r.Interval
@@ -171,6 +189,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		default:
 			if n == r.batch() {
 				continue // more rows are likely waiting
+			}
+			if n > 0 && r.linger() > 0 {
+				// Let the next events gather; a wake-up meanwhile is kept.
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(r.linger()):
+				}
 			}
 			wait = r.interval()
 		}

@@ -103,6 +103,39 @@ func TestRelay(t *testing.T) {
 				}
 			})
 
+			t.Run("events committed while it lingers go out in one publish", func(t *testing.T) {
+				t.Parallel()
+				db := eng.open(t)
+				var m event.Memory
+				var mu sync.Mutex
+				var sizes []int
+				counting := event.PublisherFunc(func(ctx context.Context, evs []event.Event) error {
+					mu.Lock()
+					sizes = append(sizes, len(evs))
+					mu.Unlock()
+					return m.Publish(ctx, evs)
+				})
+				r := &event.Relay{DB: db, Publisher: counting, Interval: time.Hour, Linger: 300 * time.Millisecond}
+				runRelay(t, r)
+				mustAppend(t, db, mkEvents(1, 1)...)
+				r.Notify()
+				waitFor(t, 5*time.Second, "the first event", func() bool { return len(m.Published()) == 1 })
+				// Three commits, each with its wake-up, while the relay lingers.
+				for i := 2; i <= 4; i++ {
+					mustAppend(t, db, mkEvents(i, 1)...)
+					r.Notify()
+				}
+				waitFor(t, 5*time.Second, "the next three", func() bool { return len(m.Published()) == 4 })
+				mu.Lock()
+				defer mu.Unlock()
+				if fmt.Sprint(sizes) != "[1 3]" {
+					t.Errorf("publishes of %v events, want [1 3]", sizes)
+				}
+				if got := ids(m.Published()); got != "svc-1,svc-2,svc-3,svc-4" {
+					t.Errorf("published %s", got)
+				}
+			})
+
 			t.Run("Notify wakes an idle relay", func(t *testing.T) {
 				t.Parallel()
 				db := eng.open(t)
