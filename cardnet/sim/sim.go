@@ -102,6 +102,9 @@ type Result struct {
 	// original (code, approval code or amounts): each is an idempotency
 	// bug in the issuer.
 	Mismatches int
+	// Increments counts the answers to incremental authorizations by
+	// response code: a 25 means the issuer did not find the original.
+	Increments map[cardnet.ResponseCode]int
 	// Approvals lists the approved authorizations in the order approved.
 	Approvals []Approval
 	// Clearing is the clearing file of the run.
@@ -172,7 +175,7 @@ func (s *Simulator) Run(ctx context.Context) (*Result, error) {
 		rnd = rand.New(rand.NewPCG(seed, seed>>1))
 	}
 	r.ids = newIDs(append(r.acq, networkAcquirer), rnd)
-	r.res = &Result{Scenarios: map[Kind]int{}, Codes: map[string]map[cardnet.ResponseCode]int{}}
+	r.res = &Result{Scenarios: map[Kind]int{}, Codes: map[string]map[cardnet.ResponseCode]int{}, Increments: map[cardnet.ResponseCode]int{}}
 	planner := newPlanner(rnd, s.Cards, mix)
 
 	c, err := (&cardnet.Dialer{Spec: s.Spec, Log: r.log}).Dial(ctx, s.Addr)
@@ -518,7 +521,8 @@ func (r *run) reverse(ctx context.Context, a *Approval, remain int64, repeat boo
 // increment sends an incremental authorization adding amount to a.
 func (r *run) increment(ctx context.Context, pl *plan, a *Approval, amount int64) {
 	now := r.now()
-	stan, rrn := r.ids.next(a.Network.Acquirer, now)
+	stan, _ := r.ids.next(a.Network.Acquirer, now)
+	rrn := a.Network.RRN // like a reversal, it carries its original's RRN
 	t, err := parseDE7(a.Network.TransmissionTime)
 	if err != nil {
 		return
@@ -529,7 +533,13 @@ func (r *run) increment(ctx context.Context, pl *plan, a *Approval, amount int64
 	req := inc.request(cardnet.MTIAuthorizationRequest, a.Network.Acquirer, stan, rrn, now)
 	req.Original = &cardnet.OriginalData{MTI: a.MTI, STAN: a.Network.STAN, TransmissionTime: t, AcquirerID: a.Network.Acquirer}
 	_, resp, err := r.sendRequest(ctx, req)
-	if err != nil || !cardnet.ResponseCode(resp.Get(39)).Approval() {
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	r.res.Increments[cardnet.ResponseCode(resp.Get(39))]++
+	r.mu.Unlock()
+	if !cardnet.ResponseCode(resp.Get(39)).Approval() {
 		return
 	}
 	got := approved(KindIncremental, req, resp, pl)

@@ -41,6 +41,9 @@ func TestCardPathEndToEnd(t *testing.T) {
 	if res.Errors != 0 || res.Mismatches != 0 {
 		t.Fatalf("simulator: %d errors (%v), %d retransmissions answered differently", res.Errors, res.FirstError, res.Mismatches)
 	}
+	if res.Scenarios[sim.KindIncremental] > 0 && (res.Increments[cardnet.Approved] == 0 || res.Increments[cardnet.UnableToLocateRecord] > 0) {
+		t.Errorf("incremental authorizations answered %v: every one should find its original", res.Increments)
+	}
 	if len(res.Approvals) == 0 || file.Len() == 0 {
 		t.Fatalf("no approvals (%d) or no clearing file (%d bytes)", len(res.Approvals), file.Len())
 	}
