@@ -13,12 +13,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/id"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/obs"
 	"github.com/corebank/corebank/store"
 )
 
@@ -59,6 +62,13 @@ type Config struct {
 	// shape); readers in other processes could see a record pending that
 	// the network was already told about.
 	AnswerEarly bool
+	// Metrics, if not nil, receives the service's metrics:
+	// corebank_authorization_answers_total{kind, reason} (every answer,
+	// retransmissions again), corebank_authorization_recovered_total
+	// (pending records completed by RecoverPending),
+	// corebank_authorization_finish_failures_total (records answered early
+	// and left pending), and its group commit's (store.Committer.Instrument).
+	Metrics prometheus.Registerer
 }
 
 // Authorizer implements Service on a store.DB, calling the card service and
@@ -75,6 +85,10 @@ type Authorizer struct {
 	cfg   Config
 	locks keyedMutex
 	bg    sync.WaitGroup // records being finished behind their answers (Config.AnswerEarly)
+
+	answers   *prometheus.CounterVec
+	recovered prometheus.Counter
+	finishErr prometheus.Counter
 
 	randMu sync.Mutex
 }
@@ -117,6 +131,10 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 		return nil, err
 	}
 	a := &Authorizer{db: db, tx: store.NewCommitter(db, 0), st: st, cfg: cfg, locks: keyedMutex{m: map[string]*lockEntry{}}}
+	if err := a.instrument(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	// On SQLite this process is the only writer, so every pending record is
 	// left from before it started; on PostgreSQL another process may be
 	// finishing one, so only the stale are taken.
@@ -129,6 +147,44 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+func (a *Authorizer) instrument() error {
+	a.answers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: obs.Namespace, Name: "authorization_answers_total",
+		Help: "Authorization answers by kind and reason (approved, partial_approval, or why declined); a retransmission's answer counts again.",
+	}, []string{"kind", "reason"})
+	a.recovered = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: obs.Namespace, Name: "authorization_recovered_total",
+		Help: "Pending authorization records completed by recovery (a crash between the ledger and the record).",
+	})
+	a.finishErr = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: obs.Namespace, Name: "authorization_finish_failures_total",
+		Help: "Approvals answered before their record was finished whose record could not be finished; recovery completes them.",
+	})
+	reg := a.cfg.Metrics
+	if reg == nil {
+		return nil
+	}
+	var err error
+	if a.answers, err = obs.Register(reg, a.answers); err != nil {
+		return fmt.Errorf("authorization: metrics: %w", err)
+	}
+	if a.recovered, err = obs.Register(reg, a.recovered); err != nil {
+		return fmt.Errorf("authorization: metrics: %w", err)
+	}
+	if a.finishErr, err = obs.Register(reg, a.finishErr); err != nil {
+		return fmt.Errorf("authorization: metrics: %w", err)
+	}
+	return a.tx.Instrument(reg)
+}
+
+// answered counts an answer.
+func (a *Authorizer) answered(d *Decision, err error) (*Decision, error) {
+	if err == nil && d != nil {
+		a.answers.WithLabelValues(string(d.Kind), string(d.Reason)).Inc()
+	}
+	return d, err
 }
 
 // RecoverPending completes the records left pending for at least
@@ -181,6 +237,7 @@ func (a *Authorizer) recoverOne(ctx context.Context, key string) error {
 	if _, err := a.complete(ctx, r, nil); err != nil {
 		return fmt.Errorf("authorization: recover %s: %w", r.ID, err)
 	}
+	a.recovered.Inc()
 	a.cfg.Log.InfoContext(ctx, "authorization: completed a pending record", "authorization_id", r.ID, "network_key", key)
 	return nil
 }
@@ -199,7 +256,7 @@ func (a *Authorizer) Authorize(ctx context.Context, req Request) (*Decision, err
 	if err := req.validate(KindPurchase, KindCash, KindPreauth, KindRefund); err != nil {
 		return nil, err
 	}
-	return a.decide(ctx, &req)
+	return a.answered(a.decide(ctx, &req))
 }
 
 // Financial implements Service.
@@ -207,7 +264,7 @@ func (a *Authorizer) Financial(ctx context.Context, req Request) (*Decision, err
 	if err := req.validate(KindFinancial); err != nil {
 		return nil, err
 	}
-	return a.decide(ctx, &req)
+	return a.answered(a.decide(ctx, &req))
 }
 
 // Increment implements Service.
@@ -215,7 +272,7 @@ func (a *Authorizer) Increment(ctx context.Context, req Request) (*Decision, err
 	if err := req.validate(KindIncremental); err != nil {
 		return nil, err
 	}
-	return a.decide(ctx, &req)
+	return a.answered(a.decide(ctx, &req))
 }
 
 // Advise implements Service.
@@ -223,7 +280,7 @@ func (a *Authorizer) Advise(ctx context.Context, req Request) (*Decision, error)
 	if err := req.validate(KindAdvice); err != nil {
 		return nil, err
 	}
-	return a.decide(ctx, &req)
+	return a.answered(a.decide(ctx, &req))
 }
 
 // decide is the one path of every request but reversals: card, checks,
@@ -565,6 +622,7 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 			defer a.bg.Done()
 			defer locks.release()
 			if _, _, err := a.finish(context.WithoutCancel(ctx), r); err != nil {
+				a.finishErr.Inc()
 				a.cfg.Log.ErrorContext(ctx, "authorization: finish an answered approval; it stays pending until recovered",
 					"authorization_id", r.ID, "err", err)
 			}
@@ -637,6 +695,10 @@ func (a *Authorizer) Reverse(ctx context.Context, req ReversalRequest) (*Decisio
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
+	return a.answered(a.reverse(ctx, req))
+}
+
+func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decision, error) {
 	key, origKey := req.Network.Key(), req.Original.Key()
 	// The original's lock too: an original and its reversal are decided
 	// one after the other, whichever comes first. Locks are taken in name

@@ -2,8 +2,11 @@ package authorization_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
@@ -162,4 +165,88 @@ func TestRecoverPendingAtOpen(t *testing.T) {
 	if n, err := b.RecoverPending(ctx, 0); err != nil || n != 0 {
 		t.Errorf("RecoverPending again = %d, %v; want nothing left", n, err)
 	}
+}
+
+// The service counts its answers by kind and reason, and its group commits.
+func TestMetrics(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.SQLite(t, "authorization")
+	e := newEnv(t, db)
+	reg := prometheus.NewRegistry()
+	a, err := authorization.Open(ctx, db, authorization.Config{
+		Card: e.cards, Ledger: e.led, Now: e.clk.Now, Metrics: reg,
+		Settlement: map[money.Currency]string{"GBP": e.settlement},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	h := e.holder(1000, card.Controls{})
+	ok := e.purchase(h, 400)
+	must(t)(a.Authorize(ctx, ok))
+	must(t)(a.Authorize(ctx, ok)) // retransmitted: answered again
+	must(t)(a.Authorize(ctx, e.purchase(h, 5000)))
+	want := map[string]float64{
+		"purchase/approved":           2,
+		"purchase/insufficient_funds": 1,
+	}
+	got := map[string]float64{}
+	var groups uint64
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "corebank_authorization_answers_total":
+				var kind, reason string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "kind":
+						kind = l.GetValue()
+					case "reason":
+						reason = l.GetValue()
+					}
+				}
+				got[kind+"/"+reason] += m.GetCounter().GetValue()
+			case "corebank_store_group_writes":
+				groups += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("answers %v, want %v", got, want)
+	}
+	if groups == 0 {
+		t.Error("no group commits counted")
+	}
+}
+
+// What follows an answer at once (an incremental authorization, a
+// reversal) finds the original as it was answered.
+func TestAnswerEarlyFollowUps(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		a := e.early(t)
+		defer a.Close()
+		for i := range 20 {
+			h := e.holder(10_000, card.Controls{})
+			pre := e.purchase(h, 5000)
+			pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+			orig := must(t)(a.Authorize(ctx, pre))
+			inc := e.purchase(h, 2000)
+			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			d := must(t)(a.Increment(ctx, inc))
+			if !d.Approved || d.HoldID != orig.HoldID || d.OriginalID != orig.ID {
+				t.Fatalf("%d: incremental straight after its original = %+v", i, d)
+			}
+			rev := must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network}))
+			if !rev.Approved || rev.Amount != 7000 {
+				t.Fatalf("%d: reversal straight after = %+v", i, rev)
+			}
+			e.wantBalance(t, h.account, 10_000, 0)
+		}
+	})
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/corebank/corebank/errors"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/corebank/corebank/obs"
 )
 
 // Metrics returns a filter that counts requests and times them, in
@@ -50,15 +52,9 @@ func Metrics(reg prometheus.Registerer) Filter {
 // register registers c in reg, or returns the collector of the same
 // description already there.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
+	c, err := obs.Register(reg, c)
+	if err != nil {
+		panic(fmt.Sprintf("rpc: Metrics: %v", err))
 	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic(fmt.Sprintf("rpc: Metrics: %v", err))
+	return c
 }

@@ -7,7 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/obs"
 )
 
 // Committer group-commits small write transactions: it runs every
@@ -39,6 +42,9 @@ type Committer struct {
 	closing bool
 	ops     chan *txOp
 	done    chan struct{}
+
+	writes  prometheus.Observer // writes per group; nil until Instrument
+	seconds prometheus.Observer // a group's time, first write to durable commit
 }
 
 type txOp struct {
@@ -90,6 +96,32 @@ func (c *Committer) InTx(ctx context.Context, fn func(ctx context.Context, tx *s
 	}
 }
 
+// Instrument registers the committer's metrics in reg, labelled service =
+// the store's: corebank_store_group_writes (transactions per group commit)
+// and corebank_store_group_commit_seconds (a group's time from its first
+// function to its durable commit). Call it before the first InTx.
+func (c *Committer) Instrument(reg prometheus.Registerer) error {
+	labels := prometheus.Labels{"service": c.db.Service}
+	writes, err := obs.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: obs.Namespace, Name: "store_group_writes", ConstLabels: labels,
+		Help:    "Write transactions per group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	}))
+	if err != nil {
+		return fmt.Errorf("store: committer metrics: %w", err)
+	}
+	seconds, err := obs.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: obs.Namespace, Name: "store_group_commit_seconds", ConstLabels: labels,
+		Help:    "Time of one group commit, from its first write to its durable commit.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}))
+	if err != nil {
+		return fmt.Errorf("store: committer metrics: %w", err)
+	}
+	c.writes, c.seconds = writes, seconds
+	return nil
+}
+
 // Close stops accepting transactions, runs those already queued, and waits.
 func (c *Committer) Close() {
 	c.mu.Lock()
@@ -122,7 +154,12 @@ func (c *Committer) run() {
 				break fill
 			}
 		}
+		start := time.Now()
 		c.commit(group)
+		if c.writes != nil {
+			c.writes.Observe(float64(len(group)))
+			c.seconds.Observe(time.Since(start).Seconds())
+		}
 	}
 }
 

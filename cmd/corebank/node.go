@@ -508,6 +508,7 @@ func (p *platform) startAuthorization(ctx context.Context, router *rpc.Router, c
 		// reads its records, so approvals may be answered before their
 		// records are finished (one durable write fewer on the path).
 		AnswerEarly: db.Dialect == store.SQLite,
+		Metrics:     p.reg,
 	})
 	if err != nil {
 		db.Close()
