@@ -8,10 +8,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/rpc"
@@ -38,38 +42,8 @@ func TestMain(m *testing.M) {
 // from the in-process ledger. SIGTERM stops it cleanly.
 func TestServeLedgerOverHTTP(t *testing.T) {
 	pg := storetest.Database(t)
-	addr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "serve", "--service", "ledger", "--store", "postgres", "--postgres-url", pg,
-		"--http", addr, "--data", t.TempDir(), "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "COREBANK_TEST_MAIN=1")
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
-
-	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never became ready: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	led := startServe(t, nil, "--service", "ledger", "--store", "postgres", "--postgres-url", pg)
+	base := led.base
 
 	ctx := rpc.WithCaller(context.Background(), "test")
 	l := &ledger.Client{RPC: rpc.NewHTTPClient(base, &http.Client{})}
@@ -98,16 +72,181 @@ func TestServeLedgerOverHTTP(t *testing.T) {
 		t.Errorf("balance over HTTP: %+v, %v", b, err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	led.stop(t)
+}
+
+// served is a corebank serve process started by startServe.
+type served struct {
+	cmd    *exec.Cmd
+	exited chan error
+	base   string // http://addr
+}
+
+// startServe runs corebank serve with args and env in a child process, on a
+// free HTTP address, and waits until it is ready. The test kills it at the
+// end if it is still running.
+func startServe(t *testing.T, env []string, args ...string) *served {
+	t.Helper()
+	addr := freeAddr(t)
+	args = append([]string{"serve", "--http", addr, "--data", t.TempDir(), "--log-level", "warn"}, args...)
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "COREBANK_TEST_MAIN=1"), env...)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &served{cmd: cmd, exited: make(chan error, 1), base: "http://" + addr}
+	go func() { s.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		select {
+		case err := <-s.exited:
+			t.Fatalf("serve %v exited before it was ready: %v", args, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve %v never became ready: %v", args, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and wants a clean exit within 15 s.
+func (s *served) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-s.exited:
 		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM", err)
+			t.Errorf("serve %v exited with %v after SIGTERM", s.cmd.Args[1:4], err)
 		}
 	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop within 15s of SIGTERM")
+		t.Errorf("serve %v did not stop within 15s of SIGTERM", s.cmd.Args[1:4])
+	}
+}
+
+// The card path in the scale-out shape: ledger, card, authorization and
+// the ISO 8583 gateway each in a process of its own, on PostgreSQL (a
+// schema each), calling one another over HTTP. A purchase sent over TCP to
+// the gateway process is approved and holds the money in the ledger
+// process; a retransmission holds nothing more; a reversal releases it.
+func TestServeCardPathAcrossProcesses(t *testing.T) {
+	pg := storetest.Database(t)
+	onPG := []string{"--store", "postgres", "--postgres-url", pg}
+	secrets := []string{ // the card service's keys, from the environment as in production
+		"COREBANK_CARD_KEYRING=k1:" + strings.Repeat("1f", 32),
+		"COREBANK_CARD_HASH_KEY=" + strings.Repeat("2e", 32),
+		"COREBANK_CARD_CVK=0123456789ABCDEF:FEDCBA9876543210",
+	}
+	led := startServe(t, nil, append([]string{"--service", "ledger"}, onPG...)...)
+	crd := startServe(t, secrets, append([]string{"--service", "card"}, onPG...)...)
+	auth := startServe(t, nil, append([]string{"--service", "authorization", "--ledger-url", led.base, "--card-url", crd.base}, onPG...)...)
+	iso := freeAddr(t)
+	gw := startServe(t, nil, "--service", "cardnet", "--authorization-url", auth.base, "--iso8583", iso)
+
+	ctx := rpc.WithCaller(context.Background(), "test")
+	l := &ledger.Client{RPC: rpc.NewHTTPClient(led.base, &http.Client{})}
+	cs := &card.Client{RPC: rpc.NewHTTPClient(crd.base, &http.Client{})}
+	funding, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "funding", Currency: "GBP", Rule: ledger.RuleNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "alice", Currency: "GBP", Owner: "customer:alice", Rule: ledger.RuleLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Transfer(ctx, ledger.TransferRequest{Key: "fund", Legs: []ledger.Leg{
+		{AccountID: funding.ID, Amount: -100_00, Currency: "GBP"}, {AccountID: acct.ID, Amount: 100_00, Currency: "GBP"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cs.Issue(ctx, card.IssueRequest{Key: "alice-card", AccountID: acct.ID, CustomerID: "cus_alice", Currency: "GBP"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	details, err := demoCardDetails(ctx, cs, []card.Card{*c})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	spec := cardnet.DefaultSpec()
+	conn, err := (&cardnet.Dialer{Spec: spec}).Dial(context.Background(), iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := signOn(context.Background(), conn, spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	traffic := sim.NewTraffic(simCards(details, "GBP"), nil, 5)
+	var req *cardnet.Request
+	for req == nil || req.BillingCurrency != "" || req.Amount > 100_00 {
+		req = traffic.Purchase(time.Now()) // one in pounds, within the balance
+	}
+	m, err := req.Message(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(m *cardnet.Message) *cardnet.Message {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := conn.Send(sctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := send(m)
+	if resp.Get(39) != string(cardnet.Approved) || len(resp.Get(38)) != 6 {
+		t.Fatalf("purchase answered %s (auth code %q), want 00 and a code", resp.Get(39), resp.Get(38))
+	}
+	wantBalance := func(what string, pending int64) {
+		t.Helper()
+		b, err := l.Balance(ctx, acct.ID, time.Time{})
+		if err != nil || b.Posted != 100_00 || b.Pending != pending {
+			t.Fatalf("%s: balance %+v, %v; want 10000 posted, %d pending", what, b, err, pending)
+		}
+	}
+	wantBalance("after the purchase", req.Amount)
+	if again := send(m); again.Get(39) != resp.Get(39) || again.Get(38) != resp.Get(38) {
+		t.Errorf("retransmission answered %s/%s, want %s/%s", again.Get(39), again.Get(38), resp.Get(39), resp.Get(38))
+	}
+	wantBalance("after the retransmission", req.Amount)
+
+	rev := &cardnet.Request{
+		MTI: cardnet.MTIReversalRequest, PAN: req.PAN, ProcessingCode: req.ProcessingCode,
+		Amount: req.Amount, Currency: req.Currency, TransmissionTime: req.TransmissionTime,
+		STAN: "999999", AcquirerID: req.AcquirerID, RRN: req.RRN, AuthID: resp.Get(38),
+		Original: &cardnet.OriginalData{MTI: cardnet.MTIAuthorizationRequest, STAN: req.STAN, TransmissionTime: req.TransmissionTime, AcquirerID: req.AcquirerID},
+	}
+	rm, err := rev.Message(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := send(rm); r.Get(39) != string(cardnet.Approved) {
+		t.Fatalf("reversal answered %s, want 00", r.Get(39))
+	}
+	wantBalance("after the reversal", 0)
+
+	// Front to back, as an operator would: nothing in flight is lost.
+	for _, s := range []*served{gw, auth, crd, led} {
+		s.stop(t)
 	}
 }
 
