@@ -346,6 +346,10 @@ type serverConn struct {
 	out   chan []byte   // framed responses; never blocks, as it has a slot each
 	stop  chan struct{} // closed to stop reading
 	once  sync.Once
+	// signedOff: the network signed this connection off (0800, DE70 002)
+	// and has not signed on again: authorizations and financial requests
+	// are answered 91 without a decision (see network).
+	signedOff atomic.Bool
 }
 
 func (s *Server) newConn(nc net.Conn) *serverConn {
@@ -472,17 +476,27 @@ func (c *serverConn) dispatch(body []byte) bool {
 		c.network(msg, req)
 		return true
 	}
+	if c.signedOff.Load() && (req.BaseMTI() == MTIAuthorizationRequest || req.BaseMTI() == MTIFinancialRequest) {
+		c.answer(msg, IssuerUnavailable, fmt.Errorf("the network signed this connection off"))
+		return true
+	}
 	c.s.jobs <- job{c: c, msg: msg, arrival: arrival}
 	return true
 }
 
 // network answers network management: sign-on, sign-off and echo are
-// acknowledged; other functions are not supported (12).
+// acknowledged; other functions are not supported (12). After a sign-off
+// the connection takes no new authorizations or financial requests (91,
+// undecided: the network stands in) until a sign-on; advices and
+// reversals are still applied, as they report what already happened.
+// A connection starts signed on: networks that never sign on are served.
 func (c *serverConn) network(msg *Message, req *Request) {
 	switch req.NetworkCode {
 	case NetworkSignOn:
+		c.signedOff.Store(false)
 		c.log.Info("cardnet: network signed on", "stan", req.STAN)
 	case NetworkSignOff:
+		c.signedOff.Store(true)
 		c.log.Info("cardnet: network signed off", "stan", req.STAN)
 	case NetworkEcho:
 	default:

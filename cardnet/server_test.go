@@ -39,6 +39,52 @@ func TestServerNetworkManagement(t *testing.T) {
 	}
 }
 
+// After the network signs a connection off, new authorizations and
+// financial requests on it are answered 91 without a decision until it
+// signs on again; advices and reversals still reach the issuer (they report
+// what happened anyway), and other connections are unaffected.
+func TestServerSignOff(t *testing.T) {
+	h := &approver{}
+	addr := StartServer(t, &cardnet.Server{Handler: h})
+	c, other := MustDial(t, addr), MustDial(t, addr)
+	seen := func() int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.seen)
+	}
+	code := func(c *cardnet.Client, r *cardnet.Request) string {
+		t.Helper()
+		return MustSend(t, c, MustMessage(t, r)).Get(39)
+	}
+	if got := code(c, authRequest("000001", "000000000001")); got != "00" {
+		t.Fatalf("before any sign-on/off: %s, want 00 (a connection starts signed on)", got)
+	}
+	MustSend(t, c, networkRequest("000002", cardnet.NetworkSignOff))
+	if got := code(c, authRequest("000003", "000000000003")); got != string(cardnet.IssuerUnavailable) {
+		t.Errorf("0100 after sign-off: %s, want 91", got)
+	}
+	fin := authRequest("000004", "000000000004")
+	fin.MTI = cardnet.MTIFinancialRequest
+	if got := code(c, fin); got != string(cardnet.IssuerUnavailable) {
+		t.Errorf("0200 after sign-off: %s, want 91", got)
+	}
+	if n := seen(); n != 1 {
+		t.Errorf("the issuer decided %d requests, want only the first", n)
+	}
+	adv := authRequest("000005", "000000000005")
+	adv.MTI, adv.ResponseCode = cardnet.MTIAuthorizationAdvice, cardnet.Approved
+	if got := code(c, adv); got != "00" || seen() != 2 {
+		t.Errorf("0120 after sign-off: %s (issuer saw %d), want 00 and applied", got, seen())
+	}
+	if got := code(other, authRequest("000006", "000000000006")); got != "00" {
+		t.Errorf("another connection: %s, want 00", got)
+	}
+	MustSend(t, c, networkRequest("000007", cardnet.NetworkSignOn))
+	if got := code(c, authRequest("000008", "000000000008")); got != "00" {
+		t.Errorf("0100 after signing on again: %s, want 00", got)
+	}
+}
+
 func TestServerAuthorization(t *testing.T) {
 	var deadline time.Time
 	var sent time.Time
