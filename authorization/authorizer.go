@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -371,7 +372,10 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
 	}
 	attempt := card.Attempt{Amount: amount, Currency: currency, MCC: req.MCC, Channel: req.Channel, Country: req.MerchantCountry}
-	got, _, err := a.insert(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
+	gate := func(ctx context.Context, tx *sql.Tx, r *record) error {
+		if err := a.lockCard(ctx, tx, c.ID); err != nil {
+			return err
+		}
 		if declined, err := a.reversedGate(ctx, tx, r); declined || err != nil {
 			return err
 		}
@@ -383,11 +387,56 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 			r.setDeclined(reasonFor(d), string(d))
 		}
 		return nil
-	})
+	}
+	var got *record
+	for try := 1; ; try++ {
+		got, _, err = a.insert(ctx, r, gate)
+		if !errors.IsErr(err, errCardBusy) {
+			break
+		}
+		if try == cardBusyTries {
+			return nil, errors.Wrap(err, errors.Unavailable, "the card is being decided on elsewhere; try again")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Wrap(ctx.Err(), errors.Timeout, "deadline passed waiting for the card")
+		case <-time.After(time.Duration(try) * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return a.complete(ctx, got, held)
+}
+
+// errCardBusy: another process holds the card's lock (lockCard).
+var errCardBusy = fmt.Errorf("authorization: card locked by another process")
+
+// cardBusyTries is how often a decision tries for a card another process
+// is deciding on, waiting a millisecond more each time (about 0.2 s in all).
+const cardBusyTries = 20
+
+// lockCard makes the spend check and the pending record one step across
+// processes sharing a PostgreSQL database: a transaction-scoped advisory
+// lock on the card, held until the group commits, so that two processes
+// cannot both approve the last of a limit. It does not wait (a group holds
+// several cards' locks, taken in no common order): errCardBusy, and the
+// decision tries again. Within a process the card's lock does this, and
+// SQLite has one writer; there it is a no-op.
+func (a *Authorizer) lockCard(ctx context.Context, tx *sql.Tx, cardID string) error {
+	if a.db.Dialect != store.Postgres {
+		return nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte("corebank/authorization/card:" + cardID))
+	var ok bool
+	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(h.Sum64())).Scan(&ok); err != nil {
+		return fmt.Errorf("authorization: lock card %s: %w", cardID, err)
+	}
+	if !ok {
+		return errCardBusy
+	}
+	return nil
 }
 
 // reversedGate declines r if a reversal of it came first, and says so.

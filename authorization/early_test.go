@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -247,6 +248,52 @@ func TestAnswerEarlyFollowUps(t *testing.T) {
 				t.Fatalf("%d: reversal straight after = %+v", i, rev)
 			}
 			e.wantBalance(t, h.account, 10_000, 0)
+		}
+	})
+}
+
+// Two processes deciding on one card share its limits: two payments that
+// do not both fit under a daily limit, sent at once to two authorizers on
+// one database, are never both approved.
+func TestSpendLimitsAcrossProcesses(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		other, err := authorization.Open(ctx, db, authorization.Config{
+			Card: e.cards, Ledger: e.led, Now: e.clk.Now,
+			Settlement: map[money.Currency]string{"GBP": e.settlement},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		for round := range 25 {
+			h := e.holder(100_000, card.Controls{DailyLimit: 1000})
+			reqs := []authorization.Request{e.purchase(h, 600), e.purchase(h, 600)}
+			var wg sync.WaitGroup
+			var approved atomic.Int32
+			start := make(chan struct{})
+			for i, a := range []*authorization.Authorizer{e.a, other} {
+				wg.Go(func() {
+					<-start
+					d, err := a.Authorize(ctx, reqs[i])
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if d.Approved {
+						approved.Add(1)
+					} else if d.Reason != authorization.ExceedsLimit {
+						t.Errorf("decision %+v", d)
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			if n := approved.Load(); n != 1 {
+				t.Fatalf("round %d: %d of two payments of 600 approved under a daily limit of 1000, want 1", round, n)
+			}
+			e.wantBalance(t, h.account, 100_000, 600)
 		}
 	})
 }

@@ -167,13 +167,19 @@ const (
 	finishQuery   = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,
 		amount = ?, outstanding = ?, hold_id = ?, transfer_id = ?, forced = ?, original_id = ?, updated_at = ?
 		WHERE id = ? AND status = 'pending'`
+	// A pending record counts for what its ledger operation would hold, so
+	// that spend is right while the operation is under way (the decision
+	// after it, another process's). An incremental's amount counts while
+	// pending; once done it is in its original's outstanding. It is not
+	// another payment in the velocity count.
 	spentQuery = `SELECT
-		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN outstanding ELSE 0 END), 0) AS BIGINT),
-		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN outstanding ELSE 0 END), 0) AS BIGINT),
-		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END), 0) AS BIGINT)
+		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN CASE WHEN status = 'pending' THEN op_amount ELSE outstanding END ELSE 0 END), 0) AS BIGINT),
+		CAST(COALESCE(SUM(CASE WHEN at >= ? THEN CASE WHEN status = 'pending' THEN op_amount ELSE outstanding END ELSE 0 END), 0) AS BIGINT),
+		CAST(COALESCE(SUM(CASE WHEN at >= ? AND kind <> 'incremental' THEN 1 ELSE 0 END), 0) AS BIGINT)
 		FROM authorizations
-		WHERE card_id = ? AND status = 'done' AND approved = 1 AND outstanding > 0 AND at >= ?
-		AND kind IN (?,?,?,?,?)`
+		WHERE card_id = ? AND at >= ? AND (
+			(status = 'done' AND approved = 1 AND outstanding > 0 AND kind IN (?,?,?,?,?))
+			OR (status = 'pending' AND kind IN (?,?,?,?,?,'incremental')))`
 )
 
 // Statuses are literals in the SQL, never parameters: the partial index
@@ -239,8 +245,8 @@ func (a *Authorizer) reversedBefore(ctx context.Context, tx *sql.Tx, networkKey 
 	return n > 0, nil
 }
 
-// spendKinds are the kinds whose Outstanding counts as spend. An
-// incremental's amount is in its original's Outstanding.
+// spendKinds are the kinds whose Outstanding counts as spend once decided.
+// A decided incremental's amount is in its original's Outstanding.
 var spendKinds = []any{string(KindPurchase), string(KindCash), string(KindPreauth), string(KindFinancial), string(KindAdvice)}
 
 // spent totals a card's approved, unreversed spend at now: this UTC day,
@@ -258,6 +264,7 @@ func (a *Authorizer) spent(ctx context.Context, tx *sql.Tx, cardID string, now t
 		from = win
 	}
 	args := []any{day.UnixNano(), month.UnixNano(), win.UnixNano(), cardID, from.UnixNano()}
+	args = append(args, spendKinds...)
 	args = append(args, spendKinds...)
 	var s card.Spent
 	var count int64
