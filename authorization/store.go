@@ -189,10 +189,15 @@ const (
 
 type statements struct {
 	insert, reversed, spent, finish *sql.Stmt
+	outbox                          *event.Outbox
 }
 
 func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 	var st statements
+	var err error
+	if st.outbox, err = event.PrepareOutbox(ctx, db); err != nil {
+		return nil, fmt.Errorf("authorization: %w", err)
+	}
 	for _, p := range []struct {
 		to    **sql.Stmt
 		query string
@@ -212,6 +217,9 @@ func (st *statements) close() {
 		if s != nil {
 			s.Close()
 		}
+	}
+	if st.outbox != nil {
+		st.outbox.Close()
 	}
 }
 
@@ -426,7 +434,7 @@ func (a *Authorizer) appendEvent(ctx context.Context, tx *sql.Tx, r *record) err
 	if key == "" {
 		key = r.ID
 	}
-	return event.Append(ctx, tx, a.db, event.Event{Topic: r.topic(), Key: key, Time: r.At, Payload: payload})
+	return a.st.outbox.Append(ctx, tx, event.Event{Topic: r.topic(), Key: key, Time: r.At, Payload: payload})
 }
 
 func (a *Authorizer) notify(*record) {

@@ -85,12 +85,52 @@ func flush(tb testing.TB, db *store.DB) []event.Event {
 	return m.Published()
 }
 
+// appender is one of the two ways to append: event.Append, and an Outbox
+// prepared on db.
+type appender func(t *testing.T, db *store.DB) func(ctx context.Context, tx *sql.Tx, evs ...event.Event) error
+
+var appenders = []struct {
+	name string
+	make appender
+}{
+	{"Append", func(t *testing.T, db *store.DB) func(context.Context, *sql.Tx, ...event.Event) error {
+		return func(ctx context.Context, tx *sql.Tx, evs ...event.Event) error {
+			return event.Append(ctx, tx, db, evs...)
+		}
+	}},
+	{"Outbox", func(t *testing.T, db *store.DB) func(context.Context, *sql.Tx, ...event.Event) error {
+		o, err := event.PrepareOutbox(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(o.Close)
+		return o.Append
+	}},
+}
+
 func TestAppend(t *testing.T) {
 	for _, eng := range engines {
-		t.Run(eng.name, func(t *testing.T) {
+		for _, ap := range appenders {
+			t.Run(eng.name+"/"+ap.name, func(t *testing.T) {
+				testAppend(t, eng.open, ap.make)
+			})
+		}
+	}
+}
+
+func testAppend(t *testing.T, open func(testing.TB) *store.DB, mk appender) {
+	mustAppend := func(t *testing.T, db *store.DB, evs ...event.Event) {
+		t.Helper()
+		app := mk(t, db)
+		if err := db.InTx(context.Background(), func(tx *sql.Tx) error { return app(context.Background(), tx, evs...) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	{
+		{
 			t.Run("events round-trip with ids from the outbox sequence", func(t *testing.T) {
 				t.Parallel()
-				db := eng.open(t)
+				db := open(t)
 				in := mkEvents(1, 3)
 				in[1].Key, in[1].Payload = "", nil
 				in[2].ID = "ignored"
@@ -109,10 +149,11 @@ func TestAppend(t *testing.T) {
 			})
 			t.Run("a rolled-back transaction leaves no event", func(t *testing.T) {
 				t.Parallel()
-				db := eng.open(t)
+				db := open(t)
 				boom := errors.New(errors.Conflict, "rolled back")
+				app := mk(t, db) // prepared outside the transaction: SQLite's writer has one connection
 				err := db.InTx(context.Background(), func(tx *sql.Tx) error {
-					if err := event.Append(context.Background(), tx, db, mkEvents(1, 2)...); err != nil {
+					if err := app(context.Background(), tx, mkEvents(1, 2)...); err != nil {
 						return err
 					}
 					return boom
@@ -126,7 +167,7 @@ func TestAppend(t *testing.T) {
 			})
 			t.Run("a batch larger than one statement keeps its order", func(t *testing.T) {
 				t.Parallel()
-				db := eng.open(t)
+				db := open(t)
 				mustAppend(t, db, mkEvents(0, 1201)...)
 				got := flush(t, db)
 				if len(got) != 1201 {
@@ -140,10 +181,11 @@ func TestAppend(t *testing.T) {
 			})
 			t.Run("an event without topic or time is a bug", func(t *testing.T) {
 				t.Parallel()
-				db := eng.open(t)
+				db := open(t)
+				app := mk(t, db)
 				for _, e := range []event.Event{{Time: t0}, {Topic: "ledger.x.y"}} {
 					err := db.InTx(context.Background(), func(tx *sql.Tx) error {
-						return event.Append(context.Background(), tx, db, mkEvents(1, 1)[0], e)
+						return app(context.Background(), tx, mkEvents(1, 1)[0], e)
 					})
 					if errors.CodeOf(err) != errors.Internal {
 						t.Errorf("Append(%+v) = %v, want an internal error", e, err)
@@ -155,7 +197,7 @@ func TestAppend(t *testing.T) {
 			})
 			t.Run("migrating twice is harmless", func(t *testing.T) {
 				t.Parallel()
-				db := eng.open(t)
+				db := open(t)
 				mustAppend(t, db, mkEvents(1, 1)...)
 				if err := event.Migrate(context.Background(), db); err != nil {
 					t.Fatal(err)
@@ -164,7 +206,7 @@ func TestAppend(t *testing.T) {
 					t.Fatalf("outbox has %d rows, want 1", n)
 				}
 			})
-		})
+		}
 	}
 }
 

@@ -720,23 +720,31 @@ func decodeLegsMeta(legs, meta string, t *Transfer) error {
 
 // statements are the ledger's prepared writes.
 type statements struct {
-	transfers, entries, holds, accounts *inserts
+	transfers, entries, holds, accounts *store.Inserter
+	outbox                              *event.Outbox
 }
 
-func prepareStatements(ctx context.Context, db *store.DB) (*statements, error) {
+func prepareStatements(ctx context.Context, db *store.DB) (_ *statements, err error) {
 	var s statements
-	var err error
-	if s.transfers, err = prepareInserts(ctx, db, `INSERT INTO transfers (id, key, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at)`, "", 11); err != nil {
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.outbox, err = event.PrepareOutbox(ctx, db); err != nil {
 		return nil, err
 	}
-	if s.entries, err = prepareInserts(ctx, db, `INSERT INTO entries (account_id, seq, transfer_id, kind, posted, pending, posted_after, pending_after, at)`, "", 9); err != nil {
+	if s.transfers, err = store.PrepareInserter(ctx, db, `INSERT INTO transfers (id, key, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at)`, "", 11); err != nil {
 		return nil, err
 	}
-	if s.holds, err = prepareInserts(ctx, db, `INSERT INTO holds (`+holdCols+`)`,
+	if s.entries, err = store.PrepareInserter(ctx, db, `INSERT INTO entries (account_id, seq, transfer_id, kind, posted, pending, posted_after, pending_after, at)`, "", 9); err != nil {
+		return nil, err
+	}
+	if s.holds, err = store.PrepareInserter(ctx, db, `INSERT INTO holds (`+holdCols+`)`,
 		` ON CONFLICT (id) DO UPDATE SET amount = excluded.amount, authorized = excluded.authorized, posted = excluded.posted, status = excluded.status, expires_at = excluded.expires_at, updated_at = excluded.updated_at`, 12); err != nil {
 		return nil, err
 	}
-	if s.accounts, err = prepareInserts(ctx, db, `INSERT INTO accounts (`+acctCols+`)`,
+	if s.accounts, err = store.PrepareInserter(ctx, db, `INSERT INTO accounts (`+acctCols+`)`,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, posted = excluded.posted, pending = excluded.pending, last_seq = excluded.last_seq`, 10); err != nil {
 		return nil, err
 	}
@@ -744,23 +752,25 @@ func prepareStatements(ctx context.Context, db *store.DB) (*statements, error) {
 }
 
 func (s *statements) close() {
-	for _, i := range []*inserts{s.transfers, s.entries, s.holds, s.accounts} {
+	for _, i := range []*store.Inserter{s.transfers, s.entries, s.holds, s.accounts} {
 		if i != nil {
-			i.close()
+			i.Close()
 		}
+	}
+	if s.outbox != nil {
+		s.outbox.Close()
 	}
 }
 
 // write stores the batch's rows with a few multi-row statements.
 func (b *batch) write(ctx context.Context) error {
-	db := b.l.db
-	if err := b.l.ins.transfers.exec(ctx, b.tx, len(b.transfers), func(i int, args []any) []any {
+	if err := b.l.ins.transfers.Exec(ctx, b.tx, len(b.transfers), func(i int, args []any) []any {
 		r := &b.transfers[i]
 		return append(args, r.id, r.key, []byte(r.hash), string(r.kind), r.holdID, r.accountID, r.forced, r.legs, r.metadata, r.result, r.at)
 	}); err != nil {
 		return err
 	}
-	if err := b.l.ins.entries.exec(ctx, b.tx, len(b.entries), func(i int, args []any) []any {
+	if err := b.l.ins.entries.Exec(ctx, b.tx, len(b.entries), func(i int, args []any) []any {
 		e := &b.entries[i]
 		return append(args, e.accountID, e.seq, e.transferID, string(e.kind), e.posted, e.pending, e.postedAfter, e.pendingAfter, e.at)
 	}); err != nil {
@@ -773,7 +783,7 @@ func (b *batch) write(ctx context.Context) error {
 		}
 	}
 	slices.SortFunc(holds, func(x, y *holdState) int { return strings.Compare(x.ID, y.ID) })
-	if err := b.l.ins.holds.exec(ctx, b.tx, len(holds), func(i int, args []any) []any {
+	if err := b.l.ins.holds.Exec(ctx, b.tx, len(holds), func(i int, args []any) []any {
 		h := holds[i]
 		return append(args, h.ID, h.AccountID, h.Destination, string(h.Currency), h.Amount, h.Authorized, h.Posted, string(h.Status), h.ExpiresAt.UnixNano(), metaJSON(h.Metadata), h.CreatedAt.UnixNano(), h.UpdatedAt.UnixNano())
 	}); err != nil {
@@ -786,128 +796,11 @@ func (b *batch) write(ctx context.Context) error {
 		}
 	}
 	slices.SortFunc(accts, func(x, y *acct) int { return strings.Compare(x.ID, y.ID) })
-	if err := b.l.ins.accounts.exec(ctx, b.tx, len(accts), func(i int, args []any) []any {
+	if err := b.l.ins.accounts.Exec(ctx, b.tx, len(accts), func(i int, args []any) []any {
 		a := accts[i]
 		return append(args, a.ID, string(a.Currency), a.Owner, string(a.Rule), a.OverdraftLimit, string(a.Status), a.posted, a.pending, a.lastSeq, a.CreatedAt.UnixNano())
 	}); err != nil {
 		return err
 	}
-	return event.Append(ctx, b.tx, db, b.events...)
-}
-
-// chunkSizes are the row counts of the prepared multi-row INSERTs on
-// SQLite: a batch of n rows goes out as full chunks of the largest, then n's
-// remainder in binary. A handful of statements, parsed once, serve every
-// batch size.
-var chunkSizes = [...]int{64, 32, 16, 8, 4, 2, 1}
-
-// inserts writes rows of one table. On SQLite it holds a prepared
-// multi-row INSERT per chunk size; on PostgreSQL it sends every row of a
-// batch in one statement, one array per column through unnest, which costs
-// one round trip whatever the batch size.
-type inserts struct {
-	db         *store.DB
-	head, tail string
-	width      int
-	stmts      [len(chunkSizes)]*sql.Stmt
-}
-
-// prepareInserts prepares head+VALUES+tail for each chunk size on db's
-// writer. It runs at Open: the SQLite writer has one connection, which a
-// batch's transaction holds, so nothing can be prepared on it mid-batch.
-func prepareInserts(ctx context.Context, db *store.DB, head, tail string, width int) (*inserts, error) {
-	ins := &inserts{db: db, head: head, tail: tail, width: width}
-	if db.Dialect == store.Postgres {
-		return ins, nil
-	}
-	for i, n := range chunkSizes {
-		st, err := db.Write.PrepareContext(ctx, head+" VALUES "+store.Placeholders(n, width)+tail)
-		if err != nil {
-			return nil, fmt.Errorf("prepare %s: %w", head, err)
-		}
-		ins.stmts[i] = st
-	}
-	return ins, nil
-}
-
-func (ins *inserts) close() {
-	for _, st := range ins.stmts {
-		if st != nil {
-			st.Close()
-		}
-	}
-}
-
-// exec inserts n rows, row(i, args) appending the values of row i. Values
-// are string, int64, bool or []byte.
-func (ins *inserts) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) []any) error {
-	if n == 0 {
-		return nil
-	}
-	if ins.db.Dialect == store.Postgres {
-		return ins.execUnnest(ctx, tx, n, row)
-	}
-	args := make([]any, 0, chunkSizes[0]*ins.width)
-	for i, k := 0, 0; i < n; {
-		for n-i < chunkSizes[k] {
-			k++
-		}
-		m := chunkSizes[k]
-		args = args[:0]
-		for j := i; j < i+m; j++ {
-			args = row(j, args)
-		}
-		if _, err := tx.StmtContext(ctx, ins.stmts[k]).ExecContext(ctx, args...); err != nil {
-			return err
-		}
-		i += m
-	}
-	return nil
-}
-
-// execUnnest sends all n rows as one INSERT ... SELECT FROM unnest($1, $2,
-// ...), one typed array per column.
-func (ins *inserts) execUnnest(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) []any) error {
-	flat := make([]any, 0, n*ins.width)
-	for i := 0; i < n; i++ {
-		flat = row(i, flat)
-	}
-	cols := make([]any, ins.width)
-	casts := make([]string, ins.width)
-	for c := 0; c < ins.width; c++ {
-		switch flat[c].(type) {
-		case string:
-			cols[c], casts[c] = column[string](flat, n, ins.width, c), "text[]"
-		case int64:
-			cols[c], casts[c] = column[int64](flat, n, ins.width, c), "bigint[]"
-		case bool:
-			cols[c], casts[c] = column[bool](flat, n, ins.width, c), "boolean[]"
-		case []byte:
-			cols[c], casts[c] = column[[]byte](flat, n, ins.width, c), "bytea[]"
-		default:
-			return fmt.Errorf("insert: column %d has unsupported type %T", c, flat[c])
-		}
-	}
-	var q strings.Builder
-	q.WriteString(ins.head)
-	q.WriteString(" SELECT * FROM unnest(")
-	for c, cast := range casts {
-		if c > 0 {
-			q.WriteString(", ")
-		}
-		fmt.Fprintf(&q, "$%d::%s", c+1, cast)
-	}
-	q.WriteString(")")
-	q.WriteString(ins.tail)
-	_, err := tx.ExecContext(ctx, q.String(), cols...)
-	return err
-}
-
-// column extracts column c of n rows of width w from row-major values.
-func column[T any](flat []any, n, w, c int) []T {
-	v := make([]T, n)
-	for r := range v {
-		v[r] = flat[r*w+c].(T)
-	}
-	return v
+	return b.l.ins.outbox.Append(ctx, b.tx, b.events...)
 }
