@@ -305,7 +305,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if err != nil {
 		return nil, fmt.Errorf("authorization: card lookup: %w", err)
 	}
-	held.add(a.locks.lock("card:" + c.ID))
+	held.addCard(a.locks.lock("card:" + c.ID))
 	r.CardID, r.AccountID, r.Currency = c.ID, c.AccountID, c.Currency
 
 	if req.Kind == KindAdvice {
@@ -573,8 +573,8 @@ func (a *Authorizer) record(ctx context.Context, r *record) (*Decision, error) {
 // operation is durable when held is given: what the
 // answer says is already durable (the pending record holds the operation,
 // its key and the auth code; the ledger holds the money), so the record is
-// finished behind the answer, with held's locks kept until it is, so that
-// the card's next decision sees it in its spend. If the process dies first,
+// finished behind the answer, with the message's lock kept until it is, so
+// that readers of it wait (settled). If the process dies first,
 // the record stays pending and is completed, to the same answer, by a
 // retransmission, a reversal or RecoverPending at the next start. A
 // decline is recorded before it is answered: the ledger does not remember
@@ -666,6 +666,13 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 	if r.Approved && held != nil && a.cfg.AnswerEarly {
 		d := r.decision()
 		locks := held.take()
+		if r.Kind != KindIncremental {
+			// The card's next decision need not wait: it counts this
+			// record in spend whether pending or done. An incremental
+			// keeps the card until its original's outstanding has grown,
+			// which a reversal of the original reads under the card's lock.
+			locks.releaseCard()
+		}
 		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()
@@ -971,20 +978,35 @@ func (a *Authorizer) authCode() string {
 }
 
 // heldLocks are the unlocks of the locks a decision holds, released
-// together, by the decision or by whoever takes them over.
-type heldLocks struct{ unlocks []func() }
+// together, by the decision or by whoever takes them over. The card's lock,
+// taken last, may be released first on its own (releaseCard).
+type heldLocks struct {
+	unlocks []func()
+	card    func()
+}
 
 func (h *heldLocks) add(unlock func()) { h.unlocks = append(h.unlocks, unlock) }
 
+func (h *heldLocks) addCard(unlock func()) { h.card = unlock }
+
 // take hands the locks over: h no longer releases them.
 func (h *heldLocks) take() *heldLocks {
-	t := &heldLocks{unlocks: h.unlocks}
-	h.unlocks = nil
+	t := &heldLocks{unlocks: h.unlocks, card: h.card}
+	h.unlocks, h.card = nil, nil
 	return t
+}
+
+// releaseCard unlocks the card's lock, if held.
+func (h *heldLocks) releaseCard() {
+	if h.card != nil {
+		h.card()
+		h.card = nil
+	}
 }
 
 // release unlocks in reverse order of locking.
 func (h *heldLocks) release() {
+	h.releaseCard()
 	for i := len(h.unlocks) - 1; i >= 0; i-- {
 		h.unlocks[i]()
 	}
