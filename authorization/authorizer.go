@@ -63,6 +63,11 @@ type Config struct {
 	// shape); readers in other processes could see a record pending that
 	// the network was already told about.
 	AnswerEarly bool
+	// RecoverEvery is how often the service completes records left pending
+	// (RecoverPending) while it runs, besides at Open: a record answered
+	// early whose finish failed, or a ledger call that failed with an
+	// unknown outcome. Default 30s; negative: only at Open.
+	RecoverEvery time.Duration
 	// Metrics, if not nil, receives the service's metrics:
 	// corebank_authorization_answers_total{kind, reason} (every answer,
 	// retransmissions again), corebank_authorization_recovered_total
@@ -80,12 +85,17 @@ type Config struct {
 // processes sharing a PostgreSQL database the unique network key and
 // conditional updates keep every message to one effect.
 type Authorizer struct {
-	db    *store.DB
-	tx    *store.Committer // group-commits the records' writes
-	st    *statements      // prepared on the writer, for the group commit
-	cfg   Config
-	locks keyedMutex
-	bg    sync.WaitGroup // records being finished behind their answers (Config.AnswerEarly)
+	db      *store.DB
+	tx      *store.Committer // group-commits the records' writes
+	st      *statements      // prepared on the writer, for the group commit
+	cfg     Config
+	locks   keyedMutex
+	bg      sync.WaitGroup // records being finished behind their answers (Config.AnswerEarly)
+	bgMu    sync.Mutex     // guards closing, and bg.Add against Close's Wait
+	closing bool
+
+	stopSweep func()        // stops the periodic RecoverPending
+	sweepDone chan struct{} // closed when it has stopped
 
 	answers   *prometheus.CounterVec
 	recovered prometheus.Counter
@@ -147,7 +157,35 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 		a.Close()
 		return nil, err
 	}
+	if cfg.RecoverEvery == 0 {
+		cfg.RecoverEvery = 30 * time.Second
+		a.cfg.RecoverEvery = cfg.RecoverEvery
+	}
+	if cfg.RecoverEvery > 0 {
+		sctx, stop := context.WithCancel(context.Background())
+		a.stopSweep, a.sweepDone = stop, make(chan struct{})
+		go a.sweep(sctx, max(after, 5*time.Second))
+	}
 	return a, nil
+}
+
+// sweep runs RecoverPending every RecoverEvery on records untouched for
+// olderThan (a decision under way holds its record's lock, and recovery
+// waits for it, so olderThan only spares them the wait).
+func (a *Authorizer) sweep(ctx context.Context, olderThan time.Duration) {
+	defer close(a.sweepDone)
+	t := time.NewTicker(a.cfg.RecoverEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := a.RecoverPending(ctx, olderThan); err != nil && ctx.Err() == nil {
+			a.cfg.Log.WarnContext(ctx, "authorization: completing pending records failed; trying again later", "err", err)
+		}
+	}
 }
 
 func (a *Authorizer) instrument() error {
@@ -246,10 +284,30 @@ func (a *Authorizer) recoverOne(ctx context.Context, key string) error {
 // Close finishes the writes under way and stops the group committer. It
 // does not close the store.
 func (a *Authorizer) Close() error {
+	if a.stopSweep != nil {
+		a.stopSweep()
+		<-a.sweepDone
+	}
+	a.bgMu.Lock()
+	a.closing = true
+	a.bgMu.Unlock()
 	a.bg.Wait()
 	a.tx.Close()
 	a.st.close()
 	return nil
+}
+
+// behind reports whether a record may be finished behind its answer, and
+// if so counts the finish in bg: not once Close has begun, which waits for
+// those counted and then stops the committer.
+func (a *Authorizer) behind() bool {
+	a.bgMu.Lock()
+	defer a.bgMu.Unlock()
+	if a.closing {
+		return false
+	}
+	a.bg.Add(1)
+	return true
 }
 
 // Authorize implements Service.
@@ -286,14 +344,21 @@ func (a *Authorizer) Advise(ctx context.Context, req Request) (*Decision, error)
 
 // decide is the one path of every request but reversals: card, checks,
 // ledger, record. A message already recorded (a retransmission, or one
-// left pending by a crash) is answered from its record: every path ends in
-// insert, which finds it, and no ledger operation runs before a record of
-// it is durable.
+// left pending by a crash) is answered from its record, without asking the
+// card service again: a retransmission must get its answer even when a
+// new decision could not be made. Every later path ends in insert, which
+// finds a record written meanwhile by another process, and no ledger
+// operation runs before a record of it is durable.
 func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error) {
 	key := req.Network.Key()
 	held := &heldLocks{}
 	defer held.release()
 	held.add(a.locks.lock("net:" + key))
+	if r, err := a.find(ctx, key); err != nil {
+		return nil, err
+	} else if r != nil {
+		return a.complete(ctx, r, nil)
+	}
 
 	now := a.cfg.Now().UTC()
 	r := a.newRecord(req, key, now)
@@ -663,17 +728,14 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 		return nil, fmt.Errorf("authorization: %s %s: %w", r.op, r.ID, err)
 	}
 
-	if r.Approved && held != nil && a.cfg.AnswerEarly {
+	// Not an incremental: its finish grows its original's outstanding,
+	// which readers of the original (a late reversal) must see as answered.
+	if r.Approved && held != nil && a.cfg.AnswerEarly && r.Kind != KindIncremental && a.behind() {
 		d := r.decision()
 		locks := held.take()
-		if r.Kind != KindIncremental {
-			// The card's next decision need not wait: it counts this
-			// record in spend whether pending or done. An incremental
-			// keeps the card until its original's outstanding has grown,
-			// which a reversal of the original reads under the card's lock.
-			locks.releaseCard()
-		}
-		a.bg.Add(1)
+		// The card's next decision need not wait: it counts this record
+		// in spend whether pending or done.
+		locks.releaseCard()
 		go func() {
 			defer a.bg.Done()
 			defer locks.release()

@@ -3,6 +3,7 @@ package authorization_test
 import (
 	"context"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/corebank/corebank/authorization"
@@ -17,12 +18,22 @@ import (
 // is placed while lose is set: the crash between the ledger and the record.
 type lossyLedger struct {
 	ledger.Service
+	mu   sync.Mutex
 	lose bool
+}
+
+func (l *lossyLedger) setLose(lose bool) {
+	l.mu.Lock()
+	l.lose = lose
+	l.mu.Unlock()
 }
 
 func (l *lossyLedger) PlaceHold(ctx context.Context, req ledger.PlaceHoldRequest) (*ledger.Hold, error) {
 	h, err := l.Service.PlaceHold(ctx, req)
-	if err == nil && l.lose {
+	l.mu.Lock()
+	lose := l.lose
+	l.mu.Unlock()
+	if err == nil && lose {
 		return nil, errors.New(errors.Unavailable, "connection lost")
 	}
 	return h, err
@@ -54,7 +65,7 @@ func TestCrashBetweenLedgerAndRecord(t *testing.T) {
 	if _, err := e.cards.Freeze(ctx, card.StateRequest{Key: "freeze", CardID: h.card.ID}); err != nil {
 		t.Fatal(err)
 	}
-	lossy.lose = false
+	lossy.setLose(false)
 	d := must(t)(a.Authorize(ctx, req))
 	if !d.Approved || d.HoldID == "" || d.Amount != 400 {
 		t.Fatalf("retransmission = %+v", d)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -152,7 +153,7 @@ func TestRecoverPendingAtOpen(t *testing.T) {
 	a.Close()
 	e.wantBalance(t, h.account, 1000, 400) // the hold exists, unrecorded
 
-	lossy.lose = false
+	lossy.setLose(false)
 	b, err := authorization.Open(ctx, db, cfg) // recovers
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +244,11 @@ func TestAnswerEarlyFollowUps(t *testing.T) {
 			if !d.Approved || d.HoldID != orig.HoldID || d.OriginalID != orig.ID {
 				t.Fatalf("%d: incremental straight after its original = %+v", i, d)
 			}
+			// What a late reversal of the original reads (the gateway's,
+			// after a timeout on the incremental) has grown already.
+			if o, err := a.ByNetworkID(ctx, pre.Network); err != nil || o.Outstanding != 7000 {
+				t.Fatalf("%d: original straight after its incremental = %+v, %v; want 7000 outstanding", i, o, err)
+			}
 			rev := must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network}))
 			if !rev.Approved || rev.Amount != 7000 {
 				t.Fatalf("%d: reversal straight after = %+v", i, rev)
@@ -296,4 +302,46 @@ func TestSpendLimitsAcrossProcesses(t *testing.T) {
 			e.wantBalance(t, h.account, 100_000, 600)
 		}
 	})
+}
+
+// While the service runs, records left pending (a ledger call whose answer
+// was lost) are completed by the periodic sweep, without a retransmission.
+func TestRecoverPendingWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.SQLite(t, "authorization")
+	e := newEnv(t, db)
+	lossy := &lossyLedger{Service: e.led, lose: true}
+	a, err := authorization.Open(ctx, db, authorization.Config{
+		Card: e.cards, Ledger: lossy, Now: e.clk.Now, RecoverEvery: 10 * time.Millisecond,
+		Settlement: map[money.Currency]string{"GBP": e.settlement},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	h := e.holder(1000, card.Controls{})
+	req := e.purchase(h, 400)
+	_, err = a.Authorize(ctx, req)
+	wantCode(t, err, errors.Unavailable)
+	lossy.setLose(false)
+	time.Sleep(100 * time.Millisecond)
+	if _, err := a.ByNetworkID(ctx, req.Network); !errors.Is(err, errors.NotFound) {
+		t.Fatalf("a record younger than 5s was completed: %v", err)
+	}
+	e.clk.Add(time.Minute)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d, err := a.ByNetworkID(ctx, req.Network)
+		if err == nil {
+			if !d.Approved || d.HoldID == "" || d.Amount != 400 {
+				t.Fatalf("recovered decision %+v", d)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pending record was not completed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.wantBalance(t, h.account, 1000, 400) // one hold
 }

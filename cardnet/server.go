@@ -476,7 +476,9 @@ func (c *serverConn) dispatch(body []byte) bool {
 		c.network(msg, req)
 		return true
 	}
-	if c.signedOff.Load() && (req.BaseMTI() == MTIAuthorizationRequest || req.BaseMTI() == MTIFinancialRequest) {
+	// A repeat (0101, 0201) may be of a request decided before the sign-off:
+	// it goes on, to get the answer recorded for it.
+	if c.signedOff.Load() && (req.MTI == MTIAuthorizationRequest || req.MTI == MTIFinancialRequest) {
 		c.answer(msg, IssuerUnavailable, fmt.Errorf("the network signed this connection off"))
 		return true
 	}

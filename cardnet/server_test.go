@@ -76,6 +76,11 @@ func TestServerSignOff(t *testing.T) {
 	if got := code(c, adv); got != "00" || seen() != 2 {
 		t.Errorf("0120 after sign-off: %s (issuer saw %d), want 00 and applied", got, seen())
 	}
+	repeat := authRequest("000001", "000000000001")
+	repeat.MTI = "0101"
+	if got := code(c, repeat); got != "00" {
+		t.Errorf("0101 repeat of a request approved before the sign-off: %s, want its answer", got)
+	}
 	if got := code(other, authRequest("000006", "000000000006")); got != "00" {
 		t.Errorf("another connection: %s, want 00", got)
 	}
