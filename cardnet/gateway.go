@@ -11,6 +11,7 @@ import (
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
 )
 
 // TimeoutPolicy is what the Gateway answers a request whose decision is not
@@ -125,6 +126,7 @@ type flight struct {
 	d        *authorization.Decision
 	err      error
 	timedOut bool // set, under Gateway.mu, only while done is open
+	undoing  bool // set, under Gateway.mu, once a reversal of its error is under way
 }
 
 var _ Handler = (*Gateway)(nil)
@@ -255,6 +257,28 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		log.Warn("cardnet: no decision within the deadline", "policy", g.OnTimeout.String())
 		return g.timeoutAnswer(msg)
 	}
+	if f.err != nil && reconcile && unknownOutcome(f.err) {
+		// The decision may have been made and its answer lost (the
+		// authorization service unreachable, a timeout on the way): as
+		// with a late decision, answer per the timeout policy and reverse
+		// whatever was done, so that the books agree with the answer.
+		g.mu.Lock()
+		g.rememberTimeout(key)
+		undo := !f.undoing
+		f.undoing = true
+		g.mu.Unlock()
+		log.Error("cardnet: authorization failed with an unknown outcome; answering per the timeout policy and reversing", "err", f.err, "policy", g.OnTimeout.String())
+		if undo {
+			g.bg.Add(1)
+			go func() {
+				defer g.bg.Done()
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
+				defer cancel()
+				g.reverseLate(rctx, n, f.d, f.err, log)
+			}()
+		}
+		return g.timeoutAnswer(msg)
+	}
 	if f.err != nil {
 		code := ResponseCodeFor(f.err)
 		log.Error("cardnet: authorization failed", "err", f.err, "code", string(code))
@@ -316,6 +340,17 @@ func lateReversalID(n authorization.NetworkID) authorization.NetworkID {
 	return r
 }
 
+// unknownOutcome reports whether a failed decision may nevertheless have
+// held or moved money: the authorization service or the ledger did not
+// answer (timeout, unavailable) or failed unexpectedly (internal).
+func unknownOutcome(err error) bool {
+	switch errors.CodeOf(err) {
+	case errors.Timeout, errors.Unavailable, errors.Internal:
+		return true
+	}
+	return false
+}
+
 // reverseLate undoes a late decision answered per the timeout policy: an
 // approval that held or moved money, or an error (the effect may be half
 // done: the reversal completes the original first, or records that it is
@@ -339,6 +374,17 @@ func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d 
 		rev.Amount = max(orig.Outstanding-d.Amount, 0)
 	}
 	rd, err := g.Auth.Reverse(ctx, rev)
+	for wait := 100 * time.Millisecond; err != nil && errors.CodeOf(err).Retryable(); wait = min(2*wait, 5*time.Second) {
+		// The authorization service or the ledger is briefly away: the
+		// reversal is idempotent, try again until ReconcileTimeout.
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			rd, err = g.Auth.Reverse(ctx, rev)
+			continue
+		}
+		break
+	}
 	if err != nil {
 		g.reconcile.WithLabelValues("failed").Inc()
 		log.Error("cardnet: late approval NOT reversed; its hold stays until it expires or clears", "err", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/card/cardtest"
 	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
@@ -501,6 +502,44 @@ func (s stall) Financial(ctx context.Context, req authorization.Request) (*autho
 	d, err := s.Service.Financial(ctx, req)
 	time.Sleep(s.delay)
 	return d, err
+}
+
+// lostAnswer is an authorization service whose answers to authorizations
+// are lost on the way back after the decision was made: the gateway sees
+// an unavailable service, not knowing whether money was held.
+type lostAnswer struct{ authorization.Service }
+
+func (l lostAnswer) Authorize(ctx context.Context, req authorization.Request) (*authorization.Decision, error) {
+	if _, err := l.Service.Authorize(ctx, req); err != nil {
+		return nil, err
+	}
+	return nil, errors.New(errors.Unavailable, "connection reset")
+}
+
+func TestGatewayUnknownOutcome(t *testing.T) {
+	b := newBank(t, bankOptions{wrap: func(s authorization.Service) authorization.Service { return lostAnswer{s} }})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 12_00)
+	b.wantCode(req, cardnet.IssuerUnavailable)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The hold the lost answer placed is released: the books agree with 91.
+	b.wantBalance(h.account, 100_00, 0)
+	d, err := b.auth.ByNetworkID(ctx, authorization.NetworkID{Acquirer: "123456", STAN: req.STAN, RRN: req.RRN, TransmissionTime: "0315143005"})
+	if err != nil || !d.Approved || d.Outstanding != 0 {
+		t.Fatalf("original %+v, %v; want approved, then reversed to nothing outstanding", d, err)
+	}
+	// A retransmission gets the same answer and holds nothing.
+	repeat := *req
+	repeat.MTI = "0101"
+	b.wantCode(&repeat, cardnet.IssuerUnavailable)
+	if err := b.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.wantBalance(h.account, 100_00, 0)
 }
 
 func TestGatewayDeadline(t *testing.T) {
