@@ -115,7 +115,7 @@ func TestRelay(t *testing.T) {
 					mu.Unlock()
 					return m.Publish(ctx, evs)
 				})
-				r := &event.Relay{DB: db, Publisher: counting, Interval: time.Hour, Linger: 300 * time.Millisecond}
+				r := &event.Relay{DB: db, Publisher: counting, Interval: time.Hour, Linger: 2 * time.Second} // long: the three appends must fall within it, even on a loaded machine
 				runRelay(t, r)
 				mustAppend(t, db, mkEvents(1, 1)...)
 				r.Notify()
