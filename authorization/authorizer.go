@@ -979,7 +979,11 @@ func (a *Authorizer) settled(ctx context.Context, r *record) (*record, error) {
 	if r.status != statusPending {
 		return r, nil
 	}
-	a.locks.lock("net:" + r.networkKey)()
+	unlock, err := a.locks.lockCtx(ctx, "net:"+r.networkKey)
+	if err != nil {
+		return nil, errors.Wrap(err, errors.Timeout, "deadline passed waiting for the record to be finished")
+	}
+	unlock()
 	again, err := a.find(ctx, r.networkKey)
 	if err != nil {
 		return nil, err
@@ -1001,7 +1005,11 @@ func (a *Authorizer) ByReference(ctx context.Context, q ReferenceQuery) (*Decisi
 		return nil, err
 	}
 	for _, key := range pending {
-		a.locks.lock("net:" + key)()
+		unlock, err := a.locks.lockCtx(ctx, "net:"+key)
+		if err != nil {
+			return nil, errors.Wrap(err, errors.Timeout, "deadline passed waiting for a record to be finished")
+		}
+		unlock()
 	}
 	rs, err := a.byReference(ctx, q)
 	if err != nil {
@@ -1083,23 +1091,28 @@ type keyedMutex struct {
 }
 
 type lockEntry struct {
-	mu sync.Mutex
-	n  int
+	sem chan struct{} // holds one token while locked
+	n   int           // holders and waiters, under keyedMutex.mu
 }
 
 // lock locks name and returns its unlock.
 func (k *keyedMutex) lock(name string) func() {
+	unlock, _ := k.lockCtx(context.Background(), name)
+	return unlock
+}
+
+// lockCtx is lock, giving up when ctx ends (then it returns ctx's error
+// and no unlock).
+func (k *keyedMutex) lockCtx(ctx context.Context, name string) (func(), error) {
 	k.mu.Lock()
 	e := k.m[name]
 	if e == nil {
-		e = &lockEntry{}
+		e = &lockEntry{sem: make(chan struct{}, 1)}
 		k.m[name] = e
 	}
 	e.n++
 	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
+	release := func() {
 		k.mu.Lock()
 		e.n--
 		if e.n == 0 {
@@ -1107,4 +1120,14 @@ func (k *keyedMutex) lock(name string) func() {
 		}
 		k.mu.Unlock()
 	}
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-e.sem
+		release()
+	}, nil
 }
