@@ -21,6 +21,7 @@ import (
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/id"
 	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/lock"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/obs"
 	"github.com/corebank/corebank/store"
@@ -89,7 +90,7 @@ type Authorizer struct {
 	tx      *store.Committer // group-commits the records' writes
 	st      *statements      // prepared on the writer, for the group commit
 	cfg     Config
-	locks   keyedMutex
+	locks   lock.Local     // per network message and per card, in this process
 	bg      sync.WaitGroup // records being finished behind their answers (Config.AnswerEarly)
 	bgMu    sync.Mutex     // guards closing, and bg.Add against Close's Wait
 	closing bool
@@ -141,7 +142,7 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Authorizer{db: db, tx: store.NewCommitter(db, 0), st: st, cfg: cfg, locks: keyedMutex{m: map[string]*lockEntry{}}}
+	a := &Authorizer{db: db, tx: store.NewCommitter(db, 0), st: st, cfg: cfg}
 	if err := a.instrument(); err != nil {
 		a.Close()
 		return nil, err
@@ -267,12 +268,12 @@ func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration
 }
 
 func (a *Authorizer) recoverOne(ctx context.Context, key string) error {
-	defer a.locks.lock("net:" + key)()
+	defer a.lock("net:" + key)()
 	r, err := a.find(ctx, key)
 	if err != nil || r == nil || r.status != statusPending {
 		return err
 	}
-	defer a.locks.lock("card:" + r.CardID)()
+	defer a.lock("card:" + r.CardID)()
 	if _, err := a.complete(ctx, r, nil); err != nil {
 		return fmt.Errorf("authorization: recover %s: %w", r.ID, err)
 	}
@@ -353,7 +354,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	key := req.Network.Key()
 	held := &heldLocks{}
 	defer held.release()
-	held.add(a.locks.lock("net:" + key))
+	held.add(a.lock("net:" + key))
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
@@ -370,7 +371,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if err != nil {
 		return nil, fmt.Errorf("authorization: card lookup: %w", err)
 	}
-	held.addCard(a.locks.lock("card:" + c.ID))
+	held.addCard(a.lock("card:" + c.ID))
 	r.CardID, r.AccountID, r.Currency = c.ID, c.AccountID, c.Currency
 
 	if req.Kind == KindAdvice {
@@ -825,8 +826,8 @@ func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decisio
 	if second < first {
 		first, second = second, first
 	}
-	defer a.locks.lock(first)()
-	defer a.locks.lock(second)()
+	defer a.lock(first)()
+	defer a.lock(second)()
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
@@ -852,7 +853,7 @@ func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decisio
 		rev.Reason = OriginalNotFound
 		return a.reversal(ctx, rev, nil)
 	}
-	defer a.locks.lock("card:" + orig.CardID)()
+	defer a.lock("card:" + orig.CardID)()
 	if orig, err = a.find(ctx, origKey); err != nil {
 		return nil, err
 	}
@@ -979,7 +980,7 @@ func (a *Authorizer) settled(ctx context.Context, r *record) (*record, error) {
 	if r.status != statusPending {
 		return r, nil
 	}
-	unlock, err := a.locks.lockCtx(ctx, "net:"+r.networkKey)
+	unlock, err := a.lockCtx(ctx, "net:"+r.networkKey)
 	if err != nil {
 		return nil, errors.Wrap(err, errors.Timeout, "deadline passed waiting for the record to be finished")
 	}
@@ -1005,7 +1006,7 @@ func (a *Authorizer) ByReference(ctx context.Context, q ReferenceQuery) (*Decisi
 		return nil, err
 	}
 	for _, key := range pending {
-		unlock, err := a.locks.lockCtx(ctx, "net:"+key)
+		unlock, err := a.lockCtx(ctx, "net:"+key)
 		if err != nil {
 			return nil, errors.Wrap(err, errors.Timeout, "deadline passed waiting for a record to be finished")
 		}
@@ -1083,51 +1084,17 @@ func (h *heldLocks) release() {
 	h.unlocks = nil
 }
 
-// keyedMutex is a set of mutexes by name, created on demand and dropped
-// when no one holds or waits for them.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*lockEntry
+// lock takes name's in-process lock and returns its release.
+func (a *Authorizer) lock(name string) func() {
+	l, _ := a.locks.Lock(context.Background(), name) // never fails without a deadline
+	return l.Release
 }
 
-type lockEntry struct {
-	sem chan struct{} // holds one token while locked
-	n   int           // holders and waiters, under keyedMutex.mu
-}
-
-// lock locks name and returns its unlock.
-func (k *keyedMutex) lock(name string) func() {
-	unlock, _ := k.lockCtx(context.Background(), name)
-	return unlock
-}
-
-// lockCtx is lock, giving up when ctx ends (then it returns ctx's error
-// and no unlock).
-func (k *keyedMutex) lockCtx(ctx context.Context, name string) (func(), error) {
-	k.mu.Lock()
-	e := k.m[name]
-	if e == nil {
-		e = &lockEntry{sem: make(chan struct{}, 1)}
-		k.m[name] = e
+// lockCtx is lock, giving up when ctx ends (then it returns ctx's error).
+func (a *Authorizer) lockCtx(ctx context.Context, name string) (func(), error) {
+	l, err := a.locks.Lock(ctx, name)
+	if err != nil {
+		return nil, err
 	}
-	e.n++
-	k.mu.Unlock()
-	release := func() {
-		k.mu.Lock()
-		e.n--
-		if e.n == 0 {
-			delete(k.m, name)
-		}
-		k.mu.Unlock()
-	}
-	select {
-	case e.sem <- struct{}{}:
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
-	return func() {
-		<-e.sem
-		release()
-	}, nil
+	return l.Release, nil
 }
