@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
 )
 
@@ -56,14 +57,7 @@ func (q *ReferenceQuery) validate() error {
 	return nil
 }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func allDigits(s string) bool { return ascii.Digits(s) }
 
 func checkText(name, s string, max int) error {
 	if len(s) > max || !utf8.ValidString(s) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/internal/ascii"
 )
 
 // PAN is a full card number (primary account number) held so that it
@@ -123,11 +124,4 @@ func LuhnDigit(s string) byte {
 	return byte('0' + (10-sum%10)%10)
 }
 
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return len(s) > 0
-}
+func digits(s string) bool { return s != "" && ascii.Digits(s) }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
 )
 
@@ -342,10 +343,4 @@ func channel(posEntry, mcc string) Channel {
 }
 
 // atoi converts a string of digits checked by isDigits.
-func atoi(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		n = n*10 + int(s[i]-'0')
-	}
-	return n
-}
+func atoi(s string) int { return ascii.Value(s) }

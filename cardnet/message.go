@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/moov-io/iso8583/field"
+
+	"github.com/corebank/corebank/internal/ascii"
 )
 
 // Message is one ISO 8583 message: an MTI and data elements, each held as
@@ -315,13 +317,5 @@ func (m *Message) safe(e element) string {
 
 // isDigits reports whether s is exactly n ASCII digits (any length if n < 0).
 func isDigits(s string, n int) bool {
-	if n >= 0 && len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return (n < 0 || len(s) == n) && ascii.Digits(s)
 }

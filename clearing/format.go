@@ -11,6 +11,7 @@ import (
 
 	"github.com/corebank/corebank/authorization"
 	cberrors "github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
 )
 
@@ -371,17 +372,7 @@ func maskPAN(pan string) string {
 	return string(b)
 }
 
-func isDigits(s string, lo, hi int) bool {
-	if len(s) < lo || len(s) > hi {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func isDigits(s string, lo, hi int) bool { return ascii.DigitsLen(s, lo, hi) }
 
 func isAlnum(s string, lo, hi int) bool {
 	if len(s) < lo || len(s) > hi {

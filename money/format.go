@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/internal/ascii"
 )
 
 // Format renders minor units in c's major unit with its exponent: Format(-350,
@@ -55,11 +56,4 @@ func Parse(s string, c Currency) (int64, error) {
 	return v, nil
 }
 
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func digits(s string) bool { return ascii.Digits(s) }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
 )
 
@@ -77,22 +78,6 @@ func (c Card) expiry() cardnet.Expiry {
 	return cardnet.Expiry{Year: 2000 + atoi(c.Expiry[:2]), Month: time.Month(atoi(c.Expiry[2:]))}
 }
 
-func digits(s string, lo, hi int) bool {
-	if len(s) < lo || len(s) > hi {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func digits(s string, lo, hi int) bool { return ascii.DigitsLen(s, lo, hi) }
 
-func atoi(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		n = n*10 + int(s[i]-'0')
-	}
-	return n
-}
+func atoi(s string) int { return ascii.Value(s) }

@@ -1,0 +1,30 @@
+// Package ascii holds the byte-level checks that several packages' parsers
+// and validators share: card numbers, amounts, network ids and clearing
+// fields are all strings of ASCII digits.
+package ascii
+
+// Digits reports whether every byte of s is an ASCII digit ('0' to '9').
+// It is true of "": callers that need a value check the length.
+func Digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// DigitsLen reports whether s is lo to hi ASCII digits.
+func DigitsLen(s string, lo, hi int) bool {
+	return len(s) >= lo && len(s) <= hi && Digits(s)
+}
+
+// Value is the number a string of ASCII digits (checked with Digits, and
+// short enough not to overflow an int) stands for.
+func Value(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}

@@ -1,0 +1,36 @@
+package ascii
+
+import "testing"
+
+func TestDigits(t *testing.T) {
+	for _, c := range []struct {
+		s      string
+		digits bool
+		len24  bool // DigitsLen(s, 2, 4)
+		value  int
+	}{
+		{"", true, false, 0},
+		{"0", true, false, 0},
+		{"42", true, true, 42},
+		{"0815", true, true, 815},
+		{"12345", true, false, 12345},
+		{"12a4", false, false, 0},
+		{"-12", false, false, 0},
+		{"1 2", false, false, 0},
+		{"١٢", false, false, 0}, // Arabic-Indic digits are not ASCII
+		{"9/", false, false, 0},
+		{":0", false, false, 0},
+	} {
+		if got := Digits(c.s); got != c.digits {
+			t.Errorf("Digits(%q) = %t, want %t", c.s, got, c.digits)
+		}
+		if got := DigitsLen(c.s, 2, 4); got != c.len24 {
+			t.Errorf("DigitsLen(%q, 2, 4) = %t, want %t", c.s, got, c.len24)
+		}
+		if c.digits {
+			if got := Value(c.s); got != c.value {
+				t.Errorf("Value(%q) = %d, want %d", c.s, got, c.value)
+			}
+		}
+	}
+}
