@@ -111,4 +111,18 @@ func TestConcurrentOpen(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// The one schema they raced to create is there, and is where they work.
+	db, err := postgres.Open(context.Background(), url, "ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var schema string
+	var n int
+	if err := db.Write.QueryRow(`SELECT current_schema()`).Scan(&schema); err != nil || schema != "ledger" {
+		t.Errorf("current_schema() = %q, %v; want ledger", schema, err)
+	}
+	if err := db.Write.QueryRow(`SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'ledger'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d ledger schemas, %v; want 1", n, err)
+	}
 }
