@@ -7,7 +7,6 @@ package authorization
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -62,13 +61,7 @@ func (p PAN) String() string { return card.Mask(string(p)) }
 func (p PAN) GoString() string { return fmt.Sprintf("authorization.PAN(%q)", p.String()) }
 
 // Format prints the masked number whatever the verb.
-func (p PAN) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, p.GoString())
-		return
-	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), p.String())
-}
+func (p PAN) Format(f fmt.State, verb rune) { card.FormatMasked(f, verb, p.String(), p.GoString) }
 
 // LogValue logs the masked number.
 func (p PAN) LogValue() slog.Value { return slog.StringValue(p.String()) }
@@ -90,13 +83,7 @@ func (c CVC) String() string {
 func (c CVC) GoString() string { return fmt.Sprintf("authorization.CVC(%q)", c.String()) }
 
 // Format prints the masked CVC whatever the verb.
-func (c CVC) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, c.GoString())
-		return
-	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), c.String())
-}
+func (c CVC) Format(f fmt.State, verb rune) { card.FormatMasked(f, verb, c.String(), c.GoString) }
 
 // LogValue logs the masked CVC.
 func (c CVC) LogValue() slog.Value { return slog.StringValue(c.String()) }

@@ -55,12 +55,17 @@ func (p PAN) GoString() string { return fmt.Sprintf("card.PAN(%q)", p.Masked()) 
 
 // Format prints the masked number whatever the verb, so that %s, %v, %q,
 // %x and friends cannot print the digits.
-func (p PAN) Format(f fmt.State, verb rune) {
+func (p PAN) Format(f fmt.State, verb rune) { FormatMasked(f, verb, p.Masked(), p.GoString) }
+
+// FormatMasked is the Format method of a type holding a secret: whatever
+// the verb, it prints masked (as %s would, with the verb's flags and
+// width), and %#v prints goString.
+func FormatMasked(f fmt.State, verb rune, masked string, goString func() string) {
 	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, p.GoString())
+		io.WriteString(f, goString())
 		return
 	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), p.Masked())
+	fmt.Fprintf(f, fmt.FormatString(f, verb), masked)
 }
 
 // LogValue logs the masked number.
