@@ -34,10 +34,10 @@ func TestAuthorize(t *testing.T) {
 			if len(d.AuthCode) != 6 || strings.Trim(d.AuthCode, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
 				t.Errorf("auth code %q: want 6 characters [0-9A-Z]", d.AuthCode)
 			}
-			if d.CardID != h.card.ID || d.AccountID != h.account || d.HoldID == "" || d.Currency != "GBP" || !d.At.Equal(epoch) {
+			if d.CardID != h.Card.ID || d.AccountID != h.Account || d.HoldID == "" || d.Currency != "GBP" || !d.At.Equal(epoch) {
 				t.Errorf("decision = %+v", d)
 			}
-			e.wantBalance(t, h.account, 10_000, 350)
+			e.wantBalance(t, h.Account, 10_000, 350)
 			hold, err := e.led.GetHold(ctx, d.HoldID)
 			if err != nil {
 				t.Fatal(err)
@@ -63,7 +63,7 @@ func TestAuthorize(t *testing.T) {
 			if !d.Approved || d.Amount != 870 || d.Currency != "GBP" {
 				t.Fatalf("decision = %+v", d)
 			}
-			e.wantBalance(t, h.account, 10_000, 870)
+			e.wantBalance(t, h.Account, 10_000, 870)
 		})
 
 		t.Run("a refund is approved without a hold", func(t *testing.T) {
@@ -74,7 +74,7 @@ func TestAuthorize(t *testing.T) {
 			if !d.Approved || d.HoldID != "" || d.Amount != 500 || d.Outstanding != 0 {
 				t.Fatalf("decision = %+v", d)
 			}
-			e.wantBalance(t, h.account, 0, 0)
+			e.wantBalance(t, h.Account, 0, 0)
 		})
 
 		t.Run("partial approval holds what is available", func(t *testing.T) {
@@ -85,12 +85,12 @@ func TestAuthorize(t *testing.T) {
 			if !d.Approved || d.Reason != authorization.PartialApproval || d.Amount != 300 || d.Requested != 500 || d.AuthCode == "" {
 				t.Fatalf("decision = %+v", d)
 			}
-			e.wantBalance(t, h.account, 300, 300)
+			e.wantBalance(t, h.Account, 300, 300)
 			again := must(t)(e.a.Authorize(ctx, req))
 			if !reflect.DeepEqual(again, d) {
 				t.Errorf("retransmission = %+v, want %+v", again, d)
 			}
-			e.wantBalance(t, h.account, 300, 300)
+			e.wantBalance(t, h.Account, 300, 300)
 		})
 
 		t.Run("retransmission gets the identical decision and one hold", func(t *testing.T) {
@@ -103,15 +103,15 @@ func TestAuthorize(t *testing.T) {
 			if !reflect.DeepEqual(d1, d2) {
 				t.Errorf("retransmission = %+v\nwant %+v", d2, d1)
 			}
-			e.wantBalance(t, h.account, 1000, 400)
+			e.wantBalance(t, h.Account, 1000, 400)
 			// A retransmitted decline is the same decline, even once funds arrive.
 			req2 := e.purchase(h, 700)
 			d3 := must(t)(e.a.Authorize(ctx, req2))
 			if d3.Approved || d3.Reason != authorization.InsufficientFunds {
 				t.Fatalf("decision = %+v", d3)
 			}
-			if _, err := e.led.Transfer(ctx, ledger.TransferRequest{Key: "topup-" + h.account, Legs: []ledger.Leg{
-				{AccountID: e.fund, Amount: -1000, Currency: "GBP"}, {AccountID: h.account, Amount: 1000, Currency: "GBP"},
+			if _, err := e.led.Transfer(ctx, ledger.TransferRequest{Key: "topup-" + h.Account, Legs: []ledger.Leg{
+				{AccountID: e.fund, Amount: -1000, Currency: "GBP"}, {AccountID: h.Account, Amount: 1000, Currency: "GBP"},
 			}}); err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func TestAuthorize(t *testing.T) {
 			if !reflect.DeepEqual(d3, d4) {
 				t.Errorf("retransmitted decline = %+v, want %+v", d4, d3)
 			}
-			e.wantBalance(t, h.account, 2000, 400)
+			e.wantBalance(t, h.Account, 2000, 400)
 		})
 
 		t.Run("concurrent retransmissions have one effect", func(t *testing.T) {
@@ -140,8 +140,8 @@ func TestAuthorize(t *testing.T) {
 					t.Errorf("goroutine %d got %+v, want %+v", i, ds[i], ds[0])
 				}
 			}
-			e.wantBalance(t, h.account, 1000, 100)
-			if n := count(t, db, fmt.Sprintf(`SELECT COUNT(*) FROM authorizations WHERE card_id = '%s'`, h.card.ID)); n != 1 {
+			e.wantBalance(t, h.Account, 1000, 100)
+			if n := count(t, db, fmt.Sprintf(`SELECT COUNT(*) FROM authorizations WHERE card_id = '%s'`, h.Card.ID)); n != 1 {
 				t.Errorf("%d records, want 1", n)
 			}
 		})
@@ -154,7 +154,7 @@ func TestDeclines(t *testing.T) {
 		e := newEnv(t, db)
 		block := func(r card.BlockReason) func(h *holder) {
 			return func(h *holder) {
-				if _, err := e.cards.Block(ctx, card.BlockRequest{Key: "block-" + h.card.ID, CardID: h.card.ID, Reason: r}); err != nil {
+				if _, err := e.cards.Block(ctx, card.BlockRequest{Key: "block-" + h.Card.ID, CardID: h.Card.ID, Reason: r}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -168,7 +168,7 @@ func TestDeclines(t *testing.T) {
 		}{
 			{name: "unknown card", edit: func(r *authorization.Request) { r.PAN = "4000000000000002" }, reason: authorization.CardNotFound},
 			{name: "frozen", setup: func(h *holder) {
-				if _, err := e.cards.Freeze(ctx, card.StateRequest{Key: "freeze-" + h.card.ID, CardID: h.card.ID}); err != nil {
+				if _, err := e.cards.Freeze(ctx, card.StateRequest{Key: "freeze-" + h.Card.ID, CardID: h.Card.ID}); err != nil {
 					t.Fatal(err)
 				}
 			}, reason: authorization.CardInactive},
@@ -202,7 +202,7 @@ func TestDeclines(t *testing.T) {
 				if d.Approved || d.Reason != tc.reason || d.AuthCode != "" || d.HoldID != "" || d.Amount != 0 {
 					t.Fatalf("decision = %+v, want declined %s", d, tc.reason)
 				}
-				e.wantBalance(t, h.account, 10_000, 0)
+				e.wantBalance(t, h.Account, 10_000, 0)
 				got, err := e.a.ByNetworkID(ctx, req.Network)
 				if err != nil || !reflect.DeepEqual(got, d) {
 					t.Errorf("recorded = %+v, %v; want %+v", got, err, d)
@@ -218,7 +218,7 @@ func TestDeclines(t *testing.T) {
 			if d.Approved || d.Reason != authorization.CardExpired {
 				t.Fatalf("decision = %+v", d)
 			}
-			e.wantBalance(t, h.account, 10_000, 0)
+			e.wantBalance(t, h.Account, 10_000, 0)
 		})
 
 		t.Run("daily limit counts earlier approvals, not reversed ones", func(t *testing.T) {
@@ -276,7 +276,7 @@ func TestReverse(t *testing.T) {
 			if !rev.Approved || rev.Kind != authorization.KindReversal || rev.Amount != 400 || rev.OriginalID != orig.ID {
 				t.Fatalf("reversal = %+v", rev)
 			}
-			e.wantBalance(t, h.account, 1000, 0)
+			e.wantBalance(t, h.Account, 1000, 0)
 			hold, _ := e.led.GetHold(ctx, orig.HoldID)
 			if hold.Status != ledger.HoldVoided {
 				t.Errorf("hold %s, want voided", hold.Status)
@@ -290,7 +290,7 @@ func TestReverse(t *testing.T) {
 			if other.Amount != 0 || !strings.Contains(other.Detail, "nothing_to_release") {
 				t.Errorf("second reversal = %+v", other)
 			}
-			e.wantBalance(t, h.account, 1000, 0)
+			e.wantBalance(t, h.Account, 1000, 0)
 			if got, _ := e.a.Get(ctx, orig.ID); got.Outstanding != 0 || !got.Approved {
 				t.Errorf("original after reversal = %+v", got)
 			}
@@ -298,7 +298,7 @@ func TestReverse(t *testing.T) {
 			if d := must(t)(e.a.Authorize(ctx, req)); !d.Approved || d.AuthCode != orig.AuthCode {
 				t.Errorf("original retransmitted = %+v", d)
 			}
-			e.wantBalance(t, h.account, 1000, 0)
+			e.wantBalance(t, h.Account, 1000, 0)
 		})
 
 		t.Run("partial reversal keeps the hold at what remains", func(t *testing.T) {
@@ -310,16 +310,16 @@ func TestReverse(t *testing.T) {
 			if rev.Amount != 500 || rev.HoldID == orig.HoldID || rev.HoldID == "" {
 				t.Fatalf("reversal = %+v", rev)
 			}
-			e.wantBalance(t, h.account, 1000, 300)
+			e.wantBalance(t, h.Account, 1000, 300)
 			must(t)(e.a.Reverse(ctx, rr))
-			e.wantBalance(t, h.account, 1000, 300)
+			e.wantBalance(t, h.Account, 1000, 300)
 			got, _ := e.a.Get(ctx, orig.ID)
 			if got.Outstanding != 300 || got.HoldID != rev.HoldID {
 				t.Errorf("original = %+v", got)
 			}
 			// Then the rest.
 			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}))
-			e.wantBalance(t, h.account, 1000, 0)
+			e.wantBalance(t, h.Account, 1000, 0)
 		})
 
 		t.Run("reversal before its original", func(t *testing.T) {
@@ -333,7 +333,7 @@ func TestReverse(t *testing.T) {
 			if d.Approved || d.Reason != authorization.AlreadyReversed {
 				t.Fatalf("late original = %+v, want declined already_reversed", d)
 			}
-			e.wantBalance(t, h.account, 1000, 0)
+			e.wantBalance(t, h.Account, 1000, 0)
 		})
 
 		t.Run("reversal of a financial request refunds it", func(t *testing.T) {
@@ -341,9 +341,9 @@ func TestReverse(t *testing.T) {
 			req := e.purchase(h, 600)
 			req.Kind, req.Channel, req.MCC = authorization.KindFinancial, card.ChannelATM, "6011"
 			must(t)(e.a.Financial(ctx, req))
-			e.wantBalance(t, h.account, 400, 0)
+			e.wantBalance(t, h.Account, 400, 0)
 			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network, Amount: 100}))
-			e.wantBalance(t, h.account, 900, 0)
+			e.wantBalance(t, h.Account, 900, 0)
 		})
 	})
 }
@@ -364,9 +364,9 @@ func TestOtherKinds(t *testing.T) {
 			if !d.Approved || d.HoldID != orig.HoldID || d.Amount != 2000 || d.OriginalID != orig.ID {
 				t.Fatalf("incremental = %+v", d)
 			}
-			e.wantBalance(t, h.account, 10_000, 7000)
+			e.wantBalance(t, h.Account, 10_000, 7000)
 			must(t)(e.a.Increment(ctx, inc))
-			e.wantBalance(t, h.account, 10_000, 7000)
+			e.wantBalance(t, h.Account, 10_000, 7000)
 			if got, _ := e.a.Get(ctx, orig.ID); got.Outstanding != 7000 {
 				t.Errorf("original outstanding %d, want 7000", got.Outstanding)
 			}
@@ -383,10 +383,10 @@ func TestOtherKinds(t *testing.T) {
 			if d := must(t)(e.a.Increment(ctx, lost)); d.Approved || d.Reason != authorization.OriginalNotFound {
 				t.Errorf("incremental of nothing = %+v", d)
 			}
-			e.wantBalance(t, h.account, 10_000, 7000)
+			e.wantBalance(t, h.Account, 10_000, 7000)
 			// A full reversal releases the whole grown hold.
 			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network}))
-			e.wantBalance(t, h.account, 10_000, 0)
+			e.wantBalance(t, h.Account, 10_000, 0)
 		})
 
 		t.Run("stand-in advice overdraws and is recorded as forced", func(t *testing.T) {
@@ -397,11 +397,11 @@ func TestOtherKinds(t *testing.T) {
 			if !d.Approved || !d.Forced || d.Amount != 500 || d.HoldID == "" {
 				t.Fatalf("advice = %+v", d)
 			}
-			if b := e.balance(h.account); b.Pending != 500 || b.Available != -400 {
+			if b := e.balance(h.Account); b.Pending != 500 || b.Available != -400 {
 				t.Errorf("balance %+v, want pending 500, available -400", b)
 			}
 			must(t)(e.a.Advise(ctx, req))
-			e.wantBalance(t, h.account, 100, 500)
+			e.wantBalance(t, h.Account, 100, 500)
 		})
 
 		t.Run("advice of an approval we made holds nothing more", func(t *testing.T) {
@@ -414,7 +414,7 @@ func TestOtherKinds(t *testing.T) {
 			if !d.Approved || d.HoldID != orig.HoldID || d.Forced {
 				t.Fatalf("advice = %+v", d)
 			}
-			e.wantBalance(t, h.account, 1000, 300)
+			e.wantBalance(t, h.Account, 1000, 300)
 		})
 
 		// The gateway reverses a late approval it answered 91 to; the
@@ -425,14 +425,14 @@ func TestOtherKinds(t *testing.T) {
 			req := e.purchase(h, 300)
 			must(t)(e.a.Authorize(ctx, req))
 			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}))
-			e.wantBalance(t, h.account, 1000, 0)
+			e.wantBalance(t, h.Account, 1000, 0)
 			adv := e.purchase(h, 300)
 			adv.Kind, adv.StandIn, adv.Original = authorization.KindAdvice, true, &req.Network
 			d := must(t)(e.a.Advise(ctx, adv))
 			if !d.Approved || d.HoldID == "" || d.Amount != 300 {
 				t.Fatalf("advice = %+v", d)
 			}
-			e.wantBalance(t, h.account, 1000, 300)
+			e.wantBalance(t, h.Account, 1000, 300)
 		})
 
 		t.Run("financial posts at once", func(t *testing.T) {
@@ -443,15 +443,15 @@ func TestOtherKinds(t *testing.T) {
 			if !d.Approved || d.TransferID == "" || d.HoldID != "" || d.Amount != 250 {
 				t.Fatalf("financial = %+v", d)
 			}
-			e.wantBalance(t, h.account, 750, 0)
+			e.wantBalance(t, h.Account, 750, 0)
 			must(t)(e.a.Financial(ctx, req))
-			e.wantBalance(t, h.account, 750, 0)
+			e.wantBalance(t, h.Account, 750, 0)
 			tooMuch := e.purchase(h, 5000)
 			tooMuch.Kind, tooMuch.Channel = authorization.KindFinancial, card.ChannelATM
 			if d := must(t)(e.a.Financial(ctx, tooMuch)); d.Approved || d.Reason != authorization.InsufficientFunds {
 				t.Errorf("financial over funds = %+v", d)
 			}
-			e.wantBalance(t, h.account, 750, 0)
+			e.wantBalance(t, h.Account, 750, 0)
 		})
 	})
 }
@@ -477,7 +477,7 @@ func TestEventsAndSecrets(t *testing.T) {
 		var topics []string
 		for _, ev := range evs {
 			topics = append(topics, ev.Topic)
-			if strings.Contains(string(ev.Payload), h.pan) || strings.Contains(string(ev.Payload), h.pan[6:12]) {
+			if strings.Contains(string(ev.Payload), h.PAN) || strings.Contains(string(ev.Payload), h.PAN[6:12]) {
 				t.Errorf("%s payload holds card number digits", ev.Topic)
 			}
 		}
@@ -486,7 +486,7 @@ func TestEventsAndSecrets(t *testing.T) {
 			t.Errorf("topics = %v, want %v", topics, want)
 		}
 		var first authorization.Decision
-		if err := json.Unmarshal(evs[0].Payload, &first); err != nil || first.ID != a.ID || evs[0].Key != h.card.ID {
+		if err := json.Unmarshal(evs[0].Payload, &first); err != nil || first.ID != a.ID || evs[0].Key != h.Card.ID {
 			t.Errorf("approved event = %+v (key %s), %v", first, evs[0].Key, err)
 		}
 		// No stored value anywhere holds the card number or its middle digits.
@@ -506,13 +506,13 @@ func TestEventsAndSecrets(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, v := range vals {
-				if s := fmt.Sprintf("%s", v); strings.Contains(s, h.pan) || strings.Contains(s, h.pan[6:12]) {
+				if s := fmt.Sprintf("%s", v); strings.Contains(s, h.PAN) || strings.Contains(s, h.PAN[6:12]) {
 					t.Errorf("column %s holds card number digits", cols[i])
 				}
 			}
 		}
 		// fmt and slog see the request masked.
-		if s := fmt.Sprintf("%v %+v %#v %s", ok, ok, ok, ok.PAN); strings.Contains(s, h.pan) || strings.Contains(s, h.cvc+"\"") {
+		if s := fmt.Sprintf("%v %+v %#v %s", ok, ok, ok, ok.PAN); strings.Contains(s, h.PAN) || strings.Contains(s, h.CVC+"\"") {
 			t.Errorf("formatted request shows the card number or cvc: %s", s)
 		}
 	})
@@ -548,7 +548,7 @@ func TestBadInput(t *testing.T) {
 				tc.edit(&req)
 				_, err := e.a.Authorize(ctx, req)
 				wantCode(t, err, errors.BadRequest)
-				if strings.Contains(err.Error(), h.pan) {
+				if strings.Contains(err.Error(), h.PAN) {
 					t.Errorf("error holds the card number: %v", err)
 				}
 			})
@@ -573,7 +573,7 @@ func TestBadInput(t *testing.T) {
 		if n := count(t, db, `SELECT COUNT(*) FROM outbox`); n != 0 {
 			t.Errorf("%d events after bad input, want 0", n)
 		}
-		e.wantBalance(t, h.account, 1000, 0)
+		e.wantBalance(t, h.Account, 1000, 0)
 	})
 }
 
@@ -604,5 +604,5 @@ func TestRPC(t *testing.T) {
 	}
 	_, err = c.Authorize(ctx, authorization.Request{})
 	wantCode(t, err, errors.BadRequest)
-	e.wantBalance(t, h.account, 1000, 0)
+	e.wantBalance(t, h.Account, 1000, 0)
 }

@@ -55,14 +55,14 @@ func TestCrashBetweenLedgerAndRecord(t *testing.T) {
 	req := e.purchase(h, 400)
 	_, err = a.Authorize(ctx, req)
 	wantCode(t, err, errors.Unavailable)
-	e.wantBalance(t, h.account, 1000, 400) // the hold exists, unrecorded
+	e.wantBalance(t, h.Account, 1000, 400) // the hold exists, unrecorded
 	if _, err := a.ByNetworkID(ctx, req.Network); !errors.Is(err, errors.NotFound) {
 		t.Errorf("undecided request visible: %v", err)
 	}
 
 	// Meanwhile the card is frozen: the retransmission must complete what
 	// was begun, not decide afresh and strand the hold.
-	if _, err := e.cards.Freeze(ctx, card.StateRequest{Key: "freeze", CardID: h.card.ID}); err != nil {
+	if _, err := e.cards.Freeze(ctx, card.StateRequest{Key: "freeze", CardID: h.Card.ID}); err != nil {
 		t.Fatal(err)
 	}
 	lossy.setLose(false)
@@ -70,7 +70,7 @@ func TestCrashBetweenLedgerAndRecord(t *testing.T) {
 	if !d.Approved || d.HoldID == "" || d.Amount != 400 {
 		t.Fatalf("retransmission = %+v", d)
 	}
-	e.wantBalance(t, h.account, 1000, 400) // still one hold
+	e.wantBalance(t, h.Account, 1000, 400) // still one hold
 	again := must(t)(a.Authorize(ctx, req))
 	if !reflect.DeepEqual(again, d) {
 		t.Errorf("second retransmission = %+v, want %+v", again, d)

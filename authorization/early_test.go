@@ -46,7 +46,7 @@ func TestAnswerEarlyReadsWhatWasAnswered(t *testing.T) {
 		if !d.Approved || d.HoldID == "" || d.Amount != 400 || d.AuthCode == "" {
 			t.Fatalf("decision = %+v", d)
 		}
-		e.wantBalance(t, h.account, 1000, 400)
+		e.wantBalance(t, h.Account, 1000, 400)
 		// Read straight after the answer: the reads wait for the record.
 		if got, err := a.ByNetworkID(ctx, req.Network); err != nil || got.HoldID != d.HoldID || got.AuthCode != d.AuthCode {
 			t.Errorf("ByNetworkID = %+v, %v; want the answered %+v", got, err, d)
@@ -62,7 +62,7 @@ func TestAnswerEarlyReadsWhatWasAnswered(t *testing.T) {
 		if again.ID != d.ID || again.HoldID != d.HoldID || again.AuthCode != d.AuthCode {
 			t.Errorf("retransmission = %+v, want %+v", again, d)
 		}
-		e.wantBalance(t, h.account, 1000, 400)
+		e.wantBalance(t, h.Account, 1000, 400)
 		// Many at once, then Close: none is left pending.
 		var wg sync.WaitGroup
 		var ds []*authorization.Decision
@@ -127,7 +127,7 @@ func TestAnswerEarlyKeepsSpendLimits(t *testing.T) {
 		if n != 3 {
 			t.Errorf("%d payments of 300 approved under a daily limit of 1000, want 3", n)
 		}
-		e.wantBalance(t, h.account, 100_000, 900)
+		e.wantBalance(t, h.Account, 100_000, 900)
 	})
 }
 
@@ -151,7 +151,7 @@ func TestRecoverPendingAtOpen(t *testing.T) {
 	_, err = a.Authorize(ctx, req)
 	wantCode(t, err, errors.Unavailable)
 	a.Close()
-	e.wantBalance(t, h.account, 1000, 400) // the hold exists, unrecorded
+	e.wantBalance(t, h.Account, 1000, 400) // the hold exists, unrecorded
 
 	lossy.setLose(false)
 	b, err := authorization.Open(ctx, db, cfg) // recovers
@@ -163,7 +163,7 @@ func TestRecoverPendingAtOpen(t *testing.T) {
 	if err != nil || !d.Approved || d.HoldID == "" || d.Amount != 400 {
 		t.Fatalf("after recovery ByNetworkID = %+v, %v; want approved with its hold", d, err)
 	}
-	e.wantBalance(t, h.account, 1000, 400) // still one hold
+	e.wantBalance(t, h.Account, 1000, 400) // still one hold
 	if n, err := b.RecoverPending(ctx, 0); err != nil || n != 0 {
 		t.Errorf("RecoverPending again = %d, %v; want nothing left", n, err)
 	}
@@ -253,7 +253,7 @@ func TestAnswerEarlyFollowUps(t *testing.T) {
 			if !rev.Approved || rev.Amount != 7000 {
 				t.Fatalf("%d: reversal straight after = %+v", i, rev)
 			}
-			e.wantBalance(t, h.account, 10_000, 0)
+			e.wantBalance(t, h.Account, 10_000, 0)
 		}
 	})
 }
@@ -299,7 +299,7 @@ func TestSpendLimitsAcrossProcesses(t *testing.T) {
 			if n := approved.Load(); n != 1 {
 				t.Fatalf("round %d: %d of two payments of 600 approved under a daily limit of 1000, want 1", round, n)
 			}
-			e.wantBalance(t, h.account, 100_000, 600)
+			e.wantBalance(t, h.Account, 100_000, 600)
 		}
 	})
 }
@@ -343,5 +343,5 @@ func TestRecoverPendingWhileRunning(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	e.wantBalance(t, h.account, 1000, 400) // one hold
+	e.wantBalance(t, h.Account, 1000, 400) // one hold
 }

@@ -70,26 +70,16 @@ func newEnv(t *testing.T, db *store.DB) *env {
 
 func (e *env) account(key string, rule ledger.Rule) string {
 	e.t.Helper()
-	a, err := e.led.CreateAccount(context.Background(), ledger.CreateAccountRequest{Key: key, Currency: "GBP", Rule: rule})
-	if err != nil {
-		e.t.Fatalf("CreateAccount(%s): %v", key, err)
-	}
-	return a.ID
+	return cardtest.Account(e.t, e.led, key, rule)
 }
 
 // holder is an issued card on a funded account, with its details.
-type holder struct {
-	card    *card.Card
-	pan     string
-	cvc     string
-	account string
-}
+type holder = cardtest.Holder
 
 // holder issues a card with controls on a new account holding balance.
 func (e *env) holder(balance int64, ctl card.Controls) *holder {
 	e.t.Helper()
-	h := cardtest.Issue(e.t, e.led, e.cards, e.fund, e.n.Add(1), balance, ctl)
-	return &holder{card: h.Card, pan: h.PAN, cvc: h.CVC, account: h.Account}
+	return cardtest.Issue(e.t, e.led, e.cards, e.fund, e.n.Add(1), balance, ctl)
 }
 
 // net returns a fresh network id.
@@ -101,7 +91,7 @@ func (e *env) net() authorization.NetworkID {
 // purchase is a valid card-present purchase of amount pence.
 func (e *env) purchase(h *holder, amount int64) authorization.Request {
 	return authorization.Request{
-		Kind: authorization.KindPurchase, Network: e.net(), PAN: authorization.PAN(h.pan), Expiry: "3401", CVC: authorization.CVC(h.cvc),
+		Kind: authorization.KindPurchase, Network: e.net(), PAN: authorization.PAN(h.PAN), Expiry: "3401", CVC: authorization.CVC(h.CVC),
 		Amount: amount, Currency: "GBP", MCC: "5814", Channel: card.ChannelContactless,
 		MerchantName: "OZONE COFFEE", MerchantCity: "LONDON", MerchantCountry: "GB",
 	}

@@ -45,7 +45,7 @@ func TestByReference(t *testing.T) {
 				wrongCode = "000001"
 			}
 			for name, q := range map[string]authorization.ReferenceQuery{
-				"another card": {CardID: other.card.ID, RRN: d.Network.RRN, AuthCode: d.AuthCode},
+				"another card": {CardID: other.Card.ID, RRN: d.Network.RRN, AuthCode: d.AuthCode},
 				"another rrn":  {CardID: d.CardID, RRN: "RRN999999999", AuthCode: d.AuthCode},
 				"another code": {CardID: d.CardID, RRN: d.Network.RRN, AuthCode: wrongCode},
 			} {
@@ -65,7 +65,7 @@ func TestByReference(t *testing.T) {
 			}
 			// A declined decision has no auth code; whatever code a record
 			// claims, the declined decision is not its authorization.
-			_, err := e.a.ByReference(ctx, authorization.ReferenceQuery{CardID: h.card.ID, RRN: req.Network.RRN, AuthCode: "A1B2C3"})
+			_, err := e.a.ByReference(ctx, authorization.ReferenceQuery{CardID: h.Card.ID, RRN: req.Network.RRN, AuthCode: "A1B2C3"})
 			wantCode(t, err, errors.NotFound)
 		})
 

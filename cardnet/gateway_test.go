@@ -103,11 +103,7 @@ func newBank(t *testing.T, o bankOptions) *bank {
 
 func (b *bank) account(key string, rule ledger.Rule) string {
 	b.t.Helper()
-	a, err := b.led.CreateAccount(context.Background(), ledger.CreateAccountRequest{Key: key, Currency: "GBP", Rule: rule})
-	if err != nil {
-		b.t.Fatalf("CreateAccount(%s): %v", key, err)
-	}
-	return a.ID
+	return cardtest.Account(b.t, b.led, key, rule)
 }
 
 // cardholder is an issued card on its own account, with its details.

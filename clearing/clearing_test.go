@@ -35,10 +35,10 @@ func TestPostsAgainstHolds(t *testing.T) {
 		if len(rep.Suspicious) != 1 || rep.Suspicious[0].RecordID != "R4" || rep.Suspicious[0].Reason != clearing.ReasonOverAuthorized {
 			t.Errorf("suspicious %+v, want R4 over_authorized", rep.Suspicious)
 		}
-		e.wantBalance(t, equal.account, 9000, 0)
-		e.wantBalance(t, lower.account, 9200, 0) // remainder released
-		e.wantBalance(t, higher.account, 8850, 0)
-		e.wantBalance(t, way.account, 8500, 0)
+		e.wantBalance(t, equal.Account, 9000, 0)
+		e.wantBalance(t, lower.Account, 9200, 0) // remainder released
+		e.wantBalance(t, higher.Account, 8850, 0)
+		e.wantBalance(t, way.Account, 8500, 0)
 		e.wantBalance(t, e.settlement, 1000+800+1150+1500, 0)
 		for _, d := range []string{dEq.HoldID, dLo.HoldID, dHi.HoldID} {
 			if h := e.hold(t, d); h.Status != ledger.HoldPosted {
@@ -46,7 +46,7 @@ func TestPostsAgainstHolds(t *testing.T) {
 			}
 		}
 		recs := e.records(t, "F1")
-		if r := recs["R2"]; r.Status != clearing.StatusPosted || r.CardID != lower.card.ID || r.AuthorizationID != dLo.ID || r.HoldID != dLo.HoldID {
+		if r := recs["R2"]; r.Status != clearing.StatusPosted || r.CardID != lower.Card.ID || r.AuthorizationID != dLo.ID || r.HoldID != dLo.HoldID {
 			t.Errorf("R2 = %+v", r)
 		}
 	})
@@ -61,7 +61,7 @@ func TestMultipleClearingsAgainstOneAuthorization(t *testing.T) {
 		first := forAuth("S1", h, d, 1000)
 		first.notFinal = true
 		e.ingest(t, "split-1", file("SPLIT1", first))
-		e.wantBalance(t, h.account, 9000, 2000) // the rest stays held
+		e.wantBalance(t, h.Account, 9000, 2000) // the rest stays held
 		if hd := e.hold(t, d.HoldID); hd.Status != ledger.HoldPending || hd.Amount != 2000 {
 			t.Fatalf("hold after first presentment %+v", hd)
 		}
@@ -72,7 +72,7 @@ func TestMultipleClearingsAgainstOneAuthorization(t *testing.T) {
 		if rep.Posted != 1 {
 			t.Fatalf("report %+v", rep)
 		}
-		e.wantBalance(t, h.account, 7500, 0) // final: the last 500 released
+		e.wantBalance(t, h.Account, 7500, 0) // final: the last 500 released
 		if hd := e.hold(t, d.HoldID); hd.Status != ledger.HoldPosted || hd.Posted != 2500 {
 			t.Fatalf("hold after final %+v", hd)
 		}
@@ -85,7 +85,7 @@ func TestMultipleClearingsAgainstOneAuthorization(t *testing.T) {
 		if rep.Forced != 1 || len(rep.Suspicious) != 1 || rep.Suspicious[0].Reason != clearing.ReasonAfterFinal {
 			t.Fatalf("report %+v", rep)
 		}
-		e.wantBalance(t, h.account, 7400, 0)
+		e.wantBalance(t, h.Account, 7400, 0)
 	})
 }
 
@@ -99,15 +99,15 @@ func TestForcePostAndRefund(t *testing.T) {
 		d := e.authorize(e.holder(5000), 500)
 		_ = d
 		rep := e.ingest(t, "f.csv", file("FP1",
-			rec{id: "NOAUTH", pan: poor.pan, amount: 700}, // no authorization, more than the balance
-			rec{id: "REFUND", pan: refundee.pan, proc: "200000", amount: 1234},
+			rec{id: "NOAUTH", pan: poor.PAN, amount: 700}, // no authorization, more than the balance
+			rec{id: "REFUND", pan: refundee.PAN, proc: "200000", amount: 1234},
 			rec{id: "GHOST", pan: unknown, amount: 99},
 		))
 		if rep.Forced != 1 || rep.Refunded != 1 || len(rep.Unmatched) != 1 || rep.Unmatched[0].RecordID != "GHOST" || rep.Unmatched[0].Reason != clearing.ReasonCardNotFound {
 			t.Fatalf("report %+v", rep)
 		}
-		e.wantBalance(t, poor.account, -600, 0) // forced: overdrawn
-		e.wantBalance(t, refundee.account, 1234, 0)
+		e.wantBalance(t, poor.Account, -600, 0) // forced: overdrawn
+		e.wantBalance(t, refundee.Account, 1234, 0)
 		e.wantBalance(t, e.settlement, 700-1234, 0)
 		recs := e.records(t, "FP1")
 		tr, err := e.led.GetTransfer(context.Background(), recs["NOAUTH"].TransferID)
@@ -133,7 +133,7 @@ func TestExpiredHoldIsForcePosted(t *testing.T) {
 		if rep.Forced != 1 {
 			t.Fatalf("report %+v", rep)
 		}
-		e.wantBalance(t, h.account, 100, 0)
+		e.wantBalance(t, h.Account, 100, 0)
 		if r := e.records(t, "LATE")["L1"]; r.Reason != clearing.ReasonHoldNotPending || r.AuthorizationID != d.ID {
 			t.Errorf("L1 = %+v", r)
 		}
@@ -151,8 +151,8 @@ func TestCardMismatchIsSuspicious(t *testing.T) {
 		if rep.Forced != 1 || len(rep.Suspicious) != 1 || rep.Suspicious[0].Reason != clearing.ReasonCardMismatch {
 			t.Fatalf("report %+v", rep)
 		}
-		e.wantBalance(t, owner.account, 1000, 500) // owner's hold untouched
-		e.wantBalance(t, other.account, 500, 0)
+		e.wantBalance(t, owner.Account, 1000, 500) // owner's hold untouched
+		e.wantBalance(t, other.Account, 500, 0)
 	})
 }
 
@@ -195,20 +195,20 @@ func TestDuplicateFileChangesNothing(t *testing.T) {
 		e := newEnv(t, db)
 		h, r := e.holder(5000), e.holder(0)
 		d := e.authorize(h, 1000)
-		content := file("DUP", forAuth("A", h, d, 1000), rec{id: "B", pan: h.pan, amount: 50}, rec{id: "C", pan: r.pan, proc: "200000", amount: 70})
+		content := file("DUP", forAuth("A", h, d, 1000), rec{id: "B", pan: h.PAN, amount: 50}, rec{id: "C", pan: r.PAN, proc: "200000", amount: 70})
 		first := e.ingest(t, "dup.csv", content)
-		before := e.snapshot(t, h.account, r.account, e.settlement)
+		before := e.snapshot(t, h.Account, r.Account, e.settlement)
 		second := e.ingest(t, "dup-again.csv", content)
-		sameSnapshot(t, before, e.snapshot(t, h.account, r.account, e.settlement))
+		sameSnapshot(t, before, e.snapshot(t, h.Account, r.Account, e.settlement))
 		if !second.Replayed || second.Posted != first.Posted || second.Forced != first.Forced || second.Refunded != first.Refunded {
 			t.Errorf("second report %+v, want the first %+v replayed", second, first)
 		}
 
 		// The same id with other content is refused, and changes nothing.
-		other := file("DUP", rec{id: "A", pan: h.pan, amount: 1})
+		other := file("DUP", rec{id: "A", pan: h.PAN, amount: 1})
 		_, err := e.c.Ingest(context.Background(), clearing.IngestRequest{FileName: "dup.csv", Content: other})
 		wantCode(t, err, errors.Conflict)
-		sameSnapshot(t, before, e.snapshot(t, h.account, r.account, e.settlement))
+		sameSnapshot(t, before, e.snapshot(t, h.Account, r.Account, e.settlement))
 
 		// The same presentment in another file is a duplicate record.
 		resend := forAuth("X", h, d, 1000)
@@ -220,7 +220,7 @@ func TestDuplicateFileChangesNothing(t *testing.T) {
 		if x := e.records(t, "RESEND")["X"]; x.Status != clearing.StatusDuplicate || x.DuplicateOf != "DUP/A" {
 			t.Errorf("X = %+v", x)
 		}
-		e.wantBalance(t, h.account, 5000-1000-50, 0)
+		e.wantBalance(t, h.Account, 5000-1000-50, 0)
 	})
 }
 
@@ -229,7 +229,7 @@ func TestMalformedFilesAreRefused(t *testing.T) {
 	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
 		h := e.holder(5000)
-		good := rec{id: "R1", pan: h.pan, amount: 100}
+		good := rec{id: "R1", pan: h.PAN, amount: 100}
 		valid := string(file("BAD", good))
 		cases := []struct {
 			name, content, want string
@@ -241,9 +241,9 @@ func TestMalformedFilesAreRefused(t *testing.T) {
 			{"wrong record count", strings.Replace(strings.Replace(valid, "H,BAD,MCI,2030-01-16,1,", "H,BAD,MCI,2030-01-16,2,", 1), "T,BAD,1,", "T,BAD,2,", 1), "the header says 2 records, the file has 1"},
 			{"wrong control total", strings.Replace(strings.Replace(valid, ",1,100\n", ",1,101\n", 1), "T,BAD,1,100", "T,BAD,1,101", 1), "control_total: the header says 101, the billing amounts sum to 100"},
 			{"no trailer", strings.Split(valid, "T,")[0], "no trailer line"},
-			{"bad pan", strings.Replace(valid, h.pan, h.pan[:10]+"X", 1), "line 3 (record R1): pan: must be 12 to 19 digits"},
+			{"bad pan", strings.Replace(valid, h.PAN, h.PAN[:10]+"X", 1), "line 3 (record R1): pan: must be 12 to 19 digits"},
 		}
-		before := e.snapshot(t, h.account)
+		before := e.snapshot(t, h.Account)
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				_, err := e.c.Ingest(context.Background(), clearing.IngestRequest{FileName: "bad.csv", Content: []byte(c.content)})
@@ -251,12 +251,12 @@ func TestMalformedFilesAreRefused(t *testing.T) {
 				if msg := errors.MessageOf(err); !strings.Contains(msg, c.want) {
 					t.Errorf("message %q, want it to contain %q", msg, c.want)
 				}
-				if strings.Contains(err.Error(), h.pan[:10]) {
+				if strings.Contains(err.Error(), h.PAN[:10]) {
 					t.Errorf("error %q shows the card number", err)
 				}
 			})
 		}
-		sameSnapshot(t, before, e.snapshot(t, h.account))
+		sameSnapshot(t, before, e.snapshot(t, h.Account))
 		if n := count(t, db, `SELECT COUNT(*) FROM clearing_records`); n != 0 {
 			t.Errorf("%d records stored from malformed files", n)
 		}
@@ -272,8 +272,8 @@ func TestCrashMidFileResumes(t *testing.T) {
 		content := file("CRASH",
 			forAuth("C1", hs[0], d0, 900),
 			forAuth("C2", hs[1], d1, 1100),
-			rec{id: "C3", pan: hs[2].pan, amount: 300},
-			rec{id: "C4", pan: hs[2].pan, proc: "200000", amount: 50},
+			rec{id: "C3", pan: hs[2].PAN, amount: 300},
+			rec{id: "C4", pan: hs[2].PAN, proc: "200000", amount: 50},
 		)
 		ctx := context.Background()
 		req := clearing.IngestRequest{FileName: "crash", Content: content}
@@ -302,9 +302,9 @@ func TestCrashMidFileResumes(t *testing.T) {
 		if rep.Posted != 2 || rep.Forced != 1 || rep.Refunded != 1 || rep.Replayed {
 			t.Fatalf("report %+v", rep)
 		}
-		e.wantBalance(t, hs[0].account, 4100, 0)
-		e.wantBalance(t, hs[1].account, 3900, 0)
-		e.wantBalance(t, hs[2].account, 5000-300+50, 0)
+		e.wantBalance(t, hs[0].Account, 4100, 0)
+		e.wantBalance(t, hs[1].Account, 3900, 0)
+		e.wantBalance(t, hs[2].Account, 5000-300+50, 0)
 		e.wantBalance(t, e.settlement, 900+1100+300-50, 0)
 		if n := count(t, db, `SELECT COUNT(*) FROM outbox WHERE topic = 'clearing.record.posted'`); n != 4 {
 			t.Errorf("%d record events, want 4", n)
@@ -318,7 +318,7 @@ func TestConcurrentIngestOfOneFile(t *testing.T) {
 		e := newEnv(t, db)
 		h := e.holder(5000)
 		d := e.authorize(h, 1000)
-		content := file("CONC", forAuth("A", h, d, 1000), rec{id: "B", pan: h.pan, amount: 10}, rec{id: "C", pan: h.pan, amount: 20})
+		content := file("CONC", forAuth("A", h, d, 1000), rec{id: "B", pan: h.PAN, amount: 10}, rec{id: "C", pan: h.PAN, amount: 20})
 		var wg sync.WaitGroup
 		reps := make([]*clearing.Report, 4)
 		for i := range reps {
@@ -345,7 +345,7 @@ func TestConcurrentIngestOfOneFile(t *testing.T) {
 		if fresh != 1 {
 			t.Errorf("%d ingests processed the file, want 1", fresh)
 		}
-		e.wantBalance(t, h.account, 5000-1030, 0)
+		e.wantBalance(t, h.Account, 5000-1030, 0)
 		if n := count(t, e.ledDB, `SELECT COUNT(*) FROM transfers WHERE key LIKE 'clr:%'`); n != 3 {
 			t.Errorf("%d clearing transfers in the ledger, want 3", n)
 		}
@@ -358,7 +358,7 @@ func TestNoCardNumberIsStored(t *testing.T) {
 		e := newEnv(t, db)
 		h, ghost := e.holder(5000), "5500000000000004"
 		d := e.authorize(h, 1000)
-		e.ingest(t, "pan", file("PAN", forAuth("A", h, d, 1000), rec{id: "B", pan: ghost, amount: 5}, rec{id: "C", pan: h.pan, proc: "200000", amount: 5}))
+		e.ingest(t, "pan", file("PAN", forAuth("A", h, d, 1000), rec{id: "B", pan: ghost, amount: 5}, rec{id: "C", pan: h.PAN, proc: "200000", amount: 5}))
 		for _, q := range []string{
 			`SELECT * FROM clearing_records`, `SELECT * FROM clearing_files`, `SELECT * FROM clearing_presentments`, `SELECT * FROM outbox`,
 		} {
@@ -386,7 +386,7 @@ func TestNoCardNumberIsStored(t *testing.T) {
 					case string:
 						s = v
 					}
-					for _, pan := range []string{h.pan, ghost} {
+					for _, pan := range []string{h.PAN, ghost} {
 						if strings.Contains(s, pan) || strings.Contains(s, pan[:12]) || strings.Contains(s, pan[4:]) {
 							t.Errorf("%s: column %s holds card number digits: %q", q, cols[i], s)
 						}
@@ -398,7 +398,7 @@ func TestNoCardNumberIsStored(t *testing.T) {
 				t.Errorf("%s: no rows: the check checks nothing", q)
 			}
 		}
-		if r := e.records(t, "PAN")["A"]; r.PANMasked != h.pan[:6]+"******"+h.pan[12:] {
+		if r := e.records(t, "PAN")["A"]; r.PANMasked != h.PAN[:6]+"******"+h.PAN[12:] {
 			t.Errorf("masked PAN %q", r.PANMasked)
 		}
 	})
@@ -434,7 +434,7 @@ func TestStaleProcessorIsFenced(t *testing.T) {
 		e := newEnv(t, db)
 		h := e.holder(5000)
 		d := e.authorize(h, 1000)
-		content := file("FENCE", forAuth("A", h, d, 1000), rec{id: "B", pan: h.pan, amount: 10})
+		content := file("FENCE", forAuth("A", h, d, 1000), rec{id: "B", pan: h.PAN, amount: 10})
 		var lk noLock
 		settle := map[money.Currency]string{"GBP": e.settlement}
 		paused := &pausingLedger{Service: e.led, entered: make(chan struct{}), release: make(chan struct{})}
@@ -459,7 +459,7 @@ func TestStaleProcessorIsFenced(t *testing.T) {
 		}
 		close(paused.release)
 		wantCode(t, <-errc, errors.Conflict)
-		e.wantBalance(t, h.account, 5000-1010, 0)
+		e.wantBalance(t, h.Account, 5000-1010, 0)
 		if f, err := fresh.GetFile(context.Background(), "FENCE"); err != nil || f.Status != clearing.FileCompleted || f.Report.Posted != 1 {
 			t.Fatalf("file %+v %v", f, err)
 		}

@@ -126,25 +126,16 @@ func newEnv(t *testing.T, db *store.DB) *env {
 
 func (e *env) account(key string, rule ledger.Rule) string {
 	e.t.Helper()
-	a, err := e.led.CreateAccount(context.Background(), ledger.CreateAccountRequest{Key: key, Currency: "GBP", Rule: rule})
-	if err != nil {
-		e.t.Fatalf("CreateAccount(%s): %v", key, err)
-	}
-	return a.ID
+	return cardtest.Account(e.t, e.led, key, rule)
 }
 
-type holder struct {
-	card    *card.Card
-	pan     string
-	cvc     string
-	account string
-}
+// holder is an issued card on a funded account, with its details.
+type holder = cardtest.Holder
 
 // holder issues a card on a new account holding balance.
 func (e *env) holder(balance int64) *holder {
 	e.t.Helper()
-	h := cardtest.Issue(e.t, e.led, e.cards, e.fund, e.n.Add(1), balance, card.Controls{})
-	return &holder{card: h.Card, pan: h.PAN, cvc: h.CVC, account: h.Account}
+	return cardtest.Issue(e.t, e.led, e.cards, e.fund, e.n.Add(1), balance, card.Controls{})
 }
 
 // purchase is a purchase of amount pence on h with fresh network ids.
@@ -153,7 +144,7 @@ func (e *env) purchase(h *holder, amount int64) authorization.Request {
 	return authorization.Request{
 		Kind:    authorization.KindPurchase,
 		Network: authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
-		PAN:     authorization.PAN(h.pan), Expiry: "3401", CVC: authorization.CVC(h.cvc),
+		PAN:     authorization.PAN(h.PAN), Expiry: "3401", CVC: authorization.CVC(h.CVC),
 		Amount: amount, Currency: "GBP", MCC: "5814", Channel: card.ChannelContactless,
 		MerchantName: "OZONE COFFEE", MerchantCity: "LONDON", MerchantCountry: "GB",
 	}
@@ -194,7 +185,7 @@ type rec struct {
 
 // forAuth is a record clearing d for amount on h.
 func forAuth(id string, h *holder, d *authorization.Decision, amount int64) rec {
-	return rec{id: id, pan: h.pan, amount: amount, auth: d}
+	return rec{id: id, pan: h.PAN, amount: amount, auth: d}
 }
 
 func (r rec) line() string {

@@ -51,7 +51,7 @@ func TestMatchesByReference(t *testing.T) {
 		if hd := e.hold(t, other.HoldID); hd.Status != ledger.HoldPending || hd.Amount != 400 {
 			t.Errorf("the other hold %+v, want pending 400", hd)
 		}
-		e.wantBalance(t, h.account, 10000-600-650, 400)
+		e.wantBalance(t, h.Account, 10000-600-650, 400)
 		e.wantBalance(t, e.settlement, 600+650, 0)
 	})
 }
@@ -99,6 +99,6 @@ func TestAmbiguousReferenceIsForcePosted(t *testing.T) {
 				t.Errorf("hold %s %s, want pending", d.HoldID, hd.Status)
 			}
 		}
-		e.wantBalance(t, h.account, 900-500, 300+500)
+		e.wantBalance(t, h.Account, 900-500, 300+500)
 	})
 }

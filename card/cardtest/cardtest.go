@@ -39,23 +39,31 @@ type Holder struct {
 	CVC     string
 }
 
+// Account opens a GBP ledger account with idempotency key key and rule,
+// and returns its id.
+func Account(t testing.TB, l ledger.Service, key string, rule ledger.Rule) string {
+	t.Helper()
+	a, err := l.CreateAccount(context.Background(), ledger.CreateAccountRequest{Key: key, Currency: "GBP", Rule: rule})
+	if err != nil {
+		t.Fatalf("CreateAccount(%s): %v", key, err)
+	}
+	return a.ID
+}
+
 // Issue opens GBP account "cust-n" on l, moves balance to it from fund,
 // issues it a card with controls, and reveals the card's details.
 func Issue(t testing.TB, l ledger.Service, cards card.Service, fund string, n int64, balance int64, ctl card.Controls) *Holder {
 	t.Helper()
 	ctx := context.Background()
-	a, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: fmt.Sprintf("cust-%d", n), Currency: "GBP", Rule: ledger.RuleLimit})
-	if err != nil {
-		t.Fatalf("CreateAccount: %v", err)
-	}
+	acct := Account(t, l, fmt.Sprintf("cust-%d", n), ledger.RuleLimit)
 	if balance > 0 {
 		if _, err := l.Transfer(ctx, ledger.TransferRequest{Key: fmt.Sprintf("fund-%d", n), Legs: []ledger.Leg{
-			{AccountID: fund, Amount: -balance, Currency: "GBP"}, {AccountID: a.ID, Amount: balance, Currency: "GBP"},
+			{AccountID: fund, Amount: -balance, Currency: "GBP"}, {AccountID: acct, Amount: balance, Currency: "GBP"},
 		}}); err != nil {
 			t.Fatalf("fund: %v", err)
 		}
 	}
-	c, err := cards.Issue(ctx, card.IssueRequest{Key: fmt.Sprintf("issue-%d", n), AccountID: a.ID, CustomerID: fmt.Sprintf("cus_%d", n), Currency: "GBP", Controls: ctl})
+	c, err := cards.Issue(ctx, card.IssueRequest{Key: fmt.Sprintf("issue-%d", n), AccountID: acct, CustomerID: fmt.Sprintf("cus_%d", n), Currency: "GBP", Controls: ctl})
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -63,5 +71,5 @@ func Issue(t testing.TB, l ledger.Service, cards card.Service, fund string, n in
 	if err != nil {
 		t.Fatalf("Reveal: %v", err)
 	}
-	return &Holder{Card: c, Account: a.ID, PAN: d.PAN, CVC: d.CVC}
+	return &Holder{Card: c, Account: acct, PAN: d.PAN, CVC: d.CVC}
 }
