@@ -774,9 +774,14 @@ func (a *Authorizer) declined(r *record, reason Reason, detail string) {
 // setPartial makes a pending record's operation a partial one: the amount
 // available, under a key of its own (the full amount's request failed and
 // so is not remembered by the ledger, but keeping them apart is clearer).
+// It goes through the group commit like every other write of the records:
+// on SQLite the writer has one connection.
 func (a *Authorizer) setPartial(ctx context.Context, r *record, amount int64) error {
-	_, err := a.db.Write.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET op_key = ?, op_amount = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND op_key = ?`),
-		r.opKey+":partial", amount, a.cfg.Now().UnixNano(), r.ID, r.opKey)
+	err := a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET op_key = ?, op_amount = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND op_key = ?`),
+			r.opKey+":partial", amount, a.cfg.Now().UnixNano(), r.ID, r.opKey)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("authorization: partial %s: %w", r.ID, err)
 	}
