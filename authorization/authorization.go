@@ -277,6 +277,19 @@ type Service interface {
 	// declined with AlreadyReversed. Errors: BadRequest.
 	Reverse(ctx context.Context, req ReversalRequest) (*Decision, error)
 
+	// QueueReversal promises req durably and returns once the promise is:
+	// the reversal is carried out later, by a Reverse with the same
+	// Network, by a read of it (ByNetworkID), or by the service's
+	// recovery (at start and every RecoverEvery), whichever comes first,
+	// and once. Meanwhile an original arriving is declined
+	// (AlreadyReversed) as if the reversal were recorded. Callers: the
+	// gateway, before it answers a request whose outcome it does not know
+	// (timed out, or an unknown-outcome error) per its timeout policy, so
+	// that a crash cannot leave money held for a payment it declined.
+	// Reversing an incremental authorization brings its original's hold
+	// back down by the increment. Errors: BadRequest.
+	QueueReversal(ctx context.Context, req ReversalRequest) error
+
 	// Get returns a recorded decision. Errors: BadRequest (malformed id),
 	// NotFound.
 	Get(ctx context.Context, id string) (*Decision, error)

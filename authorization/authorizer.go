@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -158,6 +159,11 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 		a.Close()
 		return nil, err
 	}
+	if _, err := a.RecoverQueued(ctx, after); err != nil {
+		// Left queued: the sweep tries again, and an original arriving
+		// meanwhile is declined.
+		cfg.Log.WarnContext(ctx, "authorization: queued reversals not all carried out at start", "err", err)
+	}
 	if cfg.RecoverEvery == 0 {
 		cfg.RecoverEvery = 30 * time.Second
 		a.cfg.RecoverEvery = cfg.RecoverEvery
@@ -170,7 +176,7 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 	return a, nil
 }
 
-// sweep runs RecoverPending every RecoverEvery on records untouched for
+// sweep runs RecoverPending and RecoverQueued every RecoverEvery on records untouched for
 // olderThan (a decision under way holds its record's lock, and recovery
 // waits for it, so olderThan only spares them the wait).
 func (a *Authorizer) sweep(ctx context.Context, olderThan time.Duration) {
@@ -185,6 +191,9 @@ func (a *Authorizer) sweep(ctx context.Context, olderThan time.Duration) {
 		}
 		if _, err := a.RecoverPending(ctx, olderThan); err != nil && ctx.Err() == nil {
 			a.cfg.Log.WarnContext(ctx, "authorization: completing pending records failed; trying again later", "err", err)
+		}
+		if _, err := a.RecoverQueued(ctx, olderThan); err != nil && ctx.Err() == nil {
+			a.cfg.Log.WarnContext(ctx, "authorization: carrying out queued reversals failed; trying again later", "err", err)
 		}
 	}
 }
@@ -822,6 +831,65 @@ func (a *Authorizer) Reverse(ctx context.Context, req ReversalRequest) (*Decisio
 	return a.answered(a.reverse(ctx, req))
 }
 
+// QueueReversal implements Service.
+func (a *Authorizer) QueueReversal(ctx context.Context, req ReversalRequest) error {
+	if err := req.validate(); err != nil {
+		return err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("authorization: queue reversal: %w", err)
+	}
+	return a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, a.st.queue).ExecContext(ctx, req.Network.Key(), req.Original.Key(), string(body), a.cfg.Now().UnixNano()); err != nil {
+			return fmt.Errorf("authorization: queue reversal %s: %w", req.Network.Key(), err)
+		}
+		return nil
+	})
+}
+
+// RecoverQueued carries out the reversals queued (QueueReversal) at least
+// olderThan ago and not yet recorded, oldest first, and returns how many it
+// recorded. One that fails is left queued for the next run, and the first
+// failure is returned after the others have been tried.
+func (a *Authorizer) RecoverQueued(ctx context.Context, olderThan time.Duration) (int, error) {
+	const batch = 100
+	n := 0
+	var first error
+	failed := make(map[string]bool)
+	for {
+		qs, err := a.queuedReversals(ctx, a.cfg.Now().Add(-olderThan).UnixNano(), batch+len(failed))
+		if err != nil {
+			return n, err
+		}
+		progress := false
+		for _, q := range qs {
+			if failed[q.key] {
+				continue
+			}
+			d, err := a.reverse(ctx, q.req)
+			if err == nil {
+				err = a.unqueue(ctx, q.key)
+			}
+			if err != nil {
+				failed[q.key] = true
+				if first == nil {
+					first = fmt.Errorf("authorization: queued reversal %s: %w", q.key, err)
+				}
+				a.cfg.Log.WarnContext(ctx, "authorization: a queued reversal failed; trying again later", "network_key", q.key, "err", err)
+				continue
+			}
+			progress = true
+			n++
+			a.recovered.Inc()
+			a.cfg.Log.InfoContext(ctx, "authorization: carried out a queued reversal", "authorization_id", d.ID, "network_key", q.key, "released", d.Amount)
+		}
+		if !progress || len(qs) < batch+len(failed) {
+			return n, first
+		}
+	}
+}
+
 func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decision, error) {
 	key, origKey := req.Network.Key(), req.Original.Key()
 	// The original's lock too: an original and its reversal are decided
@@ -858,13 +926,60 @@ func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decisio
 		rev.Reason = OriginalNotFound
 		return a.reversal(ctx, rev, nil)
 	}
+	if orig.Kind == KindIncremental {
+		return a.reverseIncrement(ctx, key, req, rev, orig)
+	}
 	defer a.lock("card:" + orig.CardID)()
 	if orig, err = a.find(ctx, origKey); err != nil {
 		return nil, err
 	}
-	rev.OriginalID, rev.CardID, rev.AccountID, rev.Currency, rev.HoldID = orig.ID, orig.CardID, orig.AccountID, orig.Currency, orig.HoldID
+	rev.OriginalID = orig.ID
+	return a.release(ctx, key, rev, orig, req.Amount)
+}
+
+// reverseIncrement reverses an incremental authorization: its original's
+// hold comes back down by what the increment added (less req.Amount, what
+// is to remain of the increment), once however many reversals name it.
+func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req ReversalRequest, rev, inc *record) (*Decision, error) {
+	// The original's lock, after the reversal's and the increment's: no
+	// one holds an original's lock while waiting for another message's.
+	defer a.lock("net:" + inc.originalKey)()
+	defer a.lock("card:" + inc.CardID)()
+	rev.OriginalID = inc.ID
+	rev.Detail = strings.TrimPrefix(rev.Detail+",incremental", ",")
+	undo := inc.Amount - req.Amount
+	var earlier int
+	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = 'reversal'`, inc.networkKey).Scan(&earlier); err != nil {
+		return nil, fmt.Errorf("authorization: reversals of %s: %w", inc.ID, err)
+	}
+	var base *record
+	if inc.Approved && undo > 0 && earlier == 0 && inc.Original != nil {
+		var err error
+		if base, err = a.original(ctx, *inc.Original); err != nil {
+			return nil, err
+		}
+	}
+	if base == nil {
+		a.copyOriginal(rev, inc)
+		rev.Detail += ",nothing_to_release"
+		return a.reversal(ctx, rev, nil)
+	}
+	return a.release(ctx, key, rev, base, max(base.Outstanding-undo, 0))
+}
+
+// copyOriginal gives rev its original's card, account and merchant.
+func (a *Authorizer) copyOriginal(rev, orig *record) {
+	rev.CardID, rev.AccountID, rev.Currency, rev.HoldID = orig.CardID, orig.AccountID, orig.Currency, orig.HoldID
 	rev.MCC, rev.Channel, rev.MerchantName, rev.MerchantCity, rev.MerchantCountry = orig.MCC, orig.Channel, orig.MerchantName, orig.MerchantCity, orig.MerchantCountry
-	release := orig.Outstanding - req.Amount
+}
+
+// release brings orig's outstanding amount down to keep, with the ledger
+// operation that matches: its hold voided (keep 0), replaced by a smaller
+// one, or a financial request's transfer refunded down to keep; and
+// records rev. The caller holds the locks of rev, orig and its card.
+func (a *Authorizer) release(ctx context.Context, key string, rev, orig *record, keep int64) (*Decision, error) {
+	a.copyOriginal(rev, orig)
+	release := orig.Outstanding - keep
 	rev.Requested = max(release, 0)
 	if !orig.Approved || release <= 0 || (orig.HoldID == "" && orig.TransferID == "") {
 		rev.Detail = strings.TrimPrefix(rev.Detail+",nothing_to_release", ",")
@@ -872,7 +987,7 @@ func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decisio
 	}
 
 	switch {
-	case orig.HoldID != "" && req.Amount == 0:
+	case orig.HoldID != "" && keep == 0:
 		_, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: key + ":void", HoldID: orig.HoldID})
 		if errors.Is(err, errors.Conflict) {
 			// Already posted by clearing, or expired: nothing held to release.
@@ -894,7 +1009,7 @@ func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decisio
 			return a.reversal(ctx, rev, nil)
 		}
 		h, err := a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
-			Key: key + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: req.Amount,
+			Key: key + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: keep,
 			Currency: old.Currency, ExpiresAt: old.ExpiresAt, Force: true,
 			Metadata: map[string]string{"authorization_id": orig.ID},
 		})
@@ -921,7 +1036,7 @@ func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decisio
 		rev.TransferID = t.ID
 	}
 	rev.Amount = release
-	orig.Outstanding, orig.HoldID = req.Amount, rev.HoldID
+	orig.Outstanding, orig.HoldID = keep, rev.HoldID
 	return a.reversal(ctx, rev, orig)
 }
 
@@ -970,6 +1085,12 @@ func (a *Authorizer) ByNetworkID(ctx context.Context, n NetworkID) (*Decision, e
 		if r, err = a.settled(ctx, r); err != nil {
 			return nil, err
 		}
+	} else if q, err := a.queuedReversal(ctx, n.Key()); err != nil {
+		return nil, err
+	} else if q != nil {
+		// A reversal promised and not yet carried out: reading it carries
+		// it out, so that what is read is what the queue will have done.
+		return a.reverse(ctx, *q)
 	}
 	if r == nil || r.status != statusDone {
 		return nil, errors.New(errors.NotFound, "no decision for that network message")

@@ -11,14 +11,15 @@ const Name = "authorization"
 
 // Method names, as they appear on the wire: POST /rpc/authorization/{method}.
 const (
-	MethodAuthorize   = "authorize"
-	MethodIncrement   = "increment"
-	MethodAdvise      = "advise"
-	MethodFinancial   = "financial"
-	MethodReverse     = "reverse"
-	MethodGet         = "get"
-	MethodByNetworkID = "by_network_id"
-	MethodByReference = "by_reference"
+	MethodAuthorize     = "authorize"
+	MethodIncrement     = "increment"
+	MethodAdvise        = "advise"
+	MethodFinancial     = "financial"
+	MethodReverse       = "reverse"
+	MethodQueueReversal = "queue_reversal"
+	MethodGet           = "get"
+	MethodByNetworkID   = "by_network_id"
+	MethodByReference   = "by_reference"
 )
 
 // IDRequest names one decision by id.
@@ -33,6 +34,9 @@ func Register(r *rpc.Router, s Service) {
 	rpc.Handle(r, Name, MethodAdvise, s.Advise)
 	rpc.Handle(r, Name, MethodFinancial, s.Financial)
 	rpc.Handle(r, Name, MethodReverse, s.Reverse)
+	rpc.Handle(r, Name, MethodQueueReversal, func(ctx context.Context, req ReversalRequest) (*struct{}, error) {
+		return &struct{}{}, s.QueueReversal(ctx, req)
+	})
 	rpc.Handle(r, Name, MethodGet, func(ctx context.Context, req IDRequest) (*Decision, error) { return s.Get(ctx, req.ID) })
 	rpc.Handle(r, Name, MethodByNetworkID, s.ByNetworkID)
 	rpc.Handle(r, Name, MethodByReference, s.ByReference)
@@ -74,6 +78,12 @@ func (c *Client) Financial(ctx context.Context, req Request) (*Decision, error) 
 // Reverse implements Service.
 func (c *Client) Reverse(ctx context.Context, req ReversalRequest) (*Decision, error) {
 	return call[Decision](ctx, c, MethodReverse, req)
+}
+
+// QueueReversal implements Service.
+func (c *Client) QueueReversal(ctx context.Context, req ReversalRequest) error {
+	_, err := call[struct{}](ctx, c, MethodQueueReversal, req)
+	return err
 }
 
 // Get implements Service.

@@ -163,8 +163,12 @@ func (a *Authorizer) byReference(ctx context.Context, q ReferenceQuery) ([]*reco
 // once at Open: a single SQLite writer cannot prepare inside a transaction,
 // and the checks run there read pages the writer has in its cache.
 const (
-	reversedQuery = `SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = ?`
-	finishQuery   = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,
+	// Reversals of a key recorded, and queued (reversal_queue).
+	reversedQuery = `SELECT (SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = ?)
+		+ (SELECT COUNT(*) FROM reversal_queue WHERE original_key = ?)`
+	queueQuery   = `INSERT INTO reversal_queue (network_key, original_key, request, queued_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	unqueueQuery = `DELETE FROM reversal_queue WHERE network_key = ?`
+	finishQuery  = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,
 		amount = ?, outstanding = ?, hold_id = ?, transfer_id = ?, forced = ?, original_id = ?, updated_at = ?
 		WHERE id = ? AND status = 'pending'`
 	// A pending record counts for what its ledger operation would hold, so
@@ -189,6 +193,7 @@ const (
 
 type statements struct {
 	insert, reversed, spent, finish *sql.Stmt
+	queue, unqueue                  *sql.Stmt
 	outbox                          *event.Outbox
 }
 
@@ -201,7 +206,8 @@ func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 	for _, p := range []struct {
 		to    **sql.Stmt
 		query string
-	}{{&st.insert, insertQuery}, {&st.reversed, reversedQuery}, {&st.spent, spentQuery}, {&st.finish, finishQuery}} {
+	}{{&st.insert, insertQuery}, {&st.reversed, reversedQuery}, {&st.spent, spentQuery}, {&st.finish, finishQuery},
+		{&st.queue, queueQuery}, {&st.unqueue, unqueueQuery}} {
 		s, err := db.Write.PrepareContext(ctx, db.Rebind(p.query))
 		if err != nil {
 			st.close()
@@ -213,7 +219,7 @@ func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insert, st.reversed, st.spent, st.finish} {
+	for _, s := range []*sql.Stmt{st.insert, st.reversed, st.spent, st.finish, st.queue, st.unqueue} {
 		if s != nil {
 			s.Close()
 		}
@@ -243,10 +249,11 @@ func (a *Authorizer) pendingByReference(ctx context.Context, q ReferenceQuery) (
 	return keys, rows.Err()
 }
 
-// reversedBefore reports whether a reversal of networkKey is recorded.
+// reversedBefore reports whether a reversal of networkKey is recorded or
+// queued.
 func (a *Authorizer) reversedBefore(ctx context.Context, tx *sql.Tx, networkKey string) (bool, error) {
 	var n int
-	err := tx.StmtContext(ctx, a.st.reversed).QueryRowContext(ctx, networkKey, string(KindReversal)).Scan(&n)
+	err := tx.StmtContext(ctx, a.st.reversed).QueryRowContext(ctx, networkKey, string(KindReversal), networkKey).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
 	}
@@ -387,6 +394,10 @@ func (a *Authorizer) recordReversal(ctx context.Context, rev *record, orig *reco
 		if err != nil {
 			return fmt.Errorf("authorization: insert reversal %s: %w", rev.networkKey, err)
 		}
+		// Recorded now or before: no longer queued.
+		if _, err := tx.StmtContext(ctx, a.st.unqueue).ExecContext(ctx, rev.networkKey); err != nil {
+			return fmt.Errorf("authorization: unqueue reversal %s: %w", rev.networkKey, err)
+		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return err
 		}
@@ -444,3 +455,57 @@ func (a *Authorizer) notify(*record) {
 }
 
 var errNoRows = sql.ErrNoRows
+
+// queued is a reversal waiting in reversal_queue.
+type queued struct {
+	key string
+	req ReversalRequest
+}
+
+// queuedReversals returns up to limit reversals queued at or before
+// (unix nanoseconds), oldest first.
+func (a *Authorizer) queuedReversals(ctx context.Context, before int64, limit int) ([]queued, error) {
+	rows, err := a.db.Query(ctx, `SELECT network_key, request FROM reversal_queue WHERE queued_at <= ? ORDER BY queued_at, network_key LIMIT ?`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("authorization: queued reversals: %w", err)
+	}
+	defer rows.Close()
+	var out []queued
+	for rows.Next() {
+		var q queued
+		var body string
+		if err := rows.Scan(&q.key, &body); err != nil {
+			return nil, fmt.Errorf("authorization: queued reversals: %w", err)
+		}
+		if err := json.Unmarshal([]byte(body), &q.req); err != nil {
+			return nil, fmt.Errorf("authorization: queued reversal %s unreadable: %w", q.key, err)
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+// queuedReversal returns the reversal queued under networkKey, or nil.
+func (a *Authorizer) queuedReversal(ctx context.Context, networkKey string) (*ReversalRequest, error) {
+	var body string
+	err := a.db.QueryRow(ctx, `SELECT request FROM reversal_queue WHERE network_key = ?`, networkKey).Scan(&body)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authorization: queued reversal %s: %w", networkKey, err)
+	}
+	var req ReversalRequest
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		return nil, fmt.Errorf("authorization: queued reversal %s unreadable: %w", networkKey, err)
+	}
+	return &req, nil
+}
+
+// unqueue removes a queued reversal whose reversal is recorded.
+func (a *Authorizer) unqueue(ctx context.Context, networkKey string) error {
+	return a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, a.st.unqueue).ExecContext(ctx, networkKey)
+		return err
+	})
+}

@@ -1,0 +1,184 @@
+package authorization_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// The gateway queues a reversal before it answers a request per its
+// timeout policy; these are the promises QueueReversal makes.
+func TestQueuedReversals(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		queued := func(t *testing.T) int {
+			t.Helper()
+			return count(t, db, `SELECT COUNT(*) FROM reversal_queue`)
+		}
+		reversals := func(t *testing.T, orig authorization.NetworkID) int {
+			t.Helper()
+			return count(t, db, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal' AND original_key = '`+orig.Key()+`'`)
+		}
+
+		t.Run("bad requests are refused and queue nothing", func(t *testing.T) {
+			n := e.net()
+			for _, rr := range []authorization.ReversalRequest{
+				{Network: n, Original: n},
+				{Network: e.net()},
+				{Network: e.net(), Original: e.net(), Amount: -1},
+			} {
+				wantCode(t, e.a.QueueReversal(ctx, rr), errors.BadRequest)
+			}
+			if got := queued(t); got != 0 {
+				t.Fatalf("%d queued, want 0", got)
+			}
+		})
+
+		t.Run("an original after its queued reversal is declined", func(t *testing.T) {
+			h := e.holder(1000, card.Controls{})
+			req := e.purchase(h, 400)
+			rr := authorization.ReversalRequest{Network: e.net(), Original: req.Network}
+			if err := e.a.QueueReversal(ctx, rr); err != nil {
+				t.Fatal(err)
+			}
+			d := must(t)(e.a.Authorize(ctx, req))
+			if d.Approved || d.Reason != authorization.AlreadyReversed || d.HoldID != "" {
+				t.Fatalf("original = %+v, want declined already_reversed", d)
+			}
+			e.wantBalance(t, h.Account, 1000, 0)
+			if n, err := e.a.RecoverQueued(ctx, 0); err != nil || n != 1 {
+				t.Fatalf("RecoverQueued = %d, %v; want 1", n, err)
+			}
+			rev := must(t)(e.a.ByNetworkID(ctx, rr.Network))
+			if rev.Kind != authorization.KindReversal || rev.Amount != 0 || rev.OriginalID != d.ID {
+				t.Errorf("reversal = %+v, want one of %s releasing nothing", rev, d.ID)
+			}
+			if got := queued(t); got != 0 {
+				t.Errorf("%d still queued", got)
+			}
+		})
+
+		t.Run("recovery releases an approval's hold, once", func(t *testing.T) {
+			h := e.holder(1000, card.Controls{})
+			req := e.purchase(h, 400)
+			orig := must(t)(e.a.Authorize(ctx, req))
+			rr := authorization.ReversalRequest{Network: e.net(), Original: req.Network}
+			for range 2 { // queuing again is one promise
+				if err := e.a.QueueReversal(ctx, rr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.wantBalance(t, h.Account, 1000, 400) // promised, not yet done
+			if again := must(t)(e.a.Authorize(ctx, req)); !again.Approved || again.HoldID != orig.HoldID {
+				t.Errorf("retransmission = %+v, want the original approval", again)
+			}
+			if n, err := e.a.RecoverQueued(ctx, 0); err != nil || n != 1 {
+				t.Fatalf("RecoverQueued = %d, %v; want 1", n, err)
+			}
+			e.wantBalance(t, h.Account, 1000, 0)
+			if n, err := e.a.RecoverQueued(ctx, 0); err != nil || n != 0 {
+				t.Fatalf("second RecoverQueued = %d, %v; want 0", n, err)
+			}
+			// Queued again after it was done: carried out as a repeat.
+			if err := e.a.QueueReversal(ctx, rr); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := e.a.RecoverQueued(ctx, 0); err != nil || n != 1 {
+				t.Fatalf("RecoverQueued of a repeat = %d, %v; want 1", n, err)
+			}
+			e.wantBalance(t, h.Account, 1000, 0)
+			if got := reversals(t, req.Network); got != 1 {
+				t.Errorf("%d reversals recorded, want 1", got)
+			}
+			if got := queued(t); got != 0 {
+				t.Errorf("%d still queued", got)
+			}
+		})
+
+		t.Run("a Reverse or a read carries out the queued reversal", func(t *testing.T) {
+			h := e.holder(1000, card.Controls{})
+			first, second := e.purchase(h, 300), e.purchase(h, 200)
+			must(t)(e.a.Authorize(ctx, first))
+			must(t)(e.a.Authorize(ctx, second))
+			e.wantBalance(t, h.Account, 1000, 500)
+			r1 := authorization.ReversalRequest{Network: e.net(), Original: first.Network}
+			r2 := authorization.ReversalRequest{Network: e.net(), Original: second.Network}
+			for _, rr := range []authorization.ReversalRequest{r1, r2} {
+				if err := e.a.QueueReversal(ctx, rr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d := must(t)(e.a.Reverse(ctx, r1)); d.Amount != 300 {
+				t.Errorf("reverse = %+v, want 300 released", d)
+			}
+			e.wantBalance(t, h.Account, 1000, 200)
+			if d := must(t)(e.a.ByNetworkID(ctx, r2.Network)); d.Kind != authorization.KindReversal || d.Amount != 200 {
+				t.Errorf("read of the queued reversal = %+v, want it carried out, 200 released", d)
+			}
+			e.wantBalance(t, h.Account, 1000, 0)
+			if got := queued(t); got != 0 {
+				t.Errorf("%d still queued", got)
+			}
+		})
+
+		t.Run("a restart carries out what was queued", func(t *testing.T) {
+			h := e.holder(1000, card.Controls{})
+			req := e.purchase(h, 700)
+			must(t)(e.a.Authorize(ctx, req))
+			if err := e.a.QueueReversal(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}); err != nil {
+				t.Fatal(err)
+			}
+			// On PostgreSQL another process may be at work on fresh rows:
+			// Open takes those older than a minute.
+			e.clk.Add(2 * time.Minute)
+			a2, err := authorization.Open(ctx, db, authorization.Config{
+				Card: e.cards, Ledger: e.led, Now: e.clk.Now, RecoverEvery: -1,
+				Settlement: map[money.Currency]string{"GBP": e.settlement},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a2.Close()
+			e.wantBalance(t, h.Account, 1000, 0)
+			if got := queued(t); got != 0 {
+				t.Errorf("%d still queued", got)
+			}
+		})
+
+		t.Run("reversing an incremental undoes the increment, once", func(t *testing.T) {
+			h := e.holder(10_000, card.Controls{})
+			pre := e.purchase(h, 5000)
+			pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+			orig := must(t)(e.a.Authorize(ctx, pre))
+			inc := e.purchase(h, 2000)
+			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			must(t)(e.a.Increment(ctx, inc))
+			e.wantBalance(t, h.Account, 10_000, 7000)
+			rev := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc.Network}))
+			if rev.Amount != 2000 || rev.HoldID == "" || rev.HoldID == orig.HoldID {
+				t.Fatalf("reversal = %+v, want 2000 released and a new hold", rev)
+			}
+			e.wantBalance(t, h.Account, 10_000, 5000)
+			if got, _ := e.a.Get(ctx, orig.ID); got.Outstanding != 5000 || got.HoldID != rev.HoldID {
+				t.Errorf("original = %+v, want 5000 outstanding on the new hold", got)
+			}
+			// A second reversal of the same incremental, under other ids.
+			again := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc.Network}))
+			if again.Amount != 0 {
+				t.Errorf("second reversal = %+v, want nothing released", again)
+			}
+			e.wantBalance(t, h.Account, 10_000, 5000)
+			// Then the original itself.
+			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network}))
+			e.wantBalance(t, h.Account, 10_000, 0)
+		})
+	})
+}
