@@ -50,6 +50,10 @@ func ParseTimeoutPolicy(s string) (TimeoutPolicy, error) {
 // together with the reversal that reconciles it.
 const DefaultReconcileTimeout = 30 * time.Second
 
+// DefaultQueueTimeout bounds queuing the reversal of a request answered
+// per the timeout policy, before the answer.
+const DefaultQueueTimeout = 300 * time.Millisecond
+
 // timedOutTTL is how long the Gateway remembers a request it answered per
 // its TimeoutPolicy, to answer a retransmission of it the same way.
 const timedOutTTL = time.Hour
@@ -77,9 +81,17 @@ const timedOutTTL = time.Hour
 // turns out approved with money held or moved, the Gateway reverses it (a
 // reversal whose network id is derived from the request's, so doing it
 // twice does it once), so that the bank's books agree with the decline or
-// the silence it sent. A retransmission of such a request gets the same
-// timeout answer. Nothing is answered approved before the authorization
-// service has returned, which it does only once its decision is durable.
+// the silence it sent. Before it answers 91 that reversal is queued
+// durably with the authorization service (QueueReversal, within
+// QueueTimeout), which carries it out if this process dies first, and
+// which declines the original if it has not been decided yet; if it cannot
+// be queued the request gets no answer, so that the network times it out
+// and reverses or stands in, as it does for an issuer that is down. The
+// same holds for a decision that failed with an unknown outcome (the
+// service unreachable, an internal error). A retransmission of such a
+// request gets the same timeout answer. Nothing is answered approved before
+// the authorization service has returned, which it does only once its
+// decision is durable.
 // Advices and reversals are not reconciled: the network sends them again
 // until acknowledged.
 //
@@ -97,6 +109,10 @@ type Gateway struct {
 	// ReconcileTimeout bounds a late decision and its reversal;
 	// DefaultReconcileTimeout if zero.
 	ReconcileTimeout time.Duration
+	// QueueTimeout bounds queuing a reversal before a timeout answer;
+	// DefaultQueueTimeout if zero. The answer comes at most this long
+	// after Deadline.
+	QueueTimeout time.Duration
 	// Log receives timeouts, reconciliations and failures; discarded if
 	// nil. Card numbers are masked, card secrets left out.
 	Log *slog.Logger
@@ -114,9 +130,16 @@ type Gateway struct {
 	reconcile *prometheus.CounterVec
 
 	mu       sync.Mutex
-	flights  map[string]*flight   // decisions in progress, by network key
-	timedOut map[string]time.Time // requests answered per OnTimeout, by network key, when
-	bg       sync.WaitGroup       // decisions outliving their deadline
+	flights  map[string]*flight  // decisions in progress, by network key
+	timedOut map[string]timedOut // requests answered per OnTimeout, by network key
+	bg       sync.WaitGroup      // decisions outliving their deadline
+}
+
+// timedOut is a request answered (or left unanswered) per the timeout
+// policy.
+type timedOut struct {
+	at     time.Time
+	queued bool // its reversal is queued: 91 may be answered
 }
 
 // flight is one decision in progress, shared by the retransmissions of its
@@ -142,11 +165,14 @@ func (g *Gateway) init() {
 		if g.ReconcileTimeout <= 0 {
 			g.ReconcileTimeout = DefaultReconcileTimeout
 		}
+		if g.QueueTimeout <= 0 {
+			g.QueueTimeout = DefaultQueueTimeout
+		}
 		if g.Log == nil {
 			g.Log = slog.New(slog.DiscardHandler)
 		}
 		g.flights = make(map[string]*flight)
-		g.timedOut = make(map[string]time.Time)
+		g.timedOut = make(map[string]timedOut)
 		g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "corebank_cardnet_requests_total",
 			Help: "ISO 8583 requests answered by the gateway, by request MTI (repeats as their original) and response code; code \"none\" when deliberately unanswered.",
@@ -162,7 +188,7 @@ func (g *Gateway) init() {
 		}, []string{"mti"})
 		g.reconcile = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "corebank_cardnet_reconciliations_total",
-			Help: "Late decisions after a timeout answer, by outcome: reversed, declined (nothing to undo), failed.",
+			Help: "Late decisions after a timeout answer, by outcome: reversed, declined (nothing to undo), failed (left queued with the authorization service), not_queued (the reversal could not be queued, so the request went unanswered).",
 		}, []string{"outcome"})
 		if g.Metrics != nil {
 			for _, c := range []prometheus.Collector{g.requests, g.latency, g.timeouts, g.reconcile} {
@@ -224,7 +250,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		g.mu.Unlock()
 		if late {
 			log.Info("cardnet: retransmission of a request answered per the timeout policy; answering alike")
-			return g.timeoutAnswer(msg)
+			return g.reconciledAnswer(ctx, msg, n, log)
 		}
 	}
 
@@ -246,7 +272,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	default:
 		f.timedOut = true
 		if reconcile {
-			g.rememberTimeout(key)
+			g.rememberTimeout(key, false)
 		}
 	}
 	timedOut := f.timedOut
@@ -255,7 +281,10 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	if timedOut {
 		g.timeouts.WithLabelValues(baseMTI(req.MTI)).Inc()
 		log.Warn("cardnet: no decision within the deadline", "policy", g.OnTimeout.String())
-		return g.timeoutAnswer(msg)
+		if !reconcile {
+			return g.timeoutAnswer(msg)
+		}
+		return g.reconciledAnswer(ctx, msg, n, log)
 	}
 	if f.err != nil && reconcile && unknownOutcome(f.err) {
 		// The decision may have been made and its answer lost (the
@@ -263,11 +292,14 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		// with a late decision, answer per the timeout policy and reverse
 		// whatever was done, so that the books agree with the answer.
 		g.mu.Lock()
-		g.rememberTimeout(key)
+		if _, ok := g.timedOut[key]; !ok {
+			g.rememberTimeout(key, false)
+		}
 		undo := !f.undoing
 		f.undoing = true
 		g.mu.Unlock()
 		log.Error("cardnet: authorization failed with an unknown outcome; answering per the timeout policy and reversing", "err", f.err, "policy", g.OnTimeout.String())
+		resp, code := g.reconciledAnswer(ctx, msg, n, log)
 		if undo {
 			g.bg.Add(1)
 			go func() {
@@ -277,14 +309,14 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 				g.reverseLate(rctx, n, f.d, f.err, log)
 			}()
 		}
-		return g.timeoutAnswer(msg)
+		return resp, code
 	}
 	if f.err != nil {
 		code := ResponseCodeFor(f.err)
 		log.Error("cardnet: authorization failed", "err", f.err, "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
-	if reconcile && req.IsRepeat() && g.reversedLate(ctx, key, f.d) {
+	if reconcile && req.IsRepeat() && g.reversedLate(ctx, key, n) {
 		// A repeat after a restart of a request whose late approval was
 		// reversed: answer as the timeout did.
 		return g.timeoutAnswer(msg)
@@ -351,75 +383,95 @@ func unknownOutcome(err error) bool {
 	return false
 }
 
-// reverseLate undoes a late decision answered per the timeout policy: an
-// approval that held or moved money, or an error (the effect may be half
-// done: the reversal completes the original first, or records that it is
-// reversed so that the original is declined when retransmitted).
-func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d *authorization.Decision, derr error, log *slog.Logger) {
-	if derr == nil && (!d.Approved || (d.HoldID == "" && d.TransferID == "")) {
-		g.reconcile.WithLabelValues("declined").Inc()
-		log.Info("cardnet: late decision needs no reconciliation", "approved", d.Approved, "reason", string(d.Reason))
-		return
-	}
-	rev := authorization.ReversalRequest{Network: lateReversalID(n), Original: n}
-	if d != nil && d.Kind == authorization.KindIncremental && d.Original != nil {
-		// Undo the increment: the original's hold back down by it.
-		orig, err := g.Auth.ByNetworkID(ctx, *d.Original)
+// lateReversal is the Gateway's reversal of the request with network id
+// n: of an incremental, it undoes the increment (the authorization service
+// finds the original it grew).
+func lateReversal(n authorization.NetworkID) authorization.ReversalRequest {
+	return authorization.ReversalRequest{Network: lateReversalID(n), Original: n}
+}
+
+// reconciledAnswer answers msg (network id n), which is answered per the
+// timeout policy, once the reversal that reconciles it is queued: 91, or
+// no answer if the policy says so or the reversal cannot be queued within
+// QueueTimeout (so that the network, not us, reverses or stands in).
+func (g *Gateway) reconciledAnswer(ctx context.Context, msg *Message, n authorization.NetworkID, log *slog.Logger) (*Message, string) {
+	key := n.Key()
+	g.mu.Lock()
+	queued := g.timedOut[key].queued
+	g.mu.Unlock()
+	if !queued {
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.QueueTimeout)
+		err := g.Auth.QueueReversal(qctx, lateReversal(n))
+		cancel()
 		if err != nil {
-			g.reconcile.WithLabelValues("failed").Inc()
-			log.Error("cardnet: late incremental approval not reversed: original not found", "err", err, "authorization", d.ID)
-			return
+			g.reconcile.WithLabelValues("not_queued").Inc()
+			log.Error("cardnet: the reversal of a request without a decision could not be queued; leaving it unanswered, for the network to reverse or stand in", "err", err)
+			return nil, "none"
 		}
-		rev.Original = *d.Original
-		rev.Amount = max(orig.Outstanding-d.Amount, 0)
+		g.mu.Lock()
+		g.rememberTimeout(key, true)
+		g.mu.Unlock()
 	}
-	rd, err := g.Auth.Reverse(ctx, rev)
+	return g.timeoutAnswer(msg)
+}
+
+// reverseLate carries out the queued reversal of a late decision answered
+// per the timeout policy: an approval that held or moved money, or an
+// error (the effect may be half done: the reversal completes the original
+// first, or records that it is reversed so that the original is declined
+// when retransmitted). A decline is reversed too, releasing nothing, so
+// that the queue is emptied at once.
+func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d *authorization.Decision, derr error, log *slog.Logger) {
+	rd, err := g.Auth.Reverse(ctx, lateReversal(n))
 	for wait := 100 * time.Millisecond; err != nil && errors.CodeOf(err).Retryable(); wait = min(2*wait, 5*time.Second) {
 		// The authorization service or the ledger is briefly away: the
 		// reversal is idempotent, try again until ReconcileTimeout.
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
-			rd, err = g.Auth.Reverse(ctx, rev)
+			rd, err = g.Auth.Reverse(ctx, lateReversal(n))
 			continue
 		}
 		break
 	}
 	if err != nil {
 		g.reconcile.WithLabelValues("failed").Inc()
-		log.Error("cardnet: late approval NOT reversed; its hold stays until it expires or clears", "err", err)
+		log.Error("cardnet: late decision not reversed yet; the authorization service carries out its queued reversal later, if it was queued", "err", err)
+		return
+	}
+	if derr == nil && (!d.Approved || (d.HoldID == "" && d.TransferID == "")) {
+		g.reconcile.WithLabelValues("declined").Inc()
+		log.Info("cardnet: late decision needed no reconciliation", "approved", d.Approved, "reason", string(d.Reason))
 		return
 	}
 	g.reconcile.WithLabelValues("reversed").Inc()
 	log.Warn("cardnet: late decision reversed to match the timeout answer", "reversal", rd.ID, "released", rd.Amount, "currency", string(rd.Currency))
 }
 
-// reversedLate reports whether the Gateway reversed d late, before a
-// restart that forgot it: checked only for repeats of approvals.
-func (g *Gateway) reversedLate(ctx context.Context, key string, d *authorization.Decision) bool {
-	if !d.Approved || (d.HoldID == "" && d.TransferID == "") {
+// reversedLate reports whether the Gateway reversed the request with
+// network id n late (or queued its reversal), before a restart that forgot
+// it: checked only for repeats.
+func (g *Gateway) reversedLate(ctx context.Context, key string, n authorization.NetworkID) bool {
+	if _, err := g.Auth.ByNetworkID(ctx, lateReversalID(n)); err != nil {
 		return false
 	}
-	_, err := g.Auth.ByNetworkID(ctx, lateReversalID(d.Network))
-	if err == nil {
-		g.mu.Lock()
-		g.rememberTimeout(key)
-		g.mu.Unlock()
-		return true
-	}
-	return false
+	g.mu.Lock()
+	g.rememberTimeout(key, true)
+	g.mu.Unlock()
+	return true
 }
 
 // rememberTimeout records, under g.mu, that the request with key was
-// answered per the timeout policy, and forgets old ones.
-func (g *Gateway) rememberTimeout(key string) {
+// answered per the timeout policy (queued: its reversal is queued), and
+// forgets old ones.
+func (g *Gateway) rememberTimeout(key string, queued bool) {
 	now := time.Now()
-	for k, at := range g.timedOut {
-		if now.Sub(at) > timedOutTTL {
+	for k, t := range g.timedOut {
+		if now.Sub(t.at) > timedOutTTL {
 			delete(g.timedOut, k)
 		}
 	}
-	g.timedOut[key] = now
+	g.timedOut[key] = timedOut{at: now, queued: queued}
 }
 
 // timeoutAnswer answers msg per the timeout policy.

@@ -223,23 +223,32 @@ func TestGatewayApproves(t *testing.T) {
 
 // gwRequests returns the gateway's request counter for mti and code.
 func (b *bank) gwRequests(mti, code string) float64 {
+	return b.counter("corebank_cardnet_requests_total", map[string]string{"mti": mti, "code": code})
+}
+
+// counter sums the gateway's counter name over the series with labels.
+func (b *bank) counter(name string, labels map[string]string) float64 {
 	mfs, err := b.reg.Gather()
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	var total float64
 	for _, mf := range mfs {
-		if mf.GetName() != "corebank_cardnet_requests_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+				have[l.GetName()] = l.GetValue()
 			}
-			if labels["mti"] == mti && labels["code"] == code {
-				total += m.GetCounter().GetValue()
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
 			}
+			total += m.GetCounter().GetValue()
 		}
 	}
 	return total

@@ -1,0 +1,144 @@
+package cardnet_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/errors"
+)
+
+// amnesiac is a slow authorization service whose reversals from the
+// gateway never arrive: what a crash right after a timeout answer leaves
+// behind, the gateway's own reconciliation lost with the process.
+type amnesiac struct{ stall }
+
+func (amnesiac) Reverse(context.Context, authorization.ReversalRequest) (*authorization.Decision, error) {
+	return nil, errors.New(errors.Internal, "the process died")
+}
+
+// unqueueable is a slow authorization service that cannot queue a
+// reversal while fails is positive.
+type unqueueable struct {
+	stall
+	fails *atomic.Int32
+}
+
+func (u unqueueable) QueueReversal(ctx context.Context, req authorization.ReversalRequest) error {
+	if u.fails.Add(-1) >= 0 {
+		return errors.New(errors.Unavailable, "authorization service unreachable")
+	}
+	return u.stall.QueueReversal(ctx, req)
+}
+
+// slowIncrement takes delay longer than the real service to answer
+// incremental authorizations.
+type slowIncrement struct {
+	authorization.Service
+	delay time.Duration
+}
+
+func (s slowIncrement) Increment(ctx context.Context, req authorization.Request) (*authorization.Decision, error) {
+	d, err := s.Service.Increment(ctx, req)
+	time.Sleep(s.delay)
+	return d, err
+}
+
+// The reversal that reconciles a timeout answer is queued before the
+// answer, so that it is carried out even if the gateway's process dies.
+func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
+	const deadline = 100 * time.Millisecond
+	ctx := context.Background()
+	wait := func(t *testing.T, b *bank) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := b.gw.Wait(wctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("91, then a crash: the queued reversal releases the late hold", func(t *testing.T) {
+		b := newBank(t, bankOptions{deadline: deadline, wrap: func(s authorization.Service) authorization.Service {
+			return amnesiac{stall{s, 3 * deadline}}
+		}})
+		h := b.holder(100_00, card.Controls{})
+		req := b.purchase(h, 12_00)
+		b.wantCode(req, cardnet.IssuerUnavailable)
+		wait(t, b)
+		// The gateway's reversal was lost: the hold is still there.
+		b.wantBalance(h.account, 100_00, 12_00)
+		if got := b.counter("corebank_cardnet_reconciliations_total", map[string]string{"outcome": "failed"}); got != 1 {
+			t.Errorf("reconciliations{failed} = %v, want 1", got)
+		}
+		// The authorization service's recovery (at its next start, or its
+		// sweep) carries out the queued reversal.
+		if n, err := b.auth.RecoverQueued(ctx, 0); err != nil || n != 1 {
+			t.Fatalf("RecoverQueued = %d, %v; want 1", n, err)
+		}
+		b.wantBalance(h.account, 100_00, 0)
+		// A gateway restarted without memory of the timeout answers the
+		// network's repeat as it answered the original.
+		fresh := &cardnet.Gateway{Auth: b.auth, Deadline: deadline}
+		repeat := *req
+		repeat.MTI = "0101"
+		resp := fresh.Handle(ctx, MustMessage(t, &repeat))
+		if resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
+			t.Fatalf("repeat after a restart answered %v, want 91", resp)
+		}
+		b.wantBalance(h.account, 100_00, 0)
+	})
+
+	t.Run("no answer while the reversal cannot be queued", func(t *testing.T) {
+		fails := new(atomic.Int32)
+		fails.Store(1)
+		b := newBank(t, bankOptions{deadline: deadline, wrap: func(s authorization.Service) authorization.Service {
+			return unqueueable{stall{s, 3 * deadline}, fails}
+		}})
+		h := b.holder(100_00, card.Controls{})
+		req := b.purchase(h, 20_00)
+		sctx, cancel := context.WithTimeout(ctx, 5*deadline)
+		defer cancel()
+		if resp, err := b.client.Send(sctx, MustMessage(t, req)); err == nil {
+			t.Fatalf("answered %v although the reversal could not be queued; want no answer", resp.Get(39))
+		}
+		if got := b.counter("corebank_cardnet_reconciliations_total", map[string]string{"outcome": "not_queued"}); got != 1 {
+			t.Errorf("reconciliations{not_queued} = %v, want 1", got)
+		}
+		wait(t, b)
+		// The late approval was reversed all the same.
+		b.wantBalance(h.account, 100_00, 0)
+		// The network's retransmission: the reversal is queued now, and 91
+		// answered.
+		repeat := *req
+		repeat.MTI = "0101"
+		b.wantCode(&repeat, cardnet.IssuerUnavailable)
+		wait(t, b)
+		b.wantBalance(h.account, 100_00, 0)
+	})
+
+	t.Run("a late incremental approval is undone, not the whole hold", func(t *testing.T) {
+		b := newBank(t, bankOptions{deadline: deadline, wrap: func(s authorization.Service) authorization.Service {
+			return slowIncrement{s, 3 * deadline}
+		}})
+		h := b.holder(100_00, card.Controls{})
+		pre := b.purchase(h, 30_00)
+		pre.POSCondition = "06"
+		b.wantCode(pre, cardnet.Approved)
+		inc := b.follow(pre, cardnet.MTIAuthorizationRequest)
+		inc.Amount = 15_00
+		b.wantCode(inc, cardnet.IssuerUnavailable)
+		wait(t, b)
+		b.wantBalance(h.account, 100_00, 30_00)
+		if got := b.counter("corebank_cardnet_reconciliations_total", map[string]string{"outcome": "reversed"}); got != 1 {
+			t.Errorf("reconciliations{reversed} = %v, want 1", got)
+		}
+		if n, err := b.auth.RecoverQueued(ctx, 0); err != nil || n != 0 {
+			t.Errorf("RecoverQueued = %d, %v; want nothing left queued", n, err)
+		}
+	})
+}
