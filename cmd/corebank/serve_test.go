@@ -88,7 +88,13 @@ type served struct {
 func startServe(t *testing.T, env []string, args ...string) *served {
 	t.Helper()
 	addr := freeAddr(t)
-	args = append([]string{"serve", "--http", addr, "--data", t.TempDir(), "--log-level", "warn"}, args...)
+	return startCorebank(t, env, addr, append([]string{"serve", "--http", addr, "--data", t.TempDir(), "--log-level", "warn"}, args...)...)
+}
+
+// startCorebank runs corebank with args (its HTTP server on addr) and env
+// in a child process, and waits until it is ready.
+func startCorebank(t *testing.T, env []string, addr string, args ...string) *served {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), "COREBANK_TEST_MAIN=1"), env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
