@@ -2,7 +2,6 @@ package authorization_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"reflect"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/rpc"
+	"github.com/corebank/corebank/rpc/rpctest"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -20,19 +20,10 @@ func TestClient(t *testing.T) {
 	e := newEnv(t, storetest.SQLite(t, "authorization"))
 	r := rpc.NewRouter()
 	authorization.Register(r, e.a)
-	srv := httptest.NewServer(rpc.NewHTTPHandler(r.Service()))
-	t.Cleanup(srv.Close)
-
-	for _, tr := range []struct {
-		name string
-		svc  rpc.Service
-	}{
-		{"in-process", r.Service()},
-		{"http", rpc.NewHTTPClient(srv.URL, srv.Client())},
-	} {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range rpctest.Transports(t, r) {
+		t.Run(tr.Name, func(t *testing.T) {
 			ctx := rpc.WithCaller(context.Background(), "cardnet")
-			c := &authorization.Client{RPC: tr.svc}
+			c := &authorization.Client{RPC: tr.RPC}
 			h := e.holder(10_000, card.Controls{})
 
 			pre := e.purchase(h, 3000)
@@ -43,7 +34,7 @@ func TestClient(t *testing.T) {
 			}
 			direct := must(t)(e.a.Get(ctx, d.ID))
 			if !reflect.DeepEqual(d, direct) {
-				t.Errorf("decision over %s = %+v, want the service's %+v", tr.name, d, direct)
+				t.Errorf("decision over %s = %+v, want the service's %+v", tr.Name, d, direct)
 			}
 			if got := must(t)(c.Get(ctx, d.ID)); !reflect.DeepEqual(got, direct) {
 				t.Errorf("Get = %+v", got)

@@ -2,13 +2,13 @@ package card_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"reflect"
 	"testing"
 
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/rpc"
+	"github.com/corebank/corebank/rpc/rpctest"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -20,28 +20,19 @@ func TestClient(t *testing.T) {
 	s := openCards(t, db, testConfig(t, newClock(epoch)))
 	r := rpc.NewRouter()
 	card.Register(r, s)
-	srv := httptest.NewServer(rpc.NewHTTPHandler(r.Service()))
-	t.Cleanup(srv.Close)
-
-	for _, tr := range []struct {
-		name string
-		svc  rpc.Service
-	}{
-		{"in-process", r.Service()},
-		{"http", rpc.NewHTTPClient(srv.URL, srv.Client())},
-	} {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range rpctest.Transports(t, r) {
+		t.Run(tr.Name, func(t *testing.T) {
 			ctx := rpc.WithCaller(context.Background(), "api")
-			c := &card.Client{RPC: tr.svc}
-			cd := issue(t, c, "issue-"+tr.name, "cus_"+tr.name)
-			if again := issue(t, c, "issue-"+tr.name, "cus_"+tr.name); !reflect.DeepEqual(cd, again) {
+			c := &card.Client{RPC: tr.RPC}
+			cd := issue(t, c, "issue-"+tr.Name, "cus_"+tr.Name)
+			if again := issue(t, c, "issue-"+tr.Name, "cus_"+tr.Name); !reflect.DeepEqual(cd, again) {
 				t.Errorf("retry = %+v, want %+v", again, cd)
 			}
 			got, err := c.Get(ctx, cd.ID)
 			if err != nil || !reflect.DeepEqual(got, cd) {
 				t.Errorf("Get = %+v, %v", got, err)
 			}
-			list, err := c.List(ctx, "cus_"+tr.name)
+			list, err := c.List(ctx, "cus_"+tr.Name)
 			if err != nil || len(list) != 1 || list[0].ID != cd.ID {
 				t.Errorf("List = %v, %v", list, err)
 			}
@@ -51,7 +42,7 @@ func TestClient(t *testing.T) {
 			}
 			direct := reveal(t, s, cd)
 			if d.PAN != direct.PAN || d.CVC != direct.CVC || len(d.PAN) != 16 {
-				t.Errorf("details over %s differ from the service's", tr.name)
+				t.Errorf("details over %s differ from the service's", tr.Name)
 			}
 			found, err := c.Lookup(ctx, d.PAN)
 			if err != nil || found.ID != cd.ID {
@@ -64,7 +55,7 @@ func TestClient(t *testing.T) {
 				t.Errorf("VerifyCVC(wrong) = %v, %v", ok, err)
 			}
 			ctl := card.Controls{DailyLimit: 10_000, DisabledChannels: []card.Channel{card.ChannelATM}}
-			if got, err := c.SetControls(ctx, card.SetControlsRequest{Key: "ctl-" + tr.name, CardID: cd.ID, Controls: ctl}); err != nil || !reflect.DeepEqual(got.Controls, ctl) {
+			if got, err := c.SetControls(ctx, card.SetControlsRequest{Key: "ctl-" + tr.Name, CardID: cd.ID, Controls: ctl}); err != nil || !reflect.DeepEqual(got.Controls, ctl) {
 				t.Errorf("SetControls = %+v, %v", got, err)
 			}
 			for _, step := range []struct {
@@ -72,20 +63,20 @@ func TestClient(t *testing.T) {
 				want card.State
 			}{
 				{func() (*card.Card, error) {
-					return c.Freeze(ctx, card.StateRequest{Key: "f-" + tr.name, CardID: cd.ID})
+					return c.Freeze(ctx, card.StateRequest{Key: "f-" + tr.Name, CardID: cd.ID})
 				}, card.StateFrozen},
 				{func() (*card.Card, error) {
-					return c.Unfreeze(ctx, card.StateRequest{Key: "u-" + tr.name, CardID: cd.ID})
+					return c.Unfreeze(ctx, card.StateRequest{Key: "u-" + tr.Name, CardID: cd.ID})
 				}, card.StateActive},
 				{func() (*card.Card, error) {
-					return c.Block(ctx, card.BlockRequest{Key: "b-" + tr.name, CardID: cd.ID, Reason: card.BlockStolen})
+					return c.Block(ctx, card.BlockRequest{Key: "b-" + tr.Name, CardID: cd.ID, Reason: card.BlockStolen})
 				}, card.StateBlocked},
 			} {
 				if got, err := step.f(); err != nil || got.State != step.want {
 					t.Errorf("state change = %v, %v; want %s", got, err, step.want)
 				}
 			}
-			_, err = c.Close(ctx, card.StateRequest{Key: "c-" + tr.name, CardID: cd.ID})
+			_, err = c.Close(ctx, card.StateRequest{Key: "c-" + tr.Name, CardID: cd.ID})
 			wantCode(t, err, errors.Conflict)
 			_, err = c.Reveal(ctx, card.RevealRequest{CardID: cd.ID, CustomerID: "cus_other", Reason: "x"})
 			wantCode(t, err, errors.NotFound)
