@@ -73,6 +73,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		asJSON    = fs.Bool("json", false, "print one JSON object")
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
 		blockProf = fs.String("blockprofile", "", "write a blocking profile of the load phase to this file")
+		traceOut  = fs.String("trace", "", "write an execution trace of the load phase to this file (go tool trace)")
 	)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -144,7 +145,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for c := range rands {
 		rands[c] = rand.New(rand.NewPCG(uint64(c), 42))
 	}
-	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf}.run(ctx, func(ctx context.Context, c int, n int64) (string, error) {
+	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf, trace: *traceOut}.run(ctx, func(ctx context.Context, c int, n int64) (string, error) {
 		r := rands[c]
 		src := ids[r.IntN(len(ids))]
 		amt := int64(1 + r.IntN(10000))

@@ -61,6 +61,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cardsFlag = fs.String("cards", "", "embedded: how many funded cards to pay with (default 1000); with --iso8583: a JSON list of test cards the issuer knows")
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
 		blockProf = fs.String("blockprofile", "", "write a blocking profile of the load phase to this file")
+		traceOut  = fs.String("trace", "", "write an execution trace of the load phase to this file (go tool trace)")
 		workers   = fs.Int("workers", cardnet.DefaultWorkers, "embedded: the gateway's worker pool (requests decided at once)")
 		duration  = fs.Duration("duration", 10*time.Second, "how long to drive load")
 		rate      = fs.Float64("rate", 0, "offered load in authorizations/s (open loop: latency counts from each request's scheduled time); 0 sends flat out")
@@ -123,7 +124,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "bench auth: %s, %d connections, %d clients, %s...\n", *addr, *conns, *clients, *duration)
 	}
 
-	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf}.run(ctx, func(ctx context.Context, c int, _ int64) (string, error) {
+	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf, trace: *traceOut}.run(ctx, func(ctx context.Context, c int, _ int64) (string, error) {
 		m, err := traffic.Purchase(time.Now()).Message(spec)
 		if err != nil {
 			return "", err

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ type load struct {
 	// blockProfile, if set, is where the load phase's blocking profile
 	// goes: where goroutines waited (for locks, channels, commits).
 	blockProfile string
+	// trace, if set, is where the load phase's execution trace goes (go
+	// tool trace; -pprof=sched shows time runnable but not running).
+	trace string
 }
 
 // loadResult is what a load collected.
@@ -55,6 +59,17 @@ func (ld load) run(ctx context.Context, do func(ctx context.Context, client int,
 			return nil, err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if ld.trace != "" {
+		f, err := os.Create(ld.trace)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return nil, err
+		}
+		defer trace.Stop()
 	}
 	if ld.blockProfile != "" {
 		runtime.SetBlockProfileRate(int(50 * time.Microsecond))
