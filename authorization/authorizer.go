@@ -99,9 +99,10 @@ type Authorizer struct {
 	stopSweep func()        // stops the periodic RecoverPending
 	sweepDone chan struct{} // closed when it has stopped
 
-	answers   *prometheus.CounterVec
-	recovered prometheus.Counter
-	finishErr prometheus.Counter
+	answers    *prometheus.CounterVec
+	recovered  prometheus.Counter
+	finishErr  prometheus.Counter
+	queuedDone prometheus.Counter
 
 	randMu sync.Mutex
 }
@@ -211,6 +212,10 @@ func (a *Authorizer) instrument() error {
 		Namespace: obs.Namespace, Name: "authorization_finish_failures_total",
 		Help: "Approvals answered before their record was finished whose record could not be finished; recovery completes them.",
 	})
+	a.queuedDone = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: obs.Namespace, Name: "authorization_queued_reversals_recovered_total",
+		Help: "Queued reversals carried out by recovery (at start or by the sweep): their queuer's own attempt did not arrive.",
+	})
 	reg := a.cfg.Metrics
 	if reg == nil {
 		return nil
@@ -223,6 +228,9 @@ func (a *Authorizer) instrument() error {
 		return fmt.Errorf("authorization: metrics: %w", err)
 	}
 	if a.finishErr, err = obs.Register(reg, a.finishErr); err != nil {
+		return fmt.Errorf("authorization: metrics: %w", err)
+	}
+	if a.queuedDone, err = obs.Register(reg, a.queuedDone); err != nil {
 		return fmt.Errorf("authorization: metrics: %w", err)
 	}
 	return a.tx.Instrument(reg)
@@ -881,7 +889,7 @@ func (a *Authorizer) RecoverQueued(ctx context.Context, olderThan time.Duration)
 			}
 			progress = true
 			n++
-			a.recovered.Inc()
+			a.queuedDone.Inc()
 			a.cfg.Log.InfoContext(ctx, "authorization: carried out a queued reversal", "authorization_id", d.ID, "network_key", q.key, "released", d.Amount)
 		}
 		if !progress || len(qs) < batch+len(failed) {
@@ -940,29 +948,44 @@ func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decisio
 // reverseIncrement reverses an incremental authorization: its original's
 // hold comes back down by what the increment added (less req.Amount, what
 // is to remain of the increment), once however many reversals name it.
+//
+// Nothing is released if the increment was declined, or is reversed
+// already, or if its original was reversed (wholly or to a new total, DE95)
+// since the increment was approved: such a reversal states what the network
+// wants held, increments included, and undoing the increment again would
+// take it off twice.
 func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req ReversalRequest, rev, inc *record) (*Decision, error) {
+	rev.OriginalID = inc.ID
+	rev.Detail = strings.TrimPrefix(rev.Detail+",incremental", ",")
+	nothing := func() (*Decision, error) {
+		a.copyOriginal(rev, inc)
+		rev.Detail += ",nothing_to_release"
+		return a.reversal(ctx, rev, nil)
+	}
+	undo := inc.Amount - req.Amount
+	if !inc.Approved || undo <= 0 || inc.Original == nil || inc.originalKey == key || inc.originalKey == inc.networkKey {
+		// (A reversal whose own ids are the increment's original's would
+		// wait for its own lock below: a malformed network's, refused.)
+		return nothing()
+	}
 	// The original's lock, after the reversal's and the increment's: no
 	// one holds an original's lock while waiting for another message's.
 	defer a.lock("net:" + inc.originalKey)()
 	defer a.lock("card:" + inc.CardID)()
-	rev.OriginalID = inc.ID
-	rev.Detail = strings.TrimPrefix(rev.Detail+",incremental", ",")
-	undo := inc.Amount - req.Amount
-	var earlier int
-	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = 'reversal'`, inc.networkKey).Scan(&earlier); err != nil {
+	var covered int
+	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal'
+		AND (original_key = ? OR (original_key = ? AND at >= ?))`, inc.networkKey, inc.originalKey, inc.At.UnixNano()).Scan(&covered); err != nil {
 		return nil, fmt.Errorf("authorization: reversals of %s: %w", inc.ID, err)
 	}
-	var base *record
-	if inc.Approved && undo > 0 && earlier == 0 && inc.Original != nil {
-		var err error
-		if base, err = a.original(ctx, *inc.Original); err != nil {
-			return nil, err
-		}
+	if covered > 0 {
+		return nothing()
+	}
+	base, err := a.original(ctx, *inc.Original)
+	if err != nil {
+		return nil, err
 	}
 	if base == nil {
-		a.copyOriginal(rev, inc)
-		rev.Detail += ",nothing_to_release"
-		return a.reversal(ctx, rev, nil)
+		return nothing()
 	}
 	return a.release(ctx, key, rev, base, max(base.Outstanding-undo, 0))
 }

@@ -180,5 +180,65 @@ func TestQueuedReversals(t *testing.T) {
 			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network}))
 			e.wantBalance(t, h.Account, 10_000, 0)
 		})
+
+		// The network, told 91 for a late increment, reduces the
+		// original to a new total; the queued reversal of the increment
+		// then must not take it off again.
+		t.Run("a new total for the original covers its increments", func(t *testing.T) {
+			h := e.holder(10_000, card.Controls{})
+			pre := e.purchase(h, 5000)
+			pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+			must(t)(e.a.Authorize(ctx, pre))
+			inc := e.purchase(h, 2000)
+			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			must(t)(e.a.Increment(ctx, inc))
+			rr := authorization.ReversalRequest{Network: e.net(), Original: inc.Network}
+			if err := e.a.QueueReversal(ctx, rr); err != nil {
+				t.Fatal(err)
+			}
+			e.clk.Add(time.Second)
+			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network, Amount: 4000}))
+			e.wantBalance(t, h.Account, 10_000, 4000)
+			if n, err := e.a.RecoverQueued(ctx, 0); err != nil || n != 1 {
+				t.Fatalf("RecoverQueued = %d, %v; want 1", n, err)
+			}
+			if d := must(t)(e.a.ByNetworkID(ctx, rr.Network)); d.Amount != 0 {
+				t.Errorf("reversal of the covered increment = %+v, want nothing released", d)
+			}
+			e.wantBalance(t, h.Account, 10_000, 4000)
+
+			// An increment after a reduction is still undone by its reversal.
+			inc2 := e.purchase(h, 1000)
+			inc2.Kind, inc2.MCC, inc2.Original = authorization.KindIncremental, "7011", &pre.Network
+			e.clk.Add(time.Second)
+			must(t)(e.a.Increment(ctx, inc2))
+			e.wantBalance(t, h.Account, 10_000, 5000)
+			if d := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc2.Network})); d.Amount != 1000 {
+				t.Errorf("reversal of the later increment = %+v, want 1000 released", d)
+			}
+			e.wantBalance(t, h.Account, 10_000, 4000)
+		})
+
+		t.Run("a reversal whose ids are its increment's original is refused, not hung", func(t *testing.T) {
+			h := e.holder(10_000, card.Controls{})
+			never := e.net() // an original never seen
+			inc := e.purchase(h, 2000)
+			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &never
+			must(t)(e.a.Increment(ctx, inc))
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.a.Reverse(ctx, authorization.ReversalRequest{Network: never, Original: inc.Network})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Reverse = %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Reverse waits for its own lock")
+			}
+			e.wantBalance(t, h.Account, 10_000, 0)
+		})
 	})
 }

@@ -478,7 +478,9 @@ func (a *Authorizer) queuedReversals(ctx context.Context, before int64, limit in
 			return nil, fmt.Errorf("authorization: queued reversals: %w", err)
 		}
 		if err := json.Unmarshal([]byte(body), &q.req); err != nil {
-			return nil, fmt.Errorf("authorization: queued reversal %s unreadable: %w", q.key, err)
+			// Left for an operator; the rest of the queue goes on.
+			a.cfg.Log.ErrorContext(ctx, "authorization: a queued reversal is unreadable; skipped", "network_key", q.key, "err", err)
+			continue
 		}
 		out = append(out, q)
 	}

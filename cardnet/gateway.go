@@ -316,10 +316,20 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		log.Error("cardnet: authorization failed", "err", f.err, "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
-	if reconcile && req.IsRepeat() && g.reversedLate(ctx, key, n) {
-		// A repeat after a restart of a request whose late approval was
-		// reversed: answer as the timeout did.
-		return g.timeoutAnswer(msg)
+	if reconcile && req.IsRepeat() {
+		reversed, err := g.reversedLate(ctx, key, n)
+		if err != nil {
+			// Whether the first answer was a timeout's is unknown: no
+			// answer; the network will send the repeat again.
+			log.Error("cardnet: cannot tell whether a repeat's request was reversed late; leaving it unanswered", "err", err)
+			return nil, "none"
+		}
+		if reversed {
+			// A repeat after a restart of a request whose late approval
+			// was reversed (or its reversal queued): answer as the
+			// timeout did.
+			return g.timeoutAnswer(msg)
+		}
 	}
 	return g.respond(msg, g.answer(req, f.d))
 }
@@ -450,15 +460,19 @@ func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d 
 
 // reversedLate reports whether the Gateway reversed the request with
 // network id n late (or queued its reversal), before a restart that forgot
-// it: checked only for repeats.
-func (g *Gateway) reversedLate(ctx context.Context, key string, n authorization.NetworkID) bool {
-	if _, err := g.Auth.ByNetworkID(ctx, lateReversalID(n)); err != nil {
-		return false
+// it: checked only for repeats. An error means it cannot tell.
+func (g *Gateway) reversedLate(ctx context.Context, key string, n authorization.NetworkID) (bool, error) {
+	_, err := g.Auth.ByNetworkID(ctx, lateReversalID(n))
+	if errors.Is(err, errors.NotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
 	}
 	g.mu.Lock()
 	g.rememberTimeout(key, true)
 	g.mu.Unlock()
-	return true
+	return true, nil
 }
 
 // rememberTimeout records, under g.mu, that the request with key was

@@ -35,6 +35,13 @@ func (u unqueueable) QueueReversal(ctx context.Context, req authorization.Revers
 	return u.stall.QueueReversal(ctx, req)
 }
 
+// unreadable is an authorization service whose reads fail for a while.
+type unreadable struct{ authorization.Service }
+
+func (unreadable) ByNetworkID(context.Context, authorization.NetworkID) (*authorization.Decision, error) {
+	return nil, errors.New(errors.Unavailable, "briefly away")
+}
+
 // slowIncrement takes delay longer than the real service to answer
 // incremental authorizations.
 type slowIncrement struct {
@@ -89,6 +96,28 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		resp := fresh.Handle(ctx, MustMessage(t, &repeat))
 		if resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
 			t.Fatalf("repeat after a restart answered %v, want 91", resp)
+		}
+		b.wantBalance(h.account, 100_00, 0)
+	})
+
+	t.Run("a repeat whose late reversal cannot be looked up is left unanswered", func(t *testing.T) {
+		b := newBank(t, bankOptions{deadline: deadline, wrap: func(s authorization.Service) authorization.Service {
+			return amnesiac{stall{s, 3 * deadline}}
+		}})
+		h := b.holder(100_00, card.Controls{})
+		req := b.purchase(h, 12_00)
+		b.wantCode(req, cardnet.IssuerUnavailable)
+		wait(t, b)
+		// Restarted, with the authorization service briefly unreadable:
+		// the first answer may have been a timeout's, so no 00.
+		fresh := &cardnet.Gateway{Auth: unreadable{b.auth}, Deadline: time.Second}
+		repeat := *req
+		repeat.MTI = "0101"
+		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp != nil {
+			t.Errorf("repeat answered %s, want no answer", resp.Get(39))
+		}
+		if n, err := b.auth.RecoverQueued(ctx, 0); err != nil || n != 1 {
+			t.Fatalf("RecoverQueued = %d, %v; want 1", n, err)
 		}
 		b.wantBalance(h.account, 100_00, 0)
 	})
