@@ -129,6 +129,7 @@ type Gateway struct {
 	timeouts  *prometheus.CounterVec
 	reconcile *prometheus.CounterVec
 
+	started  time.Time // when the Gateway began: decisions before it are another life's
 	mu       sync.Mutex
 	flights  map[string]*flight  // decisions in progress, by network key
 	timedOut map[string]timedOut // requests answered per OnTimeout, by network key
@@ -171,6 +172,7 @@ func (g *Gateway) init() {
 		if g.Log == nil {
 			g.Log = slog.New(slog.DiscardHandler)
 		}
+		g.started = time.Now()
 		g.flights = make(map[string]*flight)
 		g.timedOut = make(map[string]timedOut)
 		g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -316,7 +318,9 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		log.Error("cardnet: authorization failed", "err", f.err, "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
-	if reconcile && req.IsRepeat() {
+	if reconcile && (req.IsRepeat() || f.d.At.Before(g.started)) {
+		// A repeat, or a duplicate of a request decided before this
+		// Gateway started: what was answered then is forgotten.
 		reversed, err := g.reversedLate(ctx, key, n)
 		if err != nil {
 			// Whether the first answer was a timeout's is unknown: no

@@ -97,6 +97,11 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		if resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
 			t.Fatalf("repeat after a restart answered %v, want 91", resp)
 		}
+		// So does a plain duplicate (0100, not 0101) to another restart.
+		again := &cardnet.Gateway{Auth: b.auth, Deadline: deadline}
+		if resp := again.Handle(ctx, MustMessage(t, req)); resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
+			t.Fatalf("duplicate after a restart answered %v, want 91", resp)
+		}
 		b.wantBalance(h.account, 100_00, 0)
 	})
 
