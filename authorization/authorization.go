@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/corebank/corebank/card"
@@ -22,6 +23,18 @@ type NetworkID struct {
 	STAN             string `json:"stan"`              // DE11, system trace audit number
 	RRN              string `json:"rrn"`               // DE37, retrieval reference number
 	TransmissionTime string `json:"transmission_time"` // DE7, MMDDhhmmss
+}
+
+// Acquirer returns an acquiring institution id (DE32, digits) as a
+// NetworkID names it: leading zeros removed ("00000012345" and "12345" are
+// one institution), all zeros "0". Whoever builds a NetworkID from a
+// message or a file passes the id through it.
+func Acquirer(id string) string {
+	id = strings.TrimLeft(id, "0")
+	if id == "" {
+		return "0"
+	}
+	return id
 }
 
 // Key returns the NetworkID as one string, the idempotency key its effects

@@ -563,7 +563,7 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 func networkID(req *Request) authorization.NetworkID {
 	t := req.Trace()
 	return authorization.NetworkID{
-		Acquirer:         nonEmpty(t.AcquirerID),
+		Acquirer:         authorization.Acquirer(t.AcquirerID),
 		STAN:             req.STAN,
 		RRN:              req.RRN,
 		TransmissionTime: req.TransmissionTime.String(),
@@ -578,19 +578,11 @@ func originalID(req *Request) *authorization.NetworkID {
 	}
 	t := req.Original.Trace()
 	return &authorization.NetworkID{
-		Acquirer:         nonEmpty(t.AcquirerID),
+		Acquirer:         authorization.Acquirer(t.AcquirerID),
 		STAN:             t.STAN,
 		RRN:              req.RRN,
 		TransmissionTime: t.TransmissionTime.String(),
 	}
-}
-
-// nonEmpty names an all-zeros institution id "0".
-func nonEmpty(id string) string {
-	if id == "" {
-		return "0"
-	}
-	return id
 }
 
 // unknownChannel is what the card service is told when DE22 names no

@@ -201,6 +201,7 @@ type plan struct {
 	op         string // opNone, opPost, opDebit, opCredit
 	account    string // the card's ledger account
 	settlement string
+	amount     int64  // what opDebit moves, if not the record's billing amount (0)
 	rec        Record // card id, authorization id, hold id, status/reason for opNone, suspicious
 }
 
@@ -316,8 +317,28 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		p.op, p.rec.Reason = opDebit, ReasonNoAuthorization
 	case d.TransferID != "" && d.HoldID == "":
 		// A single-message (0200) transaction: the money moved when it
-		// was authorized.
-		p.op, p.rec.Status, p.rec.TransferID = opNone, StatusSettled, d.TransferID
+		// was authorized, as far as it still stands (Outstanding, less
+		// any reversal). What the clearings of it add up to beyond that
+		// is debited now, forced: the network has paid it.
+		cleared, err := c.clearedAgainst(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		beyond := max(cleared+l.BillingAmount-d.Outstanding, 0) - max(cleared-d.Outstanding, 0)
+		p.rec.TransferID = d.TransferID
+		switch {
+		case beyond == 0:
+			p.op, p.rec.Status = opNone, StatusSettled
+		case d.Outstanding == 0:
+			p.op, p.amount, p.rec.Reason = opDebit, beyond, ReasonHoldNotPending
+			p.rec.Detail = "the single-message transaction was reversed"
+		default:
+			p.op, p.amount, p.rec.Reason = opDebit, beyond, ReasonBeyondDebited
+			p.rec.Detail = fmt.Sprintf("cleared %d beyond the %d debited at authorization", beyond, d.Outstanding)
+			if over(cleared+l.BillingAmount, d.Outstanding, c.cfg.Tolerance) {
+				p.rec.Suspicious = append(p.rec.Suspicious, ReasonOverAuthorized)
+			}
+		}
 	case d.HoldID == "":
 		p.op, p.rec.Reason = opDebit, ReasonNoAuthorization
 	default:
@@ -349,10 +370,14 @@ func (c *Clearer) execute(ctx context.Context, fileID string, l *line, p *plan) 
 		}
 		return out, fmt.Errorf("ledger: %w", err)
 	}
+	amount := l.BillingAmount
+	if p.amount > 0 {
+		amount = p.amount
+	}
 	transfer := func(key string, from, to string, force bool) (*ledger.Transfer, error) {
 		return c.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{Key: key, Force: force, Metadata: meta, Legs: []ledger.Leg{
-			{AccountID: from, Amount: -l.BillingAmount, Currency: l.BillingCurrency},
-			{AccountID: to, Amount: l.BillingAmount, Currency: l.BillingCurrency},
+			{AccountID: from, Amount: -amount, Currency: l.BillingCurrency},
+			{AccountID: to, Amount: amount, Currency: l.BillingCurrency},
 		}})
 	}
 	switch p.op {

@@ -61,7 +61,8 @@ const (
 	// Unmatched and forced.
 	ReasonCardNotFound     Reason = "card_not_found"    // no card has the record's PAN
 	ReasonNoAuthorization  Reason = "no_authorization"  // no authorization matched: force-posted
-	ReasonHoldNotPending   Reason = "hold_not_pending"  // the matched hold expired, was voided or finished: force-posted
+	ReasonHoldNotPending   Reason = "hold_not_pending"  // the matched hold expired, was voided or finished (or the 0200 reversed): force-posted
+	ReasonBeyondDebited    Reason = "beyond_debited"    // a 0200's clearings exceed what it debited: the excess force-posted
 	ReasonNoSettlement     Reason = "no_settlement"     // no settlement account for the currency
 	ReasonLedgerRefused    Reason = "ledger_refused"    // the ledger refused the posting (closed account, ...); Detail has its message
 	ReasonCurrencyMismatch Reason = "currency_mismatch" // billing currency is not the card's (or authorization's)

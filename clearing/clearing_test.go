@@ -452,7 +452,11 @@ func TestStaleProcessorIsFenced(t *testing.T) {
 			_, err := stale.Ingest(context.Background(), req)
 			errc <- err
 		}()
-		<-paused.entered // the stale processor is inside record A's ledger write
+		select {
+		case <-paused.entered: // the stale processor is inside record A's ledger write
+		case err := <-errc:
+			t.Fatalf("the stale processor ended before its ledger write: %v", err)
+		}
 		rep, err := fresh.Ingest(context.Background(), req)
 		if err != nil || rep.Posted != 1 || rep.Forced != 1 {
 			t.Fatalf("fresh Ingest = %+v, %v", rep, err)

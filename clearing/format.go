@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/corebank/corebank/authorization"
@@ -79,8 +80,19 @@ func maskDigitRuns(s string) string {
 	return string(b)
 }
 
-// quote shows a bad value in an error, cut short. Never call it on a PAN.
+// quote shows a bad value in an error, cut short. A value with 12 or more
+// digits in it, however separated, is not shown: it may be a card number
+// in the wrong column (masking a cut or spaced one would miss digits).
 func quote(s string) string {
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		if '0' <= s[i] && s[i] <= '9' {
+			digits++
+		}
+	}
+	if digits >= 12 {
+		return fmt.Sprintf("(a value of %d characters with %d digits, not shown)", len(s), digits)
+	}
 	if len(s) > 40 {
 		s = s[:40] + "..."
 	}
@@ -288,8 +300,8 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 	if l.ARN = fs[colARN]; !isDigits(l.ARN, 23, 23) {
 		return bad("arn: %s must be 23 digits", quote(l.ARN))
 	}
-	if l.RRN = fs[colRRN]; l.RRN != "" && !isAlnum(l.RRN, 1, 12) {
-		return bad("rrn: %s must be 1 to 12 letters or digits, or empty", quote(l.RRN))
+	if l.RRN = fs[colRRN]; l.RRN != "" && !isAN(l.RRN, 1, 12) {
+		return bad("rrn: %s must be 1 to 12 letters, digits or spaces (DE37 as received, not all spaces), or empty", quote(l.RRN))
 	}
 	if l.AuthCode = fs[colAuthCode]; l.AuthCode != "" && !isAuthCode(l.AuthCode) {
 		return bad("auth_code: %s must be 6 of 0-9 A-Z, or empty", quote(l.AuthCode))
@@ -306,6 +318,7 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 		case o.RRN == "":
 			return bad("rrn: required with the original network ids")
 		}
+		o.Acquirer = authorization.Acquirer(o.Acquirer) // as the gateway names it
 		l.Original = o
 	}
 	if l.MerchantName = fs[colMerchantName]; !isText(l.MerchantName, 1, 40) {
@@ -373,6 +386,12 @@ func maskPAN(pan string) string {
 }
 
 func isDigits(s string, lo, hi int) bool { return ascii.DigitsLen(s, lo, hi) }
+
+// isAN reports whether s is lo to hi letters, digits and spaces, not all
+// spaces (ISO 8583 format an, as DE37 arrives).
+func isAN(s string, lo, hi int) bool {
+	return isAlnum(strings.ReplaceAll(s, " ", ""), 1, hi) && len(s) >= lo && len(s) <= hi
+}
 
 func isAlnum(s string, lo, hi int) bool {
 	if len(s) < lo || len(s) > hi {

@@ -83,7 +83,7 @@ func (c *Clearer) insertFile(ctx context.Context, tx *sql.Tx, pf *parsedFile, na
 	if err != nil {
 		return fmt.Errorf("clearing: insert file %s: %w", pf.id, err)
 	}
-	const width = 34
+	const width = 35
 	const chunk = 200
 	for start := 0; start < len(pf.lines); start += chunk {
 		ls := pf.lines[start:min(start+chunk, len(pf.lines))]
@@ -94,7 +94,7 @@ func (c *Clearer) insertFile(ctx context.Context, tx *sql.Tx, pf *parsedFile, na
 				l.Amount, string(l.Currency), l.BillingAmount, string(l.BillingCurrency),
 				l.ARN, l.RRN, l.AuthCode, l.Original.Acquirer, l.Original.STAN, l.Original.TransmissionTime,
 				l.MerchantName, l.MerchantCity, l.MerchantCountry, l.MCC, l.Presentment, b2i(l.Final),
-				string(StatusPending), "", "", "", "", "", "", "", "", "", "", now)
+				string(StatusPending), "", "", "", "", "", "", "", "", "", "", int64(0), now)
 		}
 		q := `INSERT INTO clearing_records (` + recordColumns + `) VALUES ` + store.Placeholders(len(ls), width)
 		if _, err := tx.ExecContext(ctx, c.db.Rebind(q), args...); err != nil {
@@ -106,7 +106,7 @@ func (c *Clearer) insertFile(ctx context.Context, tx *sql.Tx, pf *parsedFile, na
 
 const recordColumns = `file_id, record_id, seq, kind, pan_masked, card_id, amount, currency, billing_amount, billing_currency,
 	arn, rrn, auth_code, acquirer, stan, transmission, merchant_name, merchant_city, merchant_country, mcc, presentment, final,
-	status, reason, detail, suspicious, authorization_id, hold_id, transfer_id, duplicate_of, op, op_account, op_settlement, updated_at`
+	status, reason, detail, suspicious, authorization_id, hold_id, transfer_id, duplicate_of, op, op_account, op_settlement, op_amount, updated_at`
 
 func b2i(b bool) int64 {
 	if b {
@@ -121,16 +121,19 @@ type recordState struct {
 	plan *plan
 }
 
-func scanRecord(s interface{ Scan(...any) error }) (*Record, string, string, string, error) {
+// scanRecord reads a record and the plan stored with it (rec unset; op
+// opNone if there is none).
+func scanRecord(s interface{ Scan(...any) error }) (*Record, *plan, error) {
 	var r Record
-	var kind, cur, bcur, status, reason, susp, op, acc, settle string
+	var p plan
+	var kind, cur, bcur, status, reason, susp string
 	var final, updated int64
 	err := s.Scan(&r.FileID, &r.ID, &r.Seq, &kind, &r.PANMasked, &r.CardID, &r.Amount, &cur, &r.BillingAmount, &bcur,
 		&r.ARN, &r.RRN, &r.AuthCode, &r.Original.Acquirer, &r.Original.STAN, &r.Original.TransmissionTime,
 		&r.MerchantName, &r.MerchantCity, &r.MerchantCountry, &r.MCC, &r.Presentment, &final,
-		&status, &reason, &r.Detail, &susp, &r.AuthorizationID, &r.HoldID, &r.TransferID, &r.DuplicateOf, &op, &acc, &settle, &updated)
+		&status, &reason, &r.Detail, &susp, &r.AuthorizationID, &r.HoldID, &r.TransferID, &r.DuplicateOf, &p.op, &p.account, &p.settlement, &p.amount, &updated)
 	if err != nil {
-		return nil, "", "", "", err
+		return nil, nil, err
 	}
 	r.Kind, r.Currency, r.BillingCurrency = Kind(kind), money.Currency(cur), money.Currency(bcur)
 	r.Status, r.Reason, r.Final = Status(status), Reason(reason), final != 0
@@ -145,7 +148,7 @@ func scanRecord(s interface{ Scan(...any) error }) (*Record, string, string, str
 		}
 	}
 	r.UpdatedAt = time.Unix(0, updated).UTC()
-	return &r, op, acc, settle, nil
+	return &r, &p, nil
 }
 
 func (c *Clearer) listRecords(ctx context.Context, fileID string) ([]Record, error) {
@@ -156,7 +159,7 @@ func (c *Clearer) listRecords(ctx context.Context, fileID string) ([]Record, err
 	defer rows.Close()
 	out := []Record{}
 	for rows.Next() {
-		r, _, _, _, err := scanRecord(rows)
+		r, _, err := scanRecord(rows)
 		if err != nil {
 			return nil, fmt.Errorf("clearing: list records of %s: %w", fileID, err)
 		}
@@ -177,14 +180,15 @@ func (c *Clearer) pendingRecords(ctx context.Context, fileID string) (map[string
 	defer rows.Close()
 	out := map[string]*recordState{}
 	for rows.Next() {
-		r, op, acc, settle, err := scanRecord(rows)
+		r, p, err := scanRecord(rows)
 		if err != nil {
 			return nil, fmt.Errorf("clearing: pending records of %s: %w", fileID, err)
 		}
 		st := &recordState{}
-		if op != opNone {
+		if p.op != opNone {
 			r.Status = StatusPending
-			st.plan = &plan{op: op, account: acc, settlement: settle, rec: *r}
+			p.rec = *r
+			st.plan = p
 		}
 		out[r.ID] = st
 	}
@@ -235,9 +239,9 @@ func (c *Clearer) claim(ctx context.Context, fileID string, fence int64, l *line
 			return c.appendEvent(ctx, tx, fileID, l.ID)
 		}
 		_, err := tx.ExecContext(ctx, c.db.Rebind(`UPDATE clearing_records SET card_id = ?, reason = ?, detail = ?, suspicious = ?, authorization_id = ?, hold_id = ?,
-			op = ?, op_account = ?, op_settlement = ?, updated_at = ? WHERE file_id = ? AND record_id = ? AND status = ?`),
+			op = ?, op_account = ?, op_settlement = ?, op_amount = ?, updated_at = ? WHERE file_id = ? AND record_id = ? AND status = ?`),
 			p.rec.CardID, string(p.rec.Reason), p.rec.Detail, joinReasons(p.rec.Suspicious), p.rec.AuthorizationID, p.rec.HoldID,
-			p.op, p.account, p.settlement, c.cfg.Now().UnixNano(), fileID, l.ID, string(StatusPending))
+			p.op, p.account, p.settlement, p.amount, c.cfg.Now().UnixNano(), fileID, l.ID, string(StatusPending))
 		if err != nil {
 			return fmt.Errorf("clearing: record plan: %w", err)
 		}
@@ -284,7 +288,7 @@ func (c *Clearer) writeFinal(ctx context.Context, tx *sql.Tx, fileID string, l *
 
 // appendEvent writes the record's event, read back as stored (masked).
 func (c *Clearer) appendEvent(ctx context.Context, tx *sql.Tx, fileID, recordID string) error {
-	r, _, _, _, err := scanRecord(tx.QueryRowContext(ctx, c.db.Rebind(`SELECT `+recordColumns+` FROM clearing_records WHERE file_id = ? AND record_id = ?`), fileID, recordID))
+	r, _, err := scanRecord(tx.QueryRowContext(ctx, c.db.Rebind(`SELECT `+recordColumns+` FROM clearing_records WHERE file_id = ? AND record_id = ?`), fileID, recordID))
 	if err != nil {
 		return fmt.Errorf("clearing: read record %s/%s: %w", fileID, recordID, err)
 	}
@@ -328,7 +332,7 @@ func (c *Clearer) complete(ctx context.Context, fileID string, fence int64) (*Re
 		}
 		var recs []Record
 		for rows.Next() {
-			r, _, _, _, err := scanRecord(rows)
+			r, _, err := scanRecord(rows)
 			if err != nil {
 				rows.Close()
 				return fmt.Errorf("clearing: report %s: %w", fileID, err)
@@ -380,4 +384,17 @@ func buildReport(fileID string, recs []Record, now time.Time) *Report {
 		}
 	}
 	return rep
+}
+
+// clearedAgainst is what records already applied have cleared against
+// authorization id (settled with it, or force-posted beyond it).
+func (c *Clearer) clearedAgainst(ctx context.Context, authorizationID string) (int64, error) {
+	var sum int64
+	err := c.db.Read.QueryRowContext(ctx, c.db.Rebind(`SELECT CAST(COALESCE(SUM(billing_amount), 0) AS BIGINT) FROM clearing_records
+		WHERE authorization_id = ? AND authorization_id <> '' AND kind <> ? AND status IN (?, ?)`),
+		authorizationID, string(KindRefund), string(StatusSettled), string(StatusForced)).Scan(&sum)
+	if err != nil {
+		return 0, fmt.Errorf("clearing: clearings of %s: %w", authorizationID, err)
+	}
+	return sum, nil
 }
