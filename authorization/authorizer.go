@@ -757,10 +757,20 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 		go func() {
 			defer a.bg.Done()
 			defer locks.release()
-			if _, _, err := a.finish(context.WithoutCancel(ctx), r); err != nil {
+			got, done, err := a.finish(context.WithoutCancel(ctx), r)
+			switch {
+			case err != nil:
 				a.finishErr.Inc()
 				a.cfg.Log.ErrorContext(ctx, "authorization: finish an answered approval; it stays pending until recovered",
 					"authorization_id", r.ID, "err", err)
+			case !done && got != nil && (!got.Approved || got.HoldID != d.HoldID):
+				// Nothing in this process finishes a record whose lock it
+				// does not hold; another process sharing the database
+				// may have. An operator must look: the network was told
+				// approved.
+				a.finishErr.Inc()
+				a.cfg.Log.ErrorContext(ctx, "authorization: an answered approval was finished differently elsewhere",
+					"authorization_id", r.ID, "approved", got.Approved, "hold_id", got.HoldID, "answered_hold_id", d.HoldID)
 			}
 		}()
 		return d, nil

@@ -14,8 +14,9 @@ import (
 	"github.com/corebank/corebank/store/storetest"
 )
 
-// lossyLedger is a ledger whose PlaceHold answers are lost after the hold
-// is placed while lose is set: the crash between the ledger and the record.
+// lossyLedger is a ledger whose PlaceHold and IncrementHold answers are
+// lost after the hold is placed or grown while lose is set: the crash
+// between the ledger and the record.
 type lossyLedger struct {
 	ledger.Service
 	mu   sync.Mutex
@@ -37,6 +38,85 @@ func (l *lossyLedger) PlaceHold(ctx context.Context, req ledger.PlaceHoldRequest
 		return nil, errors.New(errors.Unavailable, "connection lost")
 	}
 	return h, err
+}
+
+func (l *lossyLedger) IncrementHold(ctx context.Context, req ledger.IncrementHoldRequest) (*ledger.Hold, error) {
+	h, err := l.Service.IncrementHold(ctx, req)
+	l.mu.Lock()
+	lose := l.lose
+	l.mu.Unlock()
+	if err == nil && lose {
+		return nil, errors.New(errors.Unavailable, "connection lost")
+	}
+	return h, err
+}
+
+// An incremental left pending (the ledger grew the hold, its answer was
+// lost: the gateway answered 91) whose original is then reversed must not
+// grow the original back when it is completed: the hold it grew is gone.
+func TestPendingIncrementAfterItsOriginalIsReversed(t *testing.T) {
+	ctx := context.Background()
+	setup := func(t *testing.T, ctl card.Controls) (*env, *authorization.Authorizer, *lossyLedger, *holder, authorization.Request, authorization.Request) {
+		db := storetest.SQLite(t, "authorization")
+		e := newEnv(t, db)
+		lossy := &lossyLedger{Service: e.led}
+		a, err := authorization.Open(ctx, db, authorization.Config{
+			Card: e.cards, Ledger: lossy, Now: e.clk.Now, RecoverEvery: -1,
+			Settlement: map[money.Currency]string{"GBP": e.settlement},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		h := e.holder(10_000, ctl)
+		pre := e.purchase(h, 5000)
+		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+		must(t)(a.Authorize(ctx, pre))
+		lossy.setLose(true)
+		inc := e.purchase(h, 2000)
+		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		_, err = a.Increment(ctx, inc)
+		wantCode(t, err, errors.Unavailable)
+		lossy.setLose(false)
+		e.wantBalance(t, h.Account, 10_000, 7000)
+		return e, a, lossy, h, pre, inc
+	}
+
+	t.Run("reduced to a new total, then the increment reversed", func(t *testing.T) {
+		e, a, _, h, pre, inc := setup(t, card.Controls{})
+		must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network, Amount: 3000}))
+		e.wantBalance(t, h.Account, 10_000, 3000)
+		if d := must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc.Network})); d.Amount != 0 {
+			t.Errorf("reversal of the increment = %+v, want nothing released", d)
+		}
+		e.wantBalance(t, h.Account, 10_000, 3000)
+		o := must(t)(a.ByNetworkID(ctx, pre.Network))
+		if held, err := e.led.GetHold(ctx, o.HoldID); err != nil || o.Outstanding != 3000 || held.Status != ledger.HoldPending || held.Amount != 3000 {
+			t.Errorf("original %+v on hold %+v, %v; want 3000 outstanding on the pending 3000 hold", o, held, err)
+		}
+		if d := must(t)(a.ByNetworkID(ctx, inc.Network)); d.Approved || d.Reason != authorization.OriginalNotFound {
+			t.Errorf("incremental = %+v, want declined original_not_found", d)
+		}
+		// The network cancels the rest: everything is released.
+		must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network}))
+		e.wantBalance(t, h.Account, 10_000, 0)
+	})
+
+	t.Run("wholly reversed, then the increment retransmitted", func(t *testing.T) {
+		e, a, _, h, pre, inc := setup(t, card.Controls{DailyLimit: 8000})
+		must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network}))
+		e.wantBalance(t, h.Account, 10_000, 0)
+		if d := must(t)(a.Increment(ctx, inc)); d.Approved {
+			t.Errorf("retransmitted incremental = %+v, want declined: nothing it added is held", d)
+		}
+		if o := must(t)(a.ByNetworkID(ctx, pre.Network)); o.Outstanding != 0 {
+			t.Errorf("original outstanding %d, want 0", o.Outstanding)
+		}
+		// No phantom spend: a purchase within the daily limit is approved.
+		if d := must(t)(a.Authorize(ctx, e.purchase(h, 7000))); !d.Approved {
+			t.Errorf("purchase of 7000 under an 8000 daily limit with nothing held = %+v", d)
+		}
+	})
 }
 
 func TestCrashBetweenLedgerAndRecord(t *testing.T) {

@@ -344,13 +344,34 @@ func (a *Authorizer) insert(ctx context.Context, r *record, gate func(ctx contex
 // effects on its original (increments: outstanding += amount) and appends
 // its event, in one transaction. If another process finished it first,
 // finish returns that record and done false.
+//
+// An approved incremental grows its original only while the original still
+// holds the hold it incremented: if a reversal has since voided or replaced
+// that hold (its answer was lost and the increment left pending meanwhile),
+// the increment went with it, and the incremental is recorded declined
+// (original_not_found, hold_not_pending), as when its ledger call finds the
+// hold gone. Incrementals are never answered before they are finished.
 func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done bool, err error) {
-	r.status = statusDone
-	r.updatedAt = a.cfg.Now().UnixNano()
+	fin := *r // applied to r once committed
+	fin.status = statusDone
+	fin.updatedAt = a.cfg.Now().UnixNano()
 	err = a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		f := fin
+		grow := f.Kind == KindIncremental && f.Approved && f.OriginalID != ""
+		if grow {
+			var n int
+			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT COUNT(*) FROM authorizations WHERE id = ? AND hold_id = ? AND outstanding > 0`),
+				f.OriginalID, f.opTarget).Scan(&n); err != nil {
+				return fmt.Errorf("authorization: original of %s: %w", f.ID, err)
+			}
+			if n == 0 {
+				a.declined(&f, OriginalNotFound, "hold_not_pending")
+				f.HoldID, grow = "", false
+			}
+		}
 		res, err := tx.StmtContext(ctx, a.st.finish).ExecContext(ctx,
-			b2i(r.Approved), string(r.Reason), r.Detail, r.AuthCode, r.Amount, r.Outstanding, r.HoldID, r.TransferID, b2i(r.Forced),
-			r.OriginalID, r.updatedAt, r.ID)
+			b2i(f.Approved), string(f.Reason), f.Detail, f.AuthCode, f.Amount, f.Outstanding, f.HoldID, f.TransferID, b2i(f.Forced),
+			f.OriginalID, f.updatedAt, f.ID)
 		if err != nil {
 			return fmt.Errorf("authorization: finish %s: %w", r.ID, err)
 		}
@@ -362,16 +383,20 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 			return nil
 		}
 		done = true
-		if r.Kind == KindIncremental && r.Approved && r.OriginalID != "" {
+		if grow {
 			if _, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET outstanding = outstanding + ?, hold_id = ?, updated_at = ? WHERE id = ?`),
-				r.Amount, r.HoldID, r.updatedAt, r.OriginalID); err != nil {
-				return fmt.Errorf("authorization: grow %s: %w", r.OriginalID, err)
+				f.Amount, f.HoldID, f.updatedAt, f.OriginalID); err != nil {
+				return fmt.Errorf("authorization: grow %s: %w", f.OriginalID, err)
 			}
 		}
-		return a.appendEvent(ctx, tx, r)
+		fin = f
+		return a.appendEvent(ctx, tx, &f)
 	})
 	if err != nil {
 		return nil, false, err
+	}
+	if done {
+		*r = fin
 	}
 	if !done {
 		got, err := a.find(ctx, r.networkKey)
