@@ -30,6 +30,10 @@ const (
 	DefaultTolerance = 20
 	// DefaultMaxFileSize is the largest file Ingest accepts, in bytes.
 	DefaultMaxFileSize = 64 << 20
+	// MaxRequestBytes bounds an RPC request to the service over HTTP: an
+	// IngestRequest with a file of DefaultMaxFileSize (base64 in JSON), and
+	// room for the rest. The RPC server's default is far smaller.
+	MaxRequestBytes = (DefaultMaxFileSize+2)/3*4 + 64<<10
 )
 
 // Config configures a Clearer.

@@ -41,7 +41,8 @@ const (
 	// does not control without authentication underneath (mTLS).
 	HeaderCaller = "Corebank-Caller"
 
-	// MaxRequestBytes bounds a request body; a larger one is BadRequest.
+	// MaxRequestBytes bounds a request body by default (MaxRequest); a
+	// larger one is BadRequest.
 	MaxRequestBytes = 1 << 20
 	// maxResponseBytes bounds a response body the client reads.
 	maxResponseBytes = 16 << 20
@@ -68,13 +69,20 @@ func ErrorLog(log *slog.Logger) HandlerOption {
 	return func(h *httpHandler) { h.log = log }
 }
 
+// MaxRequest bounds the handler's request bodies at n bytes instead of
+// MaxRequestBytes: for a route whose requests carry files.
+func MaxRequest(n int64) HandlerOption {
+	return func(h *httpHandler) { h.max = n }
+}
+
 // NewHTTPHandler returns the server side of the HTTP transport: it serves
 // POST /rpc/{service}/{method} by calling s. The request's context carries
 // the caller's deadline (never later than the server's own), its name
 // (CallerFrom), and its trace context, so a Trace filter in s continues the
-// caller's trace. Request bodies over MaxRequestBytes are BadRequest.
+// caller's trace. Request bodies over MaxRequestBytes (or MaxRequest) are
+// BadRequest.
 func NewHTTPHandler(s Service, opts ...HandlerOption) http.Handler {
-	h := &httpHandler{s: s}
+	h := &httpHandler{s: s, max: MaxRequestBytes}
 	for _, o := range opts {
 		o(h)
 	}
@@ -86,6 +94,7 @@ func NewHTTPHandler(s Service, opts ...HandlerOption) http.Handler {
 type httpHandler struct {
 	s   Service
 	log *slog.Logger // nil: do not log
+	max int64        // request body bound
 }
 
 func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
@@ -108,11 +117,11 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, millis(ms))
 		defer cancel()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.max))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s/%s: request body exceeds %d bytes", req.Service, req.Method, MaxRequestBytes))
+			h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s/%s: request body exceeds %d bytes", req.Service, req.Method, h.max))
 		} else {
 			h.fail(ctx, w, req, errors.Wrap(err, errors.BadRequest, "reading request body"))
 		}

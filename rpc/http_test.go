@@ -105,6 +105,20 @@ func TestHTTPBodySizeLimit(t *testing.T) {
 	assertErr(t, err, errors.BadRequest, "test/greet: request body exceeds 1048576 bytes")
 }
 
+func TestHTTPMaxRequestOption(t *testing.T) {
+	srv := httptest.NewServer(rpc.NewHTTPHandler(newTestRouter().Service(), rpc.MaxRequest(4<<20)))
+	t.Cleanup(srv.Close)
+	c := rpc.NewHTTPClient(srv.URL, srv.Client())
+	const overhead = len(`{"name":"","times":1}`)
+	if _, err := rpc.Call[greetResp](context.Background(), c, "test", "greet",
+		greetReq{Name: strings.Repeat("x", 3<<20), Times: 1}); err != nil {
+		t.Fatalf("3 MiB request under a 4 MiB bound: %v", err)
+	}
+	_, err := rpc.Call[greetResp](context.Background(), c, "test", "greet",
+		greetReq{Name: strings.Repeat("x", 4<<20-overhead+1), Times: 1})
+	assertErr(t, err, errors.BadRequest, "test/greet: request body exceeds 4194304 bytes")
+}
+
 func TestHTTPErrorCauseStaysOnServer(t *testing.T) {
 	var logBuf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))

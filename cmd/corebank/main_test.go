@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -123,6 +124,24 @@ func TestDemo(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"currency":"GBP"`) {
 		t.Errorf("balance over RPC = %d %s", resp.StatusCode, b)
+	}
+	// A clearing file larger than the RPC default bound reaches the
+	// clearing service (which refuses this one for its content, not its
+	// size); the same body to another service is refused for its size.
+	big := `{"file_name":"big.csv","content":"` + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("# padding\n"), 200_000)) + `"}`
+	for _, c := range []struct{ path, want string }{
+		{"/rpc/clearing/ingest", "clearing file"},
+		{"/rpc/ledger/balance", "request body exceeds"},
+	} {
+		resp, err := http.Post(base+c.path, "application/json", strings.NewReader(big))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), c.want) {
+			t.Errorf("%d-byte request to %s = %d %.200s, want 400 and %q", len(big), c.path, resp.StatusCode, b, c.want)
+		}
 	}
 	resp, err = http.Post(base+"/rpc/ledger/balance", "application/json", strings.NewReader(`{"account_id":"acc_nope"}`))
 	if err != nil {

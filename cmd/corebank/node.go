@@ -279,7 +279,10 @@ func (p *platform) serveHTTP(addr string, router *rpc.Router, ready func(context
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /rpc/", rpc.NewHTTPHandler(rpc.Chain(router.Service(), p.serverFilters()...), rpc.ErrorLog(p.log)))
+	rpcService := rpc.Chain(router.Service(), p.serverFilters()...)
+	mux.Handle("POST /rpc/", rpc.NewHTTPHandler(rpcService, rpc.ErrorLog(p.log)))
+	// Clearing files travel in their requests: a larger bound there only.
+	mux.Handle("POST /rpc/"+clearing.Name+"/", rpc.NewHTTPHandler(rpcService, rpc.ErrorLog(p.log), rpc.MaxRequest(clearing.MaxRequestBytes)))
 	mux.Handle("GET /metrics", obs.MetricsHandler(p.reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
