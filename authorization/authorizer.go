@@ -410,7 +410,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 
 	var orig *record
 	if req.Kind == KindIncremental {
-		orig, err = a.original(ctx, *req.Original)
+		orig, err = a.originalOf(ctx, *req.Original, c.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -547,7 +547,7 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 		return a.decline(ctx, r, InvalidAmount, "advice not in the card's currency, or zero")
 	}
 	if req.Original != nil {
-		orig, err := a.original(ctx, *req.Original)
+		orig, err := a.originalOf(ctx, *req.Original, c.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -579,6 +579,17 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 		return nil, err
 	}
 	return a.complete(ctx, got, held)
+}
+
+// originalOf is original for a message on card cardID: an original of
+// another card is nil, and is left alone (completing it here would race its
+// own decision, whose card lock this one does not hold).
+func (a *Authorizer) originalOf(ctx context.Context, n NetworkID, cardID string) (*record, error) {
+	o, err := a.find(ctx, n.Key())
+	if err != nil || o == nil || o.CardID != cardID {
+		return nil, err
+	}
+	return a.original(ctx, n)
 }
 
 // original returns the finished record of an original message, completing
