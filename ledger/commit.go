@@ -54,9 +54,11 @@ type acct struct {
 	dirty                    bool
 }
 
-// available is what a debit may use: posted − pending + limit.
+// available is what a debit may use: posted − pending + limit, saturating
+// at the int64 bounds (forced writes can take posted and pending far apart;
+// a wrapped sum would turn a huge debt into funds).
 func (a *acct) available(posted, pending int64) int64 {
-	return posted - pending + a.OverdraftLimit
+	return money.SatAdd(money.SatSub(posted, pending), a.OverdraftLimit)
 }
 
 // allows reports whether moving a's balances to (posted, pending) keeps it
@@ -67,8 +69,12 @@ func (a *acct) allows(posted, pending int64) bool {
 	if a.Rule == RuleNone {
 		return true
 	}
-	after := a.available(posted, pending)
-	return after >= 0 || after >= a.available(a.posted, a.pending)
+	if a.available(posted, pending) >= 0 {
+		return true
+	}
+	// Not more negative, judged by the change itself (one write's, never
+	// near the int64 bounds), not by two saturated totals.
+	return (posted-a.posted)-(pending-a.pending) >= 0
 }
 
 type holdState struct {
@@ -125,9 +131,8 @@ func (l *Ledger) commit(ops []*op) {
 	start := time.Now()
 	ctx, cancel := l.db.GroupContext(commitTimeout)
 	defer cancel()
-	now := l.cfg.Now().UTC()
 	b := &batch{
-		l: l, now: now, nowNS: now.UnixNano(),
+		l:        l,
 		priors:   make(map[string]*prior),
 		accounts: make(map[string]*acct),
 		holds:    make(map[string]*holdState),
@@ -138,6 +143,11 @@ func (l *Ledger) commit(ops []*op) {
 		if err := b.load(ctx, ops); err != nil {
 			return fmt.Errorf("load: %w", err)
 		}
+		// The time after the rows are locked: on PostgreSQL, a batch of
+		// another process that wrote these accounts first committed
+		// before now, so their entries' times follow their seqs.
+		b.now = l.cfg.Now().UTC()
+		b.nowNS = b.now.UnixNano()
 		for _, o := range ops {
 			b.apply(o)
 		}
@@ -148,11 +158,12 @@ func (l *Ledger) commit(ops []*op) {
 	})
 	if err != nil {
 		l.cfg.Log.Error("ledger group commit failed", "writes", len(ops), "err", err)
+		// Every answer, refusals included: a write refused for want of
+		// funds or for a key was refused against the batch's earlier
+		// writes, which are not stored either.
 		fail := errors.Wrap(err, errors.Unavailable, "ledger commit failed; retry with the same key")
 		for _, o := range ops {
-			if o.err == nil {
-				o.res, o.err = nil, fail
-			}
+			o.res, o.err = nil, fail
 		}
 	}
 	l.m.observe(ops, time.Since(start), err)
@@ -220,7 +231,9 @@ func (b *batch) load(ctx context.Context, ops []*op) error {
 		if r, ok := o.req.(expireReq); ok {
 			q := `SELECT ` + holdCols + ` FROM holds WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`
 			if b.l.db.Dialect == store.Postgres {
-				q += ` FOR UPDATE`
+				// Locked in id order, as every batch locks rows, so that
+				// two processes' batches cannot deadlock.
+				q = `SELECT ` + holdCols + ` FROM holds WHERE id IN (SELECT id FROM holds WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?) ORDER BY id FOR UPDATE`
 			}
 			due, err := b.loadHolds(ctx, q, r.asOf.UnixNano(), r.limit)
 			if err != nil {
@@ -327,7 +340,9 @@ func (b *batch) apply(o *op) {
 		return
 	}
 	if p, ok := b.applied[o.key]; ok {
-		if p.hash != o.hash {
+		// The kind too: an increment and a post of one hold by one amount
+		// hash alike.
+		if p.hash != o.hash || p.kind != o.kind {
 			o.err = errors.New(errors.Conflict, "idempotency key already used for a different request")
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/money"
 )
 
 const acctCols = `id, currency, owner, rule, overdraft_limit, status, posted, pending, last_seq, created_at`
@@ -121,9 +122,9 @@ func (l *Ledger) Balance(ctx context.Context, accountID string, asOf time.Time) 
 			return nil, errors.Wrap(err, errors.Unavailable, "ledger read failed")
 		}
 	}
-	b.Available = b.Posted - b.Pending
+	b.Available = money.SatSub(b.Posted, b.Pending)
 	if a.Rule == RuleLimit {
-		b.Available += a.OverdraftLimit
+		b.Available = money.SatAdd(b.Available, a.OverdraftLimit)
 	}
 	return b, nil
 }

@@ -90,6 +90,30 @@ func Sub(a, b int64) (int64, error) {
 	return d, nil
 }
 
+// SatAdd returns a+b, saturating at the int64 bounds instead of wrapping.
+func SatAdd(a, b int64) int64 {
+	s, err := Add(a, b)
+	if err != nil {
+		if a > 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return s
+}
+
+// SatSub returns a-b, saturating at the int64 bounds instead of wrapping.
+func SatSub(a, b int64) int64 {
+	d, err := Sub(a, b)
+	if err != nil {
+		if a >= 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return d
+}
+
 // Mul returns a*b, or a BadRequest error if the product overflows int64.
 func Mul(a, b int64) (int64, error) {
 	if a == 0 || b == 0 {

@@ -129,3 +129,22 @@ func TestCurrencies(t *testing.T) {
 		t.Error("lower-case currency accepted")
 	}
 }
+
+func TestSaturating(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"add", money.SatAdd(2, 3), 5},
+		{"add up", money.SatAdd(math.MaxInt64, 1), math.MaxInt64},
+		{"add down", money.SatAdd(math.MinInt64, -1), math.MinInt64},
+		{"sub", money.SatSub(2, 3), -1},
+		{"sub up", money.SatSub(math.MaxInt64, -1), math.MaxInt64},
+		{"sub down", money.SatSub(-4_700_000_000_000_000_000, 4_700_000_000_000_000_000), math.MinInt64},
+		{"sub zero minus min", money.SatSub(0, math.MinInt64), math.MaxInt64},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+}
