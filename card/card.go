@@ -209,8 +209,14 @@ type Service interface {
 
 	// VerifyCVC reports whether cvc is the card's CVC (CVV2/CVC2, the
 	// three digits printed on the card), comparing in constant time. A
-	// malformed cvc simply does not match. Errors: BadRequest (malformed
-	// card id), NotFound.
+	// malformed cvc simply does not match. Each wrong CVC is counted
+	// durably before the answer; Config.MaxCVCFailures of them, each
+	// within Config.CVCFailureWindow of the last, lock the check: every
+	// CVC, the right one too, is refused until the window has passed
+	// since the last, and a card.cvc.locked event is published when the
+	// lock engages. A right CVC while unlocked clears the count. Errors:
+	// BadRequest (malformed card id), NotFound, Unavailable (the count
+	// could not be written: no answer is given without it).
 	VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 
 	// Reveal returns a card's full number, expiry and CVC to its owner,
@@ -255,6 +261,7 @@ const (
 	TopicStateChanged    = "card.state.changed"    // payload: StateChange
 	TopicControlsChanged = "card.controls.changed" // payload: ControlsChange
 	TopicRevealed        = "card.details.revealed" // payload: Revealed
+	TopicCVCLocked       = "card.cvc.locked"       // payload: CVCLocked
 )
 
 // StateChange is the payload of card.state.changed.
@@ -330,3 +337,11 @@ const (
 	OverMonthlyLimit     Decline = "over_monthly_limit"     // would take the month's spend above MonthlyLimit
 	VelocityExceeded     Decline = "velocity_exceeded"      // VelocityCount payments already in the window
 )
+
+// CVCLocked is the payload of card.cvc.locked: a card's CVC check refuses
+// every CVC until Until, after Failures wrong ones.
+type CVCLocked struct {
+	CardID   string    `json:"card_id"`
+	Failures int       `json:"failures"`
+	Until    time.Time `json:"until"`
+}

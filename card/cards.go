@@ -48,11 +48,27 @@ type Config struct {
 	// Notify is called after each commit that wrote events, to wake the
 	// outbox relay. It must not block.
 	Notify func()
+	// MaxCVCFailures is how many wrong CVCs in a row (each within
+	// CVCFailureWindow of the last) lock a card's CVC check. Default
+	// DefaultMaxCVCFailures.
+	MaxCVCFailures int
+	// CVCFailureWindow is how long a lock lasts after the last wrong CVC,
+	// and how far apart wrong CVCs may be to count together. Default
+	// DefaultCVCFailureWindow.
+	CVCFailureWindow time.Duration
 	// Rand is where the random digits of new card numbers come from.
 	// Default crypto/rand.Reader; tests inject a predictable one. Nonces
 	// always come from crypto/rand.
 	Rand io.Reader
 }
+
+// The CVC check's lock, by default: ten wrong CVCs, each within a day of
+// the last, refuse every CVC for a day. Guessing one of 1,000 at ten a day
+// takes months; a customer's typos rarely reach ten.
+const (
+	DefaultMaxCVCFailures   = 10
+	DefaultCVCFailureWindow = 24 * time.Hour
+)
 
 func (c *Config) validate() error {
 	if len(c.BIN) < 6 || len(c.BIN) > 8 || !digits(c.BIN) {
@@ -100,6 +116,15 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Cards, error) {
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
+	}
+	if cfg.MaxCVCFailures == 0 {
+		cfg.MaxCVCFailures = DefaultMaxCVCFailures
+	}
+	if cfg.CVCFailureWindow == 0 {
+		cfg.CVCFailureWindow = DefaultCVCFailureWindow
+	}
+	if cfg.MaxCVCFailures < 0 || cfg.CVCFailureWindow < 0 {
+		return nil, configErr("MaxCVCFailures and CVCFailureWindow must not be negative")
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -310,11 +335,53 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 	if err != nil {
 		return false, err
 	}
+	now := s.now().UnixNano()
+	window := s.cfg.CVCFailureWindow.Nanoseconds()
+	var failures, lastAt int64
+	switch err := s.db.QueryRow(ctx, `SELECT failures, last_at FROM card_cvc_failures WHERE card_id = ?`, cardID).Scan(&failures, &lastAt); {
+	case errors.IsErr(err, sql.ErrNoRows):
+	case err != nil:
+		return false, readErr(err, "card "+cardID+" not found")
+	}
+	if failures >= int64(s.cfg.MaxCVCFailures) && now-lastAt < window {
+		return false, nil // locked: not even the right one
+	}
 	want, err := s.cfg.CVK.cvc2(pan, month, year)
 	if err != nil {
 		return false, errors.Wrap(err, errors.Internal, "card: cvc")
 	}
-	return len(cvc) == len(want) && digits(cvc) && cvcEqual(cvc, want), nil
+	if len(cvc) == len(want) && digits(cvc) && cvcEqual(cvc, want) {
+		if failures > 0 {
+			if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM card_cvc_failures WHERE card_id = ?`), cardID)
+				return err
+			}); err != nil {
+				return false, errors.Wrap(err, errors.Unavailable, "card: reset cvc failures")
+			}
+		}
+		return true, nil
+	}
+	// Counted durably before the answer: a caller who does not wait for
+	// it learns nothing it could not have learnt from the count.
+	if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var count int64
+		err := tx.QueryRowContext(ctx, s.db.Rebind(`INSERT INTO card_cvc_failures (card_id, failures, last_at) VALUES (?, 1, ?)
+			ON CONFLICT (card_id) DO UPDATE SET
+				failures = CASE WHEN card_cvc_failures.last_at < ? THEN 1 ELSE card_cvc_failures.failures + 1 END,
+				last_at = excluded.last_at
+			RETURNING failures`), cardID, now, now-window).Scan(&count)
+		if err != nil || count != int64(s.cfg.MaxCVCFailures) {
+			return err
+		}
+		ev, err := newEvent(TopicCVCLocked, cardID, time.Unix(0, now).UTC(), CVCLocked{CardID: cardID, Failures: int(count), Until: time.Unix(0, now+window).UTC()})
+		if err != nil {
+			return err
+		}
+		return event.Append(ctx, tx, s.db, ev)
+	}); err != nil {
+		return false, errors.Wrap(err, errors.Unavailable, "card: count a wrong cvc")
+	}
+	return false, nil
 }
 
 // Reveal implements Service.

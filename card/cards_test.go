@@ -186,7 +186,9 @@ func TestVaultStoresNoPlaintext(t *testing.T) {
 			assertAbsent(t, db, "card number's middle digits", p[6:12])
 		}
 		for _, col := range columns(t, db) {
-			l := strings.ToLower(col)
+			// The column's own name: card_cvc_failures counts wrong CVCs
+			// and holds none.
+			l := strings.ToLower(col[strings.LastIndex(col, ".")+1:])
 			if strings.Contains(l, "cvc") || strings.Contains(l, "cvv") {
 				t.Errorf("column %s looks like a stored CVC", col)
 			}
@@ -884,5 +886,70 @@ func TestNothingPrintsThePAN(t *testing.T) {
 				t.Errorf("output holds the full number: %s", out)
 			}
 		}
+	})
+}
+
+// Wrong CVCs are counted; ten within a day of one another lock the check
+// for a day, the right CVC included, so the 1,000 CVCs cannot be tried.
+func TestCVCFailuresLockTheCheck(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := newClock(epoch)
+		cfg := testConfig(t, clk)
+		s := openCards(t, db, cfg)
+		c := issue(t, s, "k", "cus_1")
+		right := reveal(t, s, c).CVC
+		verify := func(cvc string, want bool) {
+			t.Helper()
+			if ok, err := s.VerifyCVC(ctx, c.ID, cvc); err != nil || ok != want {
+				t.Fatalf("VerifyCVC(%s) = %v, %v; want %v", map[bool]string{true: "right", false: "wrong"}[cvc == right], ok, err, want)
+			}
+		}
+		locked := func() int {
+			n := 0
+			for _, e := range outbox(t, db) {
+				if e.Topic == card.TopicCVCLocked {
+					n++
+				}
+			}
+			return n
+		}
+		wrong := wrongCVC(right)
+
+		// Nine typos, then the right one: accepted, and the count cleared.
+		for range card.DefaultMaxCVCFailures - 1 {
+			verify(wrong, false)
+		}
+		verify(right, true)
+		for range card.DefaultMaxCVCFailures - 1 {
+			verify(wrong, false)
+		}
+		verify(right, true)
+		if locked() != 0 {
+			t.Fatalf("locked after typos that never reached ten")
+		}
+
+		// Wrong ones a day and more apart do not add up.
+		for range card.DefaultMaxCVCFailures {
+			verify(wrong, false)
+			clk.Set(clk.Now().Add(card.DefaultCVCFailureWindow + time.Second))
+		}
+		verify(right, true)
+
+		// Ten within a day: locked, the right CVC refused too, one event.
+		for range card.DefaultMaxCVCFailures {
+			verify(wrong, false)
+		}
+		verify(right, false)
+		clk.Set(clk.Now().Add(card.DefaultCVCFailureWindow - time.Minute))
+		verify(right, false)
+		if n := locked(); n != 1 {
+			t.Errorf("%d card.cvc.locked events, want 1", n)
+		}
+		// A day after the last wrong one: open again.
+		clk.Set(clk.Now().Add(2 * time.Minute))
+		verify(right, true)
+		verify(wrong, false)
+		verify(right, true)
 	})
 }
