@@ -83,7 +83,8 @@ func parseExpiry(yymm string) (Expiry, error) {
 	}
 	e := Expiry{Year: 2000 + atoi(yymm[:2]), Month: time.Month(atoi(yymm[2:]))}
 	if e.Month < 1 || e.Month > 12 {
-		return Expiry{}, fmt.Errorf("month %d out of range", e.Month)
+		// The month is not shown: an expiry is card data, and errors are logged.
+		return Expiry{}, fmt.Errorf("month out of range")
 	}
 	return e, nil
 }

@@ -137,9 +137,12 @@ func (p *parser) digits(n, lo, hi int) string {
 		return ""
 	}
 	if len(v) < lo || len(v) > hi || !isDigits(v, -1) {
-		if lo == hi {
+		switch {
+		case redacted(n): // card data (the expiry): never in an error, which is logged
+			p.fail(n, ErrFormat, "want %d to %d digits, got %d characters (value not shown)", lo, hi, len(v))
+		case lo == hi:
 			p.fail(n, ErrFormat, "want %d digits, got %q", lo, v)
-		} else {
+		default:
 			p.fail(n, ErrFormat, "want %d to %d digits, got %d characters", lo, hi, len(v))
 		}
 		return ""

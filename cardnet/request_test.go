@@ -32,6 +32,9 @@ func TestParseRequestValidation(t *testing.T) {
 		{"transmission month 13", func(m *cardnet.Message) { m.Set(7, "1315143005") }, 7, cardnet.ErrFormat},
 		{"31 April", func(m *cardnet.Message) { m.Set(7, "0431143005") }, 7, cardnet.ErrFormat},
 		{"expiry month 00", func(m *cardnet.Message) { m.Set(14, "2700") }, 14, cardnet.ErrFormat},
+		{"expiry month 13", func(m *cardnet.Message) { m.Set(14, "2713") }, 14, cardnet.ErrFormat},
+		{"expiry not numeric", func(m *cardnet.Message) { m.Set(14, "2A1B") }, 14, cardnet.ErrFormat},
+		{"track 2 expiry month 13", func(m *cardnet.Message) { m.Set(35, "4111111111111111=2713101") }, 35, cardnet.ErrFormat},
 		{"RRN with a control character", func(m *cardnet.Message) { m.Set(37, "40741400012\n") }, 37, cardnet.ErrFormat},
 		{"RRN with a colon", func(m *cardnet.Message) { m.Set(37, "407414:00123") }, 37, cardnet.ErrFormat},
 		{"CVC2 of two digits", func(m *cardnet.Message) { m.Set(48, "920212") }, 48, cardnet.ErrFormat},
@@ -58,6 +61,14 @@ func TestParseRequestValidation(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "4111111111111111") {
 				t.Errorf("error %q shows the PAN", err)
+			}
+			// Nor an expiry: errors are logged, and the expiry is card data.
+			if tc.field == 14 || tc.field == 35 {
+				for _, v := range []string{"2A1B", "2713", "13"} {
+					if strings.Contains(err.Error(), v) {
+						t.Errorf("error %q shows the expiry", err)
+					}
+				}
 			}
 		})
 	}
