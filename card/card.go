@@ -195,7 +195,11 @@ type Service interface {
 	// customer id, currency or controls), Conflict (key reused).
 	Issue(ctx context.Context, req IssueRequest) (*Card, error)
 
-	// Get returns a card. Errors: BadRequest (malformed id), NotFound.
+	// Get returns a card, whoever's it is: it takes no customer, so a
+	// caller on a customer's behalf (the API) must compare the card's
+	// CustomerID with the authenticated customer's, and answer NotFound
+	// when they differ, or use List. Errors: BadRequest (malformed id),
+	// NotFound.
 	Get(ctx context.Context, id string) (*Card, error)
 
 	// List returns a customer's cards, oldest first (none is no error).
