@@ -29,26 +29,30 @@ func (l *lossyLedger) setLose(lose bool) {
 	l.mu.Unlock()
 }
 
+// lost is err, or the lost answer's error if lose is set.
+func (l *lossyLedger) lost(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && l.lose {
+		return errors.New(errors.Unavailable, "connection lost")
+	}
+	return err
+}
+
 func (l *lossyLedger) PlaceHold(ctx context.Context, req ledger.PlaceHoldRequest) (*ledger.Hold, error) {
 	h, err := l.Service.PlaceHold(ctx, req)
-	l.mu.Lock()
-	lose := l.lose
-	l.mu.Unlock()
-	if err == nil && lose {
-		return nil, errors.New(errors.Unavailable, "connection lost")
+	if err = l.lost(err); err != nil {
+		return nil, err
 	}
-	return h, err
+	return h, nil
 }
 
 func (l *lossyLedger) IncrementHold(ctx context.Context, req ledger.IncrementHoldRequest) (*ledger.Hold, error) {
 	h, err := l.Service.IncrementHold(ctx, req)
-	l.mu.Lock()
-	lose := l.lose
-	l.mu.Unlock()
-	if err == nil && lose {
-		return nil, errors.New(errors.Unavailable, "connection lost")
+	if err = l.lost(err); err != nil {
+		return nil, err
 	}
-	return h, err
+	return h, nil
 }
 
 // An incremental left pending (the ledger grew the hold, its answer was

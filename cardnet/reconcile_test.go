@@ -79,14 +79,10 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		wait(t, b)
 		// The gateway's reversal was lost: the hold is still there.
 		b.wantBalance(h.account, 100_00, 12_00)
-		if got := b.counter("corebank_cardnet_reconciliations_total", map[string]string{"outcome": "failed"}); got != 1 {
-			t.Errorf("reconciliations{failed} = %v, want 1", got)
-		}
+		b.wantReconciliations("failed", 1)
 		// The authorization service's recovery (at its next start, or its
 		// sweep) carries out the queued reversal.
-		if n, err := b.auth.RecoverQueued(ctx, 0); err != nil || n != 1 {
-			t.Fatalf("RecoverQueued = %d, %v; want 1", n, err)
-		}
+		b.wantRecoveredQueued(1)
 		b.wantBalance(h.account, 100_00, 0)
 		// A gateway restarted without memory of the timeout answers the
 		// network's repeat as it answered the original.
@@ -121,9 +117,7 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp != nil {
 			t.Errorf("repeat answered %s, want no answer", resp.Get(39))
 		}
-		if n, err := b.auth.RecoverQueued(ctx, 0); err != nil || n != 1 {
-			t.Fatalf("RecoverQueued = %d, %v; want 1", n, err)
-		}
+		b.wantRecoveredQueued(1)
 		b.wantBalance(h.account, 100_00, 0)
 	})
 
@@ -140,9 +134,7 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		if resp, err := b.client.Send(sctx, MustMessage(t, req)); err == nil {
 			t.Fatalf("answered %v although the reversal could not be queued; want no answer", resp.Get(39))
 		}
-		if got := b.counter("corebank_cardnet_reconciliations_total", map[string]string{"outcome": "not_queued"}); got != 1 {
-			t.Errorf("reconciliations{not_queued} = %v, want 1", got)
-		}
+		b.wantReconciliations("not_queued", 1)
 		wait(t, b)
 		// The late approval was reversed all the same.
 		b.wantBalance(h.account, 100_00, 0)
@@ -168,11 +160,25 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		b.wantCode(inc, cardnet.IssuerUnavailable)
 		wait(t, b)
 		b.wantBalance(h.account, 100_00, 30_00)
-		if got := b.counter("corebank_cardnet_reconciliations_total", map[string]string{"outcome": "reversed"}); got != 1 {
-			t.Errorf("reconciliations{reversed} = %v, want 1", got)
-		}
-		if n, err := b.auth.RecoverQueued(ctx, 0); err != nil || n != 0 {
-			t.Errorf("RecoverQueued = %d, %v; want nothing left queued", n, err)
-		}
+		b.wantReconciliations("reversed", 1)
+		b.wantRecoveredQueued(0)
 	})
+}
+
+// wantReconciliations checks the gateway's reconciliations counter for
+// outcome.
+func (b *bank) wantReconciliations(outcome string, want float64) {
+	b.t.Helper()
+	if got := b.counter("corebank_cardnet_reconciliations_total", map[string]string{"outcome": outcome}); got != want {
+		b.t.Errorf("reconciliations{%s} = %v, want %v", outcome, got, want)
+	}
+}
+
+// wantRecoveredQueued runs the authorization service's recovery of queued
+// reversals and wants it to carry out n.
+func (b *bank) wantRecoveredQueued(n int) {
+	b.t.Helper()
+	if got, err := b.auth.RecoverQueued(context.Background(), 0); err != nil || got != n {
+		b.t.Fatalf("RecoverQueued = %d, %v; want %d", got, err, n)
+	}
 }
