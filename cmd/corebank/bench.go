@@ -81,6 +81,12 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *keyShape != "card" && *keyShape != "random" {
 		return fmt.Errorf("bench: --keys must be card or random")
 	}
+	if *accounts < 1 || *clients < 1 {
+		return fmt.Errorf("bench: --accounts and --clients must be at least 1")
+	}
+	if err := checkRate("--rate", *rate); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
 	var db *store.DB
 	var err error
 	switch *storeKind {

@@ -77,6 +77,9 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *conns < 1 || *clients < 1 {
 		return fmt.Errorf("bench: --connections and --clients must be at least 1")
 	}
+	if err := checkRate("--rate", *rate); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
 	var (
 		cards []sim.Card
 		st    *stack

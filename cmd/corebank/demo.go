@@ -22,9 +22,6 @@ import (
 	"github.com/corebank/corebank/money"
 )
 
-// shutdownGrace bounds a clean shutdown: drain, flush, close.
-const shutdownGrace = 10 * time.Second
-
 // runDemo runs the embedded shape: every service in this process on SQLite
 // and an in-process NATS JetStream, with demo accounts and cards, and the
 // card-network simulator paying with those cards so there is something to
@@ -40,6 +37,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	gc.flags(fs)
 	simRate := fs.Float64("sim-rate", 2, "card payments per second the built-in card network simulator sends the gateway; 0 turns it off")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkRate("--sim-rate", *simRate); err != nil {
 		return err
 	}
 	// The demo keeps generated card keys under --data; production takes
@@ -130,7 +130,7 @@ Press Ctrl-C to stop.
 
 	<-ctx.Done()
 	p.log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
 	defer cancel()
 	// The simulator signs off first, then the card network's gateway
 	// drains (answering what is in flight, reconciling late decisions),

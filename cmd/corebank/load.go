@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"context"
 	"os"
 	"runtime"
@@ -44,6 +45,15 @@ type loadResult struct {
 // fixed rate (so queueing behind a slow answer is not hidden), else from
 // when it was sent.
 func (ld load) run(ctx context.Context, do func(ctx context.Context, client int, n int64) (label string, err error)) (*loadResult, error) {
+	if ld.clients < 1 {
+		return nil, fmt.Errorf("bench: --clients %d: want at least 1", ld.clients)
+	}
+	if ld.duration <= 0 {
+		return nil, fmt.Errorf("bench: --duration %v: want a positive duration", ld.duration)
+	}
+	if err := checkRate("--rate", ld.rate); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	var work chan time.Time
 	if ld.rate > 0 {
 		work = make(chan time.Time, ld.clients)
@@ -130,4 +140,17 @@ func (ld load) run(ctx context.Context, do func(ctx context.Context, client int,
 	res.elapsed = time.Since(start)
 	slices.Sort(res.lat)
 	return res, nil
+}
+
+// maxRate bounds the rates the benches and the simulator pace: beyond it
+// the pacing interval rounds to nothing.
+const maxRate = 1e6
+
+// checkRate refuses a rate that is negative, not a number, or too high to
+// pace.
+func checkRate(flag string, r float64) error {
+	if !(r >= 0 && r <= maxRate) { // false for NaN too
+		return fmt.Errorf("%s %v: want 0 to %g per second", flag, r, float64(maxRate))
+	}
+	return nil
 }

@@ -212,6 +212,37 @@ func TestBenchLedgerJSON(t *testing.T) {
 	}
 }
 
+// Values a flag's help rules out are refused with the flag's name, before
+// anything starts, never with a panic.
+func TestBadFlagValues(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"demo", "--data", dir, "--rpc-timeout", "0"},
+		{"demo", "--data", dir, "--shutdown-grace", "-1s"},
+		{"demo", "--data", dir, "--sim-rate", "NaN"},
+		{"demo", "--data", dir, "--sim-rate", "1e12"},
+		{"demo", "--data", dir, "--hold-days", "0"},
+		{"serve", "--service", "ledger", "--data", dir, "--rpc-timeout", "-5s"},
+		{"bench", "ledger", "--data", dir, "--accounts", "0"},
+		{"bench", "ledger", "--data", dir, "--clients", "-1"},
+		{"bench", "ledger", "--data", dir, "--rate", "-3"},
+		{"bench", "auth", "--rate", "Inf"},
+		{"simulate", "--rate", "0", "--cards", "nope.json"},
+	} {
+		flagName := ""
+		for _, a := range args {
+			if strings.HasPrefix(a, "--") && a != "--data" && a != "--service" && a != "--cards" {
+				flagName = a
+			}
+		}
+		var out, errs bytes.Buffer
+		err := run(context.Background(), args, &out, &errs)
+		if err == nil || !strings.Contains(err.Error(), flagName) {
+			t.Errorf("corebank %s = %v, want an error naming %s", strings.Join(args, " "), err, flagName)
+		}
+	}
+}
+
 func TestUnknownCommand(t *testing.T) {
 	var out, errs bytes.Buffer
 	if err := run(context.Background(), []string{"frobnicate"}, &out, &errs); err == nil || !strings.Contains(err.Error(), "unknown command") {

@@ -50,6 +50,7 @@ type config struct {
 	rpcTimeout   time.Duration
 	expireEvery  time.Duration
 	holdDays     int
+	grace        time.Duration
 }
 
 func (c *config) flags(fs *flag.FlagSet) {
@@ -64,6 +65,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.expireEvery, "expire-every", time.Minute, "how often to release holds past their expiry; 0 never")
 	fs.IntVar(&c.holdDays, "hold-days", 7, "days a card authorization's hold reserves funds if no clearing settles it")
 	fs.DurationVar(&c.rpcTimeout, "rpc-timeout", 5*time.Second, "default deadline of an RPC that arrives without one")
+	fs.DurationVar(&c.grace, "shutdown-grace", 10*time.Second, "how long a stop (SIGINT, SIGTERM) may take to drain and flush, from the signal; keep it under the orchestrator's (Kubernetes terminationGracePeriodSeconds)")
 }
 
 // platform is the shared machinery of a process: logs, metrics, traces, the
@@ -84,6 +86,12 @@ func startPlatform(ctx context.Context, cfg config, service string, stderr io.Wr
 	}
 	if cfg.holdDays < 1 || cfg.holdDays > 365 {
 		return nil, fmt.Errorf("--hold-days %d: want 1 to 365", cfg.holdDays)
+	}
+	if cfg.rpcTimeout <= 0 {
+		return nil, fmt.Errorf("--rpc-timeout %v: want a positive duration", cfg.rpcTimeout)
+	}
+	if cfg.grace <= 0 {
+		return nil, fmt.Errorf("--shutdown-grace %v: want a positive duration", cfg.grace)
 	}
 	p := &platform{cfg: cfg, log: obs.NewLogger(stderr, level, cfg.logJSON), reg: obs.NewRegistry()}
 	var err error

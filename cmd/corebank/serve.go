@@ -127,14 +127,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	p.log.Info("serving", "service", *service, "http", srv.addr(), "store", cfg.storeKind)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
+	// The grace period starts when the stop does, not when the process did.
+	grace := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), cfg.grace)
+	}
 	select {
 	case <-ctx.Done():
+		sctx, cancel := grace()
+		defer cancel()
 		// HTTP first, so that no RPC reaches a stopped service; the
 		// gateway's stop drains its ISO 8583 connections itself.
 		return errors.Join(srv.stop(sctx), stopAll(sctx))
 	case err := <-srv.done:
+		sctx, cancel := grace()
+		defer cancel()
 		return errors.Join(fmt.Errorf("http server: %w", err), stopAll(sctx))
 	}
 }

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 // from the in-process ledger. SIGTERM stops it cleanly.
 func TestServeLedgerOverHTTP(t *testing.T) {
 	pg := storetest.Database(t)
-	led := startServe(t, nil, "--service", "ledger", "--store", "postgres", "--postgres-url", pg)
+	led := startServe(t, nil, "--service", "ledger", "--store", "postgres", "--postgres-url", pg, "--shutdown-grace", "1s")
 	base := led.base
 
 	ctx := rpc.WithCaller(context.Background(), "test")
@@ -72,6 +72,9 @@ func TestServeLedgerOverHTTP(t *testing.T) {
 		t.Errorf("balance over HTTP: %+v, %v", b, err)
 	}
 
+	// Up for longer than its grace period: the grace runs from the
+	// signal, so it still stops cleanly.
+	time.Sleep(1500 * time.Millisecond)
 	led.stop(t)
 }
 

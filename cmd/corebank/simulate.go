@@ -50,6 +50,9 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := checkRate("--rate", *rate); err != nil || *rate == 0 {
+		return fmt.Errorf("simulate: --rate %v: want more than 0, at most %g per second", *rate, float64(maxRate))
+	}
 	cards, err := readCardsFile(*cardsFile)
 	if err != nil {
 		return err
