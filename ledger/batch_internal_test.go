@@ -130,3 +130,43 @@ func TestAvailableSaturates(t *testing.T) {
 		t.Errorf("unforced debit of an account deep in debt: %v, want insufficient_funds", err)
 	}
 }
+
+// A caller in this process that gives up on a queued transfer (its
+// deadline) and reuses its legs and metadata must not change what the
+// ledger commits; nor may changing a result change the request or another
+// caller's result. Over HTTP none of this can happen: the in-process
+// transport must not differ.
+func TestRequestsAndResultsAreTheLedgersOwn(t *testing.T) {
+	f := newBatchFix(t)
+	// Hold the writer, so the transfer waits in its batch.
+	conn, err := f.l.db.Write.Conn(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := TransferRequest{Key: "late", Legs: []Leg{{f.cust, -5, "GBP"}, {f.fund, 5, "GBP"}}, Metadata: map[string]string{"k": "v"}}
+	ctx, cancel := context.WithTimeout(f.ctx, 50*time.Millisecond)
+	_, err = f.l.Transfer(ctx, req)
+	cancel()
+	if !errors.Is(err, errors.Timeout) {
+		t.Fatalf("Transfer with the writer held = %v, want timeout", err)
+	}
+	req.Legs[1].Amount, req.Metadata["k"] = 5000, "reused"
+	conn.Close()
+	got, err := f.l.Transfer(f.ctx, TransferRequest{Key: "late", Legs: []Leg{{f.cust, -5, "GBP"}, {f.fund, 5, "GBP"}}, Metadata: map[string]string{"k": "v"}})
+	if err != nil || got.Legs[1].Amount != 5 || got.Metadata["k"] != "v" {
+		t.Fatalf("the retry = %+v, %v; want the transfer as first sent", got, err)
+	}
+	if err := Verify(f.ctx, f.l.db); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+
+	// Results: one's own, in the same batch too.
+	a := queued(opTransfer, "twice", &TransferRequest{Key: "twice", Legs: []Leg{{f.cust, -1, "GBP"}, {f.fund, 1, "GBP"}}, Metadata: map[string]string{"k": "v"}})
+	b := queued(opTransfer, "twice", &TransferRequest{Key: "twice", Legs: []Leg{{f.cust, -1, "GBP"}, {f.fund, 1, "GBP"}}, Metadata: map[string]string{"k": "v"}})
+	f.l.commit([]*op{a, b})
+	ra, rb := a.res.(*Transfer), b.res.(*Transfer)
+	ra.Legs[0].Amount, ra.Metadata["k"] = -999, "changed"
+	if rb.Legs[0].Amount != -1 || rb.Metadata["k"] != "v" {
+		t.Errorf("changing one caller's result changed another's: %+v", rb)
+	}
+}

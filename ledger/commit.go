@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -346,7 +347,7 @@ func (b *batch) apply(o *op) {
 			o.err = errors.New(errors.Conflict, "idempotency key already used for a different request")
 			return
 		}
-		o.res = p.res
+		o.res = cloneResult(p.res) // each caller its own, as over HTTP
 		return
 	}
 	if p, ok := b.priors[o.key]; ok {
@@ -818,4 +819,22 @@ func (b *batch) write(ctx context.Context) error {
 		return err
 	}
 	return b.l.ins.outbox.Append(ctx, b.tx, b.events...)
+}
+
+// cloneResult copies a write's result, with its slices and maps.
+func cloneResult(res any) any {
+	switch r := res.(type) {
+	case *Transfer:
+		c := *r
+		c.Legs, c.Metadata = slices.Clone(r.Legs), maps.Clone(r.Metadata)
+		return &c
+	case *Hold:
+		c := *r
+		c.Metadata = maps.Clone(r.Metadata)
+		return &c
+	case *Account:
+		c := *r
+		return &c
+	}
+	return res
 }

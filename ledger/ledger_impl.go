@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -253,6 +255,11 @@ func (l *Ledger) CloseAccount(ctx context.Context, req CloseAccountRequest) (*Ac
 
 // Transfer implements Service.
 func (l *Ledger) Transfer(ctx context.Context, req TransferRequest) (*Transfer, error) {
+	// The ledger's own copy, before it is validated and hashed: a caller in
+	// this process keeps its slice and map, and may reuse them while the
+	// write waits in a batch (after a timeout, say), as a caller over HTTP
+	// cannot.
+	req.Legs, req.Metadata = slices.Clone(req.Legs), maps.Clone(req.Metadata)
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
@@ -265,6 +272,7 @@ func (l *Ledger) Transfer(ctx context.Context, req TransferRequest) (*Transfer, 
 
 // PlaceHold implements Service.
 func (l *Ledger) PlaceHold(ctx context.Context, req PlaceHoldRequest) (*Hold, error) {
+	req.Metadata = maps.Clone(req.Metadata) // the ledger's own (see Transfer)
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
@@ -281,6 +289,7 @@ func (l *Ledger) IncrementHold(ctx context.Context, req IncrementHoldRequest) (*
 
 // PostHold implements Service.
 func (l *Ledger) PostHold(ctx context.Context, req PostHoldRequest) (*Hold, error) {
+	req.Metadata = maps.Clone(req.Metadata) // the ledger's own (see Transfer)
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
