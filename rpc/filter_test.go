@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -162,6 +163,26 @@ func TestMetrics(t *testing.T) {
 	}
 	if observed != 6 {
 		t.Errorf("duration histogram has %d observations, want 6", observed)
+	}
+}
+
+// Requests for routes nothing serves share one series: their names come
+// from the caller, who must not be able to mint series.
+func TestMetricsUnknownRoutes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := rpc.Chain(newTestRouter().Service(), rpc.Metrics(reg))
+	ctx := context.Background()
+	for i := range 5 {
+		_, err := rpc.Call[greetResp](ctx, s, fmt.Sprintf("svc%d", i), fmt.Sprintf("m%d", i), greetReq{Name: "x"})
+		if errors.CodeOf(err) != errors.NotFound {
+			t.Fatalf("unknown route = %v, want not_found", err)
+		}
+	}
+	if v, _ := counter(t, reg, "unknown", "unknown", "not_found"); v != 5 {
+		t.Errorf("unknown/unknown not_found = %v, want 5", v)
+	}
+	if n := len(gather(t, reg, "corebank_rpc_requests_total")); n != 1 {
+		t.Errorf("%d request series, want 1", n)
 	}
 }
 

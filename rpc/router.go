@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	stderrors "errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -110,10 +111,14 @@ func (r *Router) Service() Service {
 	return r.serve
 }
 
+// errUnknownMethod is the cause of a request for a route no handler serves,
+// so that filters can tell it from a handler's NotFound.
+var errUnknownMethod = stderrors.New("rpc: unknown method")
+
 func (r *Router) serve(ctx context.Context, req Request) Response {
 	h, ok := (*r.handlers.Load())[route{req.Service, req.Method}]
 	if !ok {
-		return Response{Err: errors.Errorf(errors.NotFound, "unknown method %s/%s", req.Service, req.Method)}
+		return Response{Err: errors.Wrap(errUnknownMethod, errors.NotFound, fmt.Sprintf("unknown method %s/%s", req.Service, req.Method))}
 	}
 	if CallerFrom(ctx) != req.Caller {
 		ctx = WithCaller(ctx, req.Caller)
