@@ -18,7 +18,10 @@ import (
 // publishes them as events with ID "<service>-<seq>", and deletes them only
 // once the Publisher has returned nil (the broker stored them). A crash
 // between the publish and the delete publishes the rows again on restart with
-// the same ids, which the broker drops as duplicates.
+// the same ids, which the broker drops as duplicates. A delete that fails
+// (the database refusing writes) is retried before anything is published
+// again, so a long outage does not republish the same rows past the
+// broker's duplicate window.
 //
 // The relay deletes what it published rather than remembering how far it got:
 // on PostgreSQL a transaction that took a lower seq can commit after one with
@@ -72,7 +75,12 @@ type Relay struct {
 	published prometheus.Counter
 	backlog   prometheus.Gauge
 
-	mu        sync.Mutex // one pass at a time; guards lastCount
+	mu sync.Mutex // one pass at a time; guards lastCount and undeleted
+	// undeleted are seqs published but not yet deleted (the delete
+	// failed): the next pass deletes them before it publishes anything, so
+	// a database refusing writes does not make the relay publish the same
+	// rows again and again, past the broker's duplicate window.
+	undeleted []any
 	lastCount time.Time
 }
 
@@ -228,6 +236,20 @@ func backoff(failures int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// deletePublished deletes the outbox rows with seqs, published.
+func (r *Relay) deletePublished(ctx context.Context, seqs []any) error {
+	db := r.DB
+	for s := seqs; len(s) > 0; {
+		n := min(len(s), deleteChunk)
+		q := `DELETE FROM outbox WHERE seq IN (` + store.Placeholders(n, 1) + `)`
+		if _, err := db.Write.ExecContext(ctx, db.Rebind(q), s[:n]...); err != nil {
+			return fmt.Errorf("event: delete published %s events: %w", db.Service, err)
+		}
+		s = s[n:]
+	}
+	return nil
+}
+
 // Flush publishes every event in the outbox when it is called, and returns
 // when they are published and deleted or at the first error. Events
 // committed during the Flush may be left for Run. Use it on shutdown, after
@@ -260,6 +282,12 @@ func (r *Relay) pass(ctx context.Context, upTo int64) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	db := r.DB
+	if len(r.undeleted) > 0 {
+		if err := r.deletePublished(ctx, r.undeleted); err != nil {
+			return 0, err
+		}
+		r.undeleted = nil
+	}
 	limit := r.batch()
 	q, args := `SELECT seq, topic, key, payload, created_at FROM outbox ORDER BY seq LIMIT ?`, []any{limit}
 	if upTo > 0 {
@@ -292,17 +320,14 @@ func (r *Relay) pass(ctx context.Context, upTo int64) (int, error) {
 		if err := r.Publisher.Publish(ctx, evs); err != nil {
 			return 0, fmt.Errorf("event: publish %s %s..%s: %w", db.Service, evs[0].ID, evs[len(evs)-1].ID, err)
 		}
-		for s := seqs; len(s) > 0; {
-			n := min(len(s), deleteChunk)
-			q := `DELETE FROM outbox WHERE seq IN (` + store.Placeholders(n, 1) + `)`
-			if _, err := db.Write.ExecContext(ctx, db.Rebind(q), s[:n]...); err != nil {
-				// Published but not deleted: the next pass publishes these
-				// again under the same ids and the broker drops them.
-				return 0, fmt.Errorf("event: delete published %s events: %w", db.Service, err)
-			}
-			s = s[n:]
-		}
 		r.published.Add(float64(len(evs)))
+		if err := r.deletePublished(ctx, seqs); err != nil {
+			// Published, not deleted: remembered, to be deleted before
+			// anything else. Only a restart publishes them again (same
+			// ids: the broker drops them within its window).
+			r.undeleted = seqs
+			return len(evs), err
+		}
 	}
 	if r.Registerer != nil && time.Since(r.lastCount) >= r.interval() {
 		var n int64

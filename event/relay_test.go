@@ -103,6 +103,49 @@ func TestRelay(t *testing.T) {
 				}
 			})
 
+			// The database refuses writes (a full disk, a read-only
+			// replica after failover): the published rows are deleted on
+			// the next attempt, not published again on every retry, past
+			// the broker's duplicate window.
+			t.Run("a failed delete is retried, the rows not published again", func(t *testing.T) {
+				t.Parallel()
+				db := eng.open(t)
+				mustAppend(t, db, mkEvents(1, 2)...)
+				refuse, allow := `CREATE TRIGGER nodelete BEFORE DELETE ON outbox BEGIN SELECT RAISE(ABORT, 'read-only'); END`, `DROP TRIGGER nodelete`
+				if db.Dialect == store.Postgres {
+					refuse = `CREATE FUNCTION nodelete() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'read-only'; END $$ LANGUAGE plpgsql;
+						CREATE TRIGGER nodelete BEFORE DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION nodelete()`
+					allow = `DROP TRIGGER nodelete ON outbox`
+				}
+				if _, err := db.Write.Exec(refuse); err != nil {
+					t.Fatal(err)
+				}
+				var m event.Memory // drops repeats, as the broker does within its window
+				var sent atomic.Int64
+				counting := event.PublisherFunc(func(ctx context.Context, evs []event.Event) error {
+					sent.Add(int64(len(evs)))
+					return m.Publish(ctx, evs)
+				})
+				r := &event.Relay{DB: db, Publisher: counting}
+				for range 3 {
+					if err := r.Flush(context.Background()); err == nil || !strings.Contains(err.Error(), "read-only") {
+						t.Fatalf("Flush = %v, want the delete's error", err)
+					}
+				}
+				if n := sent.Load(); n != 2 {
+					t.Fatalf("%d events sent over three failing attempts, want the 2 once", n)
+				}
+				if _, err := db.Write.Exec(allow); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Flush(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if n := outboxRows(t, db); n != 0 || ids(m.Published()) != "svc-1,svc-2" || sent.Load() != 2 {
+					t.Fatalf("after the database recovered: %d rows left, published %s, %d sent", n, ids(m.Published()), sent.Load())
+				}
+			})
+
 			t.Run("events committed while it lingers go out in one publish", func(t *testing.T) {
 				t.Parallel()
 				db := eng.open(t)
