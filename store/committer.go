@@ -29,7 +29,12 @@ import (
 // Functions must only run SQL on the transaction and the context they are
 // given (the group's, not the caller's: one caller giving up must not break
 // the others' transaction), and must not wait on anything else, such as an
-// RPC: the group waits with them.
+// RPC: the group waits with them. They must close their rows and return
+// every statement's error: on PostgreSQL a function that returns (or
+// panics) with rows open leaves the connection busy, and one that swallows
+// a statement's error leaves the transaction aborted; either way its
+// savepoint cannot be rolled back and the whole group fails Unavailable
+// (nothing stored, every caller told to retry).
 //
 // The ledger has its own committer, which also loads each batch's state in
 // a few queries; Committer is for services whose transactions are small and

@@ -26,6 +26,11 @@ import (
 // Processes may migrate the same database at once (replicas starting
 // together): on PostgreSQL they take turns on an advisory lock, on SQLite on
 // the write lock, and each migration is applied exactly once.
+//
+// A migration recorded under a different file name than its number's file
+// now has, or a new migration numbered below one already applied, is an
+// error: the schema would not be what the code expects. (An applied file
+// edited in place is not detected: never edit one; add another.)
 func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 	files, err := migrationFiles(fsys, db.Dialect)
 	if err != nil {
@@ -48,12 +53,23 @@ func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 			if err := migrationLock(ctx, db, tx); err != nil {
 				return err
 			}
-			var n int
-			if err := tx.QueryRowContext(ctx, db.Rebind(`SELECT COUNT(*) FROM schema_migrations WHERE set_name = ? AND version = ?`), set, m.version).Scan(&n); err != nil {
+			var applied string
+			switch err := tx.QueryRowContext(ctx, db.Rebind(`SELECT name FROM schema_migrations WHERE set_name = ? AND version = ?`), set, m.version).Scan(&applied); {
+			case err == nil && applied == m.file:
+				return nil
+			case err == nil:
+				// Renamed, or another file took its number: what was
+				// applied is not what the code expects.
+				return fmt.Errorf("migration %d was applied as %s, but the file is now %s", m.version, applied, m.file)
+			case err != sql.ErrNoRows:
 				return err
 			}
-			if n > 0 {
-				return nil
+			var highest int
+			if err := tx.QueryRowContext(ctx, db.Rebind(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE set_name = ?`), set).Scan(&highest); err != nil {
+				return err
+			}
+			if highest > m.version {
+				return fmt.Errorf("%s is new but migration %d is already applied: add migrations after the last one", m.file, highest)
 			}
 			body, err := fs.ReadFile(fsys, m.file)
 			if err != nil {

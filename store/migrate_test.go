@@ -89,6 +89,20 @@ func TestMigrate(t *testing.T) {
 			}
 		})
 
+		t.Run("a renamed or late-numbered migration is refused", func(t *testing.T) {
+			renamed := fstest.MapFS{"1_accounts_v2.sql": file("SELECT 1;"), "2_seed.sql": fsys["2_seed.sql"], "10_double.sql": fsys["10_double.sql"]}
+			if err := store.Migrate(ctx, db, "ledger", renamed); err == nil || !strings.Contains(err.Error(), "applied as 1_accounts.sql") {
+				t.Errorf("renamed migration: %v, want refused", err)
+			}
+			late := fstest.MapFS{"1_accounts.sql": fsys["1_accounts.sql"], "2_seed.sql": fsys["2_seed.sql"], "5_late.sql": file("INSERT INTO accounts (id, balance) VALUES ('late', 1000);"), "10_double.sql": fsys["10_double.sql"]}
+			if err := store.Migrate(ctx, db, "ledger", late); err == nil || !strings.Contains(err.Error(), "5_late.sql is new but migration 11 is already applied") {
+				t.Errorf("late-numbered migration: %v, want refused", err)
+			}
+			if got := count(t, db.Read, "SELECT SUM(balance) FROM accounts"); got != 35 {
+				t.Errorf("sum of balances = %d, want 35: nothing applied", got)
+			}
+		})
+
 		t.Run("sets are recorded apart", func(t *testing.T) {
 			outbox := fstest.MapFS{"1_outbox.sql": file("CREATE TABLE outbox (id INTEGER PRIMARY KEY, payload TEXT);")}
 			if err := store.Migrate(ctx, db, "outbox", outbox); err != nil {
