@@ -134,6 +134,11 @@ type Request struct {
 	// the advice is applied even if it overdraws. An advice without StandIn
 	// reports a decline by the network and is only recorded.
 	StandIn bool `json:"stand_in,omitempty"`
+	// AuthCode, on a stand-in advice: the approval code the network gave
+	// the acquirer (DE38), which its clearing will carry. Recorded as the
+	// decision's code when it is six of 0-9 A-Z; otherwise the service
+	// makes its own.
+	AuthCode string `json:"auth_code,omitempty"`
 }
 
 // ReversalRequest reverses, fully or partly, an earlier authorization or

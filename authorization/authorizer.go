@@ -568,7 +568,10 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 	}
 	now := a.cfg.Now().UTC()
 	r.status = statusPending
-	r.AuthCode = a.authCode()
+	r.AuthCode = req.AuthCode // the network's, which its clearing carries
+	if !isAuthCode(r.AuthCode) {
+		r.AuthCode = a.authCode()
+	}
 	r.op, r.opKey, r.opAmount, r.opTarget, r.opForce = opPlace, r.networkKey, amount, settlement, true
 	r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
 	got, _, err := a.insert(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
@@ -1267,4 +1270,10 @@ func (a *Authorizer) lockCtx(ctx context.Context, name string) (func(), error) {
 		return nil, err
 	}
 	return l.Release, nil
+}
+
+// isAuthCode reports whether s is an approval code as this service makes
+// them and clearing files carry them: six of 0-9 A-Z.
+func isAuthCode(s string) bool {
+	return len(s) == 6 && strings.Trim(s, authCodeAlphabet) == ""
 }

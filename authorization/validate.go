@@ -1,7 +1,6 @@
 package authorization
 
 import (
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -51,7 +50,7 @@ func (q *ReferenceQuery) validate() error {
 			return badf("rrn must be printable ASCII without ':'")
 		}
 	}
-	if len(q.AuthCode) != 6 || strings.Trim(q.AuthCode, authCodeAlphabet) != "" {
+	if !isAuthCode(q.AuthCode) {
 		return badf("auth_code must be six characters 0-9 A-Z")
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -335,7 +337,31 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 			return g.timeoutAnswer(msg)
 		}
 	}
-	return g.respond(msg, g.answer(req, f.d))
+	a := g.answer(req, f.d)
+	resp, err := Respond(msg, a)
+	if err == nil {
+		return resp, string(a.Code)
+	}
+	if reconcile && f.d.Approved && (f.d.HoldID != "" || f.d.TransferID != "") {
+		// An approval that cannot be said: undo it, as after a timeout,
+		// so that the books agree with what the network hears.
+		log.Error("cardnet: an approval cannot be laid out; reversing it and answering per the timeout policy", "err", err)
+		g.mu.Lock()
+		if _, ok := g.timedOut[key]; !ok {
+			g.rememberTimeout(key, false)
+		}
+		g.mu.Unlock()
+		resp, code := g.reconciledAnswer(ctx, msg, n, log)
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
+			defer cancel()
+			g.reverseLate(rctx, n, f.d, nil, log)
+		}()
+		return resp, code
+	}
+	return g.respond(msg, a)
 }
 
 // join returns the flight of key, starting one if there is none (joined
@@ -551,6 +577,9 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 		r := authRequest(req)
 		r.Kind = authorization.KindAdvice
 		r.StandIn = req.ResponseCode.Approval()
+		if r.StandIn {
+			r.AuthCode = req.AuthID // DE38: the code the network approved with
+		}
 		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Advise(ctx, r) }, false, ""
 	case MTIReversalRequest, MTIReversalAdvice:
 		r := reversalRequest(req)
@@ -635,8 +664,12 @@ func reversalRequest(req *Request) authorization.ReversalRequest {
 		r.Amount = *req.ReplacementAmount
 		if req.BillingAmount > 0 && req.Amount > 0 {
 			// DE95 is in the transaction currency; the hold in the billing
-			// currency: scale by the original's rate.
-			r.Amount = *req.ReplacementAmount * req.BillingAmount / req.Amount
+			// currency: scale by the original's rate. Something left must
+			// stay something: 0 would mean a full reversal.
+			r.Amount = scale(*req.ReplacementAmount, req.BillingAmount, req.Amount)
+			if *req.ReplacementAmount > 0 {
+				r.Amount = max(r.Amount, 1)
+			}
 		}
 	}
 	return r
@@ -653,7 +686,7 @@ func (g *Gateway) answer(req *Request, d *authorization.Decision) Answer {
 			a.BillingAmount = d.Amount
 			// The transaction amount approved, at the request's rate,
 			// rounded down so the merchant is never told more.
-			a.Amount = req.Amount * d.Amount / req.BillingAmount
+			a.Amount = scale(req.Amount, d.Amount, req.BillingAmount)
 		} else {
 			a.Amount = d.Amount
 		}
@@ -662,4 +695,16 @@ func (g *Gateway) answer(req *Request, d *authorization.Decision) Answer {
 		a.Amount = min(max(a.Amount, 1), req.Amount-1)
 	}
 	return a
+}
+
+// scale returns x*num/den rounded down, for non-negative amounts of up to
+// twelve digits, whose product overflows int64: computed in 128 bits.
+// den must be positive.
+func scale(x, num, den int64) int64 {
+	hi, lo := bits.Mul64(uint64(x), uint64(num))
+	if hi >= uint64(den) {
+		return math.MaxInt64 // cannot happen for amounts of twelve digits
+	}
+	q, _ := bits.Div64(hi, lo, uint64(den))
+	return int64(min(q, math.MaxInt64))
 }

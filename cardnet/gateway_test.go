@@ -614,3 +614,75 @@ func TestGatewayDeadline(t *testing.T) {
 		b.wantBalance(h.account, 100_00, 1_00)
 	})
 }
+
+// Amounts at the edges of the standard: what is answered is what is held.
+func TestGatewayAmountEdges(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	ctx := context.Background()
+
+	t.Run("a zero cardholder billing amount is a format error, nothing held", func(t *testing.T) {
+		h := b.holder(10_00, card.Controls{})
+		req := b.purchase(h, 25_00)
+		req.PartialApproval = true
+		m := MustMessage(t, req)
+		m.Set(6, "000000000000")
+		m.Set(51, "826")
+		if resp := MustSend(t, b.client, m); resp.Get(39) != string(cardnet.FormatError) {
+			t.Errorf("DE39 %s, want 30", resp.Get(39))
+		}
+		b.wantBalance(h.account, 10_00, 0)
+	})
+
+	t.Run("a partial reversal in another currency leaves something held", func(t *testing.T) {
+		h := b.holder(100_00, card.Controls{})
+		req := b.purchase(h, 1000)
+		req.Currency = "JPY"
+		req.BillingAmount, req.BillingCurrency = 5_30, "GBP"
+		b.wantCode(req, cardnet.Approved)
+		rev := b.follow(req, cardnet.MTIReversalRequest)
+		remain := int64(1) // ¥1 stays authorized: at the rate, less than a penny
+		rev.ReplacementAmount = &remain
+		b.wantCode(rev, cardnet.Approved)
+		b.wantBalance(h.account, 100_00, 1)
+	})
+
+	t.Run("a stand-in advice keeps the network's approval code", func(t *testing.T) {
+		h := b.holder(5_00, card.Controls{})
+		adv := b.purchase(h, 20_00)
+		adv.MTI = cardnet.MTIAuthorizationAdvice
+		adv.ResponseCode = cardnet.Approved
+		adv.AuthID = "STNDIN"
+		adv.CVC2 = ""
+		b.wantCode(adv, cardnet.Approved)
+		d, err := b.auth.ByNetworkID(ctx, authorization.NetworkID{Acquirer: "123456", STAN: adv.STAN, RRN: adv.RRN, TransmissionTime: adv.TransmissionTime.String()})
+		if err != nil || d.AuthCode != "STNDIN" {
+			t.Fatalf("recorded %+v, %v; want the network's code STNDIN", d, err)
+		}
+		// So clearing finds it by reference.
+		if _, err := b.auth.ByReference(ctx, authorization.ReferenceQuery{CardID: h.card.ID, RRN: adv.RRN, AuthCode: "STNDIN"}); err != nil {
+			t.Errorf("ByReference(rrn, STNDIN): %v", err)
+		}
+	})
+}
+
+// A partial approval that cannot be said (a transaction amount of ¥1 leaves
+// no smaller amount to approve) is undone like a late one: 91, nothing held.
+func TestGatewayApprovalThatCannotBeSaidIsReversed(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(50, card.Controls{})
+	req := b.purchase(h, 1)
+	req.Currency = "JPY"
+	req.BillingAmount, req.BillingCurrency = 1_00, "GBP"
+	req.PartialApproval = true
+	b.wantCode(req, cardnet.IssuerUnavailable)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.wantBalance(h.account, 50, 0)
+	// The network's repeat hears the same.
+	repeat := *req
+	repeat.MTI = "0101"
+	b.wantCode(&repeat, cardnet.IssuerUnavailable)
+}
