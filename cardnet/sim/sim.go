@@ -574,6 +574,10 @@ func (r *run) clearing(rnd *rand.Rand) *ClearingFile {
 	if len(f.ID) > 32 {
 		f.ID = f.ID[len(f.ID)-32:]
 	}
+	// The ARNs' sequence starts at random: two runs on one day must not
+	// present different transactions under one reference (clearing would
+	// skip the second as a duplicate presentment).
+	base := rnd.IntN(100_000_000_000 - 1_000_000)
 	for _, a := range r.res.Approvals {
 		if a.Outstanding <= 0 || a.OutstandingBilling <= 0 {
 			continue
@@ -587,7 +591,7 @@ func (r *run) clearing(rnd *rand.Rand) *ClearingFile {
 			Currency:        a.Currency,
 			BillingAmount:   a.OutstandingBilling,
 			BillingCurrency: a.BillingCurrency,
-			ARN:             arn(a.Network.Acquirer, now, n),
+			ARN:             arn(a.Network.Acquirer, now, base+n),
 			AuthCode:        a.AuthCode,
 			Network:         a.Network,
 			Merchant:        a.Merchant.DE43(),

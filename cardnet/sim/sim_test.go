@@ -354,3 +354,24 @@ func parseClearing(t *testing.T, b []byte) map[string]clearingRecord {
 	}
 	return out
 }
+
+// Two runs on one day present their transactions under references of their
+// own: clearing skips a reference it has seen as a duplicate presentment.
+func TestSimulatorRunsDoNotShareARNs(t *testing.T) {
+	is := newIssuer(t)
+	addr := startIssuer(t, is)
+	a := runSim(t, addr, 21, nil)
+	b := runSim(t, addr, 22, nil)
+	seen := map[string]bool{}
+	for _, r := range a.Clearing.Records {
+		seen[r.ARN] = true
+	}
+	if len(seen) == 0 || len(b.Clearing.Records) == 0 {
+		t.Fatalf("runs cleared %d and %d records: the test proves nothing", len(seen), len(b.Clearing.Records))
+	}
+	for _, r := range b.Clearing.Records {
+		if seen[r.ARN] {
+			t.Fatalf("ARN %s in both runs' clearing files", r.ARN)
+		}
+	}
+}
