@@ -9,4 +9,12 @@
 // simulate` runs it against any gateway; `corebank bench auth` uses its
 // Traffic to drive load. It only ever speaks ISO 8583 over TCP: it knows
 // nothing of the bank behind the gateway.
+//
+// Like a store-and-forward network, it sends a reversal or a stand-in
+// advice the issuer did not acknowledge (no answer, or not 00) again as a
+// repeat (0401, 0121), up to five times, and counts it on its own side
+// whatever the issuer says: the clearing file presents what remains after
+// reversals, and every stand-in approval, since the network paid it. Each
+// run's acquirer references (ARNs) start at a random point, so that two
+// runs on one day never present under one reference.
 package sim

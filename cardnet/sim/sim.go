@@ -410,19 +410,23 @@ func (r *run) play(ctx context.Context, pl plan) {
 		req.ResponseCode, req.AuthID, req.AdviceReason = cardnet.Approved, pl.authCode, adviceReasonStandIn
 	}
 	m, resp, err := r.sendRequest(ctx, req)
+	if pl.kind == KindStandIn && m != nil {
+		// The network approved and paid, whatever the issuer answers: it
+		// sends the advice until acknowledged, and clears the approval.
+		if err != nil || resp.Get(39) != string(cardnet.Approved) {
+			r.forward(ctx, m)
+		}
+		a := standInApproval(req, &pl)
+		r.mu.Lock()
+		r.res.Approvals = append(r.res.Approvals, *a)
+		r.mu.Unlock()
+		return
+	}
 	if err != nil {
 		r.log.Warn("sim: no answer", "kind", pl.kind, "req", req, "err", err)
 		return
 	}
-	var a *Approval
-	if pl.kind == KindStandIn {
-		if resp.Get(39) == string(cardnet.Approved) { // acknowledged: the network's approval stands
-			a = approved(pl.kind, req, resp, &pl)
-			a.AuthCode = pl.authCode
-		}
-	} else {
-		a = approved(pl.kind, req, resp, &pl)
-	}
+	a := approved(pl.kind, req, resp, &pl)
 	r.log.Debug("sim: answered", "kind", pl.kind, "req", req, "code", resp.Get(39))
 
 	switch pl.kind {
@@ -447,6 +451,50 @@ func (r *run) play(ctx context.Context, pl plan) {
 		r.res.Approvals = append(r.res.Approvals, *a)
 		r.mu.Unlock()
 	}
+}
+
+// forwardTries bounds how often the simulator sends an advice or a reversal
+// the issuer has not acknowledged (00) again, as a repeat.
+const forwardTries = 5
+
+// forward sends m (an advice or a reversal the issuer did not acknowledge)
+// again as a repeat, as a store-and-forward network does, until it is
+// acknowledged or forwardTries pass, and reports whether it was.
+func (r *run) forward(ctx context.Context, m *cardnet.Message) bool {
+	again := m.Clone()
+	again.SetMTI(m.MTI()[:3] + "1")
+	for try := 1; try <= forwardTries; try++ {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Duration(try) * 100 * time.Millisecond):
+		}
+		resp, err := r.send(ctx, again)
+		if err == nil && resp.Get(39) == string(cardnet.Approved) {
+			return true
+		}
+	}
+	r.log.Warn("sim: an advice or reversal was never acknowledged", "mti", m.MTI(), "stan", m.Get(11), "rrn", m.Get(37))
+	return false
+}
+
+// standInApproval is the approval a stand-in advice reports: the network's,
+// with its approval code, for the amounts the advice carries.
+func standInApproval(req *cardnet.Request, pl *plan) *Approval {
+	a := &Approval{
+		Kind: KindStandIn, MTI: req.BaseMTI(),
+		Network:        NetworkID{Acquirer: req.AcquirerID, STAN: req.STAN, RRN: req.RRN, TransmissionTime: req.TransmissionTime.String()},
+		PAN:            req.PAN,
+		ProcessingCode: req.ProcessingCode,
+		Amount:         req.Amount, Currency: req.Currency,
+		BillingAmount: req.Amount, BillingCurrency: req.Currency,
+		AuthCode: pl.authCode, Code: cardnet.Approved, Merchant: catalogue[pl.merchant],
+	}
+	if req.BillingCurrency != "" {
+		a.BillingAmount, a.BillingCurrency = req.BillingAmount, req.BillingCurrency
+	}
+	a.Outstanding, a.OutstandingBilling = a.Amount, a.BillingAmount
+	return a
 }
 
 // repeat sends m again as a repeat (same ids, MTI ending in 1) and checks
@@ -500,20 +548,24 @@ func (r *run) reverse(ctx context.Context, a *Approval, remain int64, repeat boo
 		req.ReplacementAmount = &remain
 	}
 	m, resp, err := r.sendRequest(ctx, req)
-	if err != nil {
-		return
+	if m == nil {
+		return // not laid out: never sent
 	}
-	if resp.Get(39) == string(cardnet.Approved) {
-		r.mu.Lock()
-		if remain > 0 {
-			a.OutstandingBilling = billing(remain, a.Currency, a.BillingCurrency)
-		} else {
-			a.OutstandingBilling = 0
-		}
-		a.Outstanding = remain
-		r.mu.Unlock()
+	// The network reverses on its side whatever the issuer answers, and
+	// sends the reversal until acknowledged; it clears what remains.
+	acked := err == nil && resp.Get(39) == string(cardnet.Approved)
+	if !acked {
+		acked = r.forward(ctx, m)
 	}
-	if repeat {
+	r.mu.Lock()
+	if remain > 0 {
+		a.OutstandingBilling = billing(remain, a.Currency, a.BillingCurrency)
+	} else {
+		a.OutstandingBilling = 0
+	}
+	a.Outstanding = remain
+	r.mu.Unlock()
+	if repeat && err == nil {
 		r.repeat(ctx, m, resp)
 	}
 }
