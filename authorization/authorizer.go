@@ -584,13 +584,22 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 	return a.complete(ctx, got, held)
 }
 
-// originalOf is original for a message on card cardID: an original of
-// another card is nil, and is left alone (completing it here would race its
-// own decision, whose card lock this one does not hold).
+// originalOf is original for a message on card cardID that builds on it
+// (an incremental, an advice confirming it): an original of another card is
+// nil, and is left alone (completing it here would race its own decision,
+// whose card lock this one does not hold); so is one whose reversal is
+// queued, which is as good as reversed (QueueReversal).
 func (a *Authorizer) originalOf(ctx context.Context, n NetworkID, cardID string) (*record, error) {
 	o, err := a.find(ctx, n.Key())
 	if err != nil || o == nil || o.CardID != cardID {
 		return nil, err
+	}
+	var queued int
+	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM reversal_queue WHERE original_key = ?`, n.Key()).Scan(&queued); err != nil {
+		return nil, fmt.Errorf("authorization: queued reversals of %s: %w", o.ID, err)
+	}
+	if queued > 0 {
+		return nil, nil
 	}
 	return a.original(ctx, n)
 }
@@ -899,6 +908,12 @@ func (a *Authorizer) RecoverQueued(ctx context.Context, olderThan time.Duration)
 			if failed[q.key] {
 				continue
 			}
+			if q.bad != nil {
+				// Left for an operator; the rest of the queue goes on.
+				failed[q.key] = true
+				a.cfg.Log.ErrorContext(ctx, "authorization: a queued reversal is unreadable; skipped", "network_key", q.key, "err", q.bad)
+				continue
+			}
 			d, err := a.reverse(ctx, q.req)
 			if err == nil {
 				err = a.unqueue(ctx, q.key)
@@ -966,7 +981,16 @@ func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decisio
 		return nil, err
 	}
 	rev.OriginalID = orig.ID
+	rev.stampLocked(a.cfg.Now())
 	return a.release(ctx, key, rev, orig, req.Amount)
+}
+
+// stampLocked times a reversal once its card's lock is held: the card's
+// decisions (an increment growing the original, say) are then all before
+// it or all after, and its time says which.
+func (r *record) stampLocked(now time.Time) {
+	r.At = now.UTC()
+	r.updatedAt = r.At.UnixNano()
 }
 
 // reverseIncrement reverses an incremental authorization: its original's
@@ -996,9 +1020,13 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// one holds an original's lock while waiting for another message's.
 	defer a.lock("net:" + inc.originalKey)()
 	defer a.lock("card:" + inc.CardID)()
+	rev.stampLocked(a.cfg.Now())
+	// Covered: the increment reversed already, or its original reversed
+	// after the increment grew it (inc.updatedAt: when it was finished,
+	// under the card's lock, as reversals are timed).
 	var covered int
 	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal'
-		AND (original_key = ? OR (original_key = ? AND at >= ?))`, inc.networkKey, inc.originalKey, inc.At.UnixNano()).Scan(&covered); err != nil {
+		AND (original_key = ? OR (original_key = ? AND at > ?))`, inc.networkKey, inc.originalKey, inc.updatedAt).Scan(&covered); err != nil {
 		return nil, fmt.Errorf("authorization: reversals of %s: %w", inc.ID, err)
 	}
 	if covered > 0 {

@@ -2,6 +2,7 @@ package authorization_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,4 +242,96 @@ func TestQueuedReversals(t *testing.T) {
 			e.wantBalance(t, h.Account, 10_000, 0)
 		})
 	})
+}
+
+// An original whose reversal is queued is as good as reversed to what
+// builds on it: a stand-in advice naming it places its own hold (the
+// network paid), and an incremental of it is declined.
+func TestQueuedReversalCountsForWhatBuildsOnIt(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(10_000, card.Controls{})
+		req := e.purchase(h, 1000)
+		must(t)(e.a.Authorize(ctx, req)) // the late approval the network never heard
+		if err := e.a.QueueReversal(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}); err != nil {
+			t.Fatal(err)
+		}
+		inc := e.purchase(h, 500)
+		inc.Kind, inc.Original = authorization.KindIncremental, &req.Network
+		if d := must(t)(e.a.Increment(ctx, inc)); d.Approved {
+			t.Errorf("incremental of an original whose reversal is queued = %+v, want declined", d)
+		}
+		adv := e.purchase(h, 1000)
+		adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry = authorization.KindAdvice, true, &req.Network, "", ""
+		if d := must(t)(e.a.Advise(ctx, adv)); !d.Approved || d.Detail == "confirms_original" {
+			t.Errorf("advice = %+v, want its own forced hold", d)
+		}
+		if n, err := e.a.RecoverQueued(ctx, 0); err != nil || n != 1 {
+			t.Fatalf("RecoverQueued = %d, %v; want 1", n, err)
+		}
+		// The late approval released; the network's stand-in held.
+		e.wantBalance(t, h.Account, 10_000, 1000)
+	})
+}
+
+// A new total for an original applied before an increment of it grew the
+// hold does not cover the increment: its reversal takes it off.
+func TestNewTotalBeforeTheIncrementDoesNotCoverIt(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.SQLite(t, "authorization")
+	e := newEnv(t, db)
+	g := &gatedCard{Service: e.cards, armed: make(chan struct{}, 1), gate: make(chan struct{})}
+	a, err := authorization.Open(ctx, db, authorization.Config{
+		Card: g, Ledger: e.led, Now: e.clk.Now, RecoverEvery: -1,
+		Settlement: map[money.Currency]string{"GBP": e.settlement},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	h := e.holder(10_000, card.Controls{})
+	pre := e.purchase(h, 5000)
+	pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+	must(t)(a.Authorize(ctx, pre))
+	inc := e.purchase(h, 2000)
+	inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+	g.arm.Store(true)
+	done := make(chan *authorization.Decision, 1)
+	go func() {
+		d, err := a.Increment(ctx, inc)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- d
+	}()
+	<-g.armed // the increment is being decided: it has not grown the hold
+	e.clk.Add(time.Second)
+	must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network, Amount: 4000}))
+	e.wantBalance(t, h.Account, 10_000, 4000)
+	close(g.gate)
+	if d := <-done; d == nil || !d.Approved {
+		t.Fatalf("increment = %+v, want approved on the new total", d)
+	}
+	e.wantBalance(t, h.Account, 10_000, 6000)
+	if d := must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc.Network})); d.Amount != 2000 {
+		t.Errorf("reversal of the increment = %+v, want 2000 released", d)
+	}
+	e.wantBalance(t, h.Account, 10_000, 4000)
+}
+
+// gatedCard holds its next Lookup, once armed, until gate closes.
+type gatedCard struct {
+	card.Service
+	arm   atomic.Bool
+	armed chan struct{} // receives once a lookup is held
+	gate  chan struct{}
+}
+
+func (g *gatedCard) Lookup(ctx context.Context, pan string) (*card.Card, error) {
+	if g.arm.CompareAndSwap(true, false) {
+		g.armed <- struct{}{}
+		<-g.gate
+	}
+	return g.Service.Lookup(ctx, pan)
 }

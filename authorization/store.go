@@ -485,6 +485,7 @@ var errNoRows = sql.ErrNoRows
 type queued struct {
 	key string
 	req ReversalRequest
+	bad error // the row could not be read: left for an operator
 }
 
 // queuedReversals returns up to limit reversals queued at or before
@@ -503,9 +504,7 @@ func (a *Authorizer) queuedReversals(ctx context.Context, before int64, limit in
 			return nil, fmt.Errorf("authorization: queued reversals: %w", err)
 		}
 		if err := json.Unmarshal([]byte(body), &q.req); err != nil {
-			// Left for an operator; the rest of the queue goes on.
-			a.cfg.Log.ErrorContext(ctx, "authorization: a queued reversal is unreadable; skipped", "network_key", q.key, "err", err)
-			continue
+			q.bad = fmt.Errorf("unreadable: %w", err)
 		}
 		out = append(out, q)
 	}

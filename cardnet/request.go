@@ -236,10 +236,11 @@ func (p *parser) parse() *Request {
 	r.ProcessingCode = ProcessingCode(p.digits(3, 6, 6))
 	r.Amount = p.amount(4)
 	r.BillingAmount = p.amount(6)
-	if _, ok := m.Lookup(6); ok && r.BillingAmount == 0 {
-		// A cardholder billing amount of nothing would be read as none,
-		// and the transaction amount held in the billing currency.
-		p.fail(6, ErrFormat, "cardholder billing amount is zero")
+	if _, ok := m.Lookup(6); ok && r.BillingAmount == 0 && r.Amount > 0 {
+		// A cardholder billing amount of nothing for something would be
+		// read as none, and the transaction amount held in the billing
+		// currency. (Both zero is a verification, or its reversal.)
+		p.fail(6, ErrFormat, "cardholder billing amount is zero for a transaction amount that is not")
 	}
 	if v := p.digits(7, 10, 10); v != "" {
 		t, err := parseDateTime(v[:4], v[4:])

@@ -324,7 +324,7 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		// was authorized, as far as it still stands (Outstanding, less
 		// any reversal). What the clearings of it add up to beyond that
 		// is debited now, forced: the network has paid it.
-		cleared, err := c.clearedAgainst(ctx, d.ID)
+		cleared, err := c.clearedAgainst(ctx, d.ID, d.CardID)
 		if err != nil {
 			return nil, err
 		}

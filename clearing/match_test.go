@@ -74,6 +74,18 @@ func TestSingleMessageClearings(t *testing.T) {
 			e.wantBalance(t, h.Account, 10_000-1200, 0)
 		})
 
+		t.Run("another card's record with its ids does not count", func(t *testing.T) {
+			a, b := e.holder(10_000), e.holder(10_000)
+			d := e.financial(a, 1000)
+			e.ingest(t, "wrong", file("FIN-WRONG", forAuth("WRONG", b, d, 1000))) // b's card, a's 0200 ids
+			e.wantBalance(t, b.Account, 9000, 0)                                  // forced on b, flagged card_mismatch
+			e.ingest(t, "right", file("FIN-RIGHT", forAuth("RIGHT", a, d, 1000)))
+			if r := e.records(t, "FIN-RIGHT")["RIGHT"]; r.Status != clearing.StatusSettled {
+				t.Errorf("the 0200's own clearing = %s/%s, want settled", r.Status, r.Reason)
+			}
+			e.wantBalance(t, a.Account, 9000, 0) // debited once, at authorization
+		})
+
 		// The excess is stored with the record's plan: a run that dies
 		// after the ledger took it, and the rerun, move it once.
 		t.Run("the excess survives a crash and a rerun", func(t *testing.T) {

@@ -388,11 +388,13 @@ func buildReport(fileID string, recs []Record, now time.Time) *Report {
 
 // clearedAgainst is what records already applied have cleared against
 // authorization id (settled with it, or force-posted beyond it).
-func (c *Clearer) clearedAgainst(ctx context.Context, authorizationID string) (int64, error) {
+// Only records of the authorization's own card count: a record naming its
+// network ids on another card was flagged card_mismatch and posted there.
+func (c *Clearer) clearedAgainst(ctx context.Context, authorizationID, cardID string) (int64, error) {
 	var sum int64
 	err := c.db.Read.QueryRowContext(ctx, c.db.Rebind(`SELECT CAST(COALESCE(SUM(billing_amount), 0) AS BIGINT) FROM clearing_records
-		WHERE authorization_id = ? AND authorization_id <> '' AND kind <> ? AND status IN (?, ?)`),
-		authorizationID, string(KindRefund), string(StatusSettled), string(StatusForced)).Scan(&sum)
+		WHERE authorization_id = ? AND authorization_id <> '' AND card_id = ? AND kind <> ? AND status IN (?, ?)`),
+		authorizationID, cardID, string(KindRefund), string(StatusSettled), string(StatusForced)).Scan(&sum)
 	if err != nil {
 		return 0, fmt.Errorf("clearing: clearings of %s: %w", authorizationID, err)
 	}
