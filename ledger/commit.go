@@ -202,26 +202,6 @@ func (b *batch) load(ctx context.Context, ops []*op) error {
 			holdIDs = append(holdIDs, r.HoldID)
 		}
 	}
-	if err := b.inChunks("key", keys, func(cond string, args []any) error {
-		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT key, id, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at FROM transfers WHERE `+cond), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			var hash []byte
-			p := new(prior)
-			if err := rows.Scan(&k, &p.id, &hash, &p.kind, &p.holdID, &p.accountID, &p.forced, &p.legs, &p.metadata, &p.result, &p.at); err != nil {
-				return err
-			}
-			p.hash = string(hash)
-			b.priors[k] = p
-		}
-		return rows.Err()
-	}); err != nil {
-		return err
-	}
 	if err := b.inChunks("id", holdIDs, func(cond string, args []any) error {
 		_, err := b.loadHolds(ctx, `SELECT `+holdCols+` FROM holds WHERE `+cond+b.forUpdate(), args...)
 		return err
@@ -266,7 +246,7 @@ func (b *batch) load(ctx context.Context, ops []*op) error {
 		ids = append(ids, a)
 	}
 	slices.Sort(ids)
-	return b.inChunks("id", ids, func(cond string, args []any) error {
+	if err := b.inChunks("id", ids, func(cond string, args []any) error {
 		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT `+acctCols+` FROM accounts WHERE `+cond+b.forUpdate()), args...)
 		if err != nil {
 			return err
@@ -280,7 +260,35 @@ func (b *batch) load(ctx context.Context, ops []*op) error {
 			b.accounts[a.ID] = a
 		}
 		return rows.Err()
-	})
+	}); err != nil {
+		return err
+	}
+	// The writes already stored under the batch's keys, read once the rows
+	// are locked: on PostgreSQL another process's batch that wrote these
+	// keys on these rows has committed by now, and is seen (read before,
+	// a void or final post it stored would look like a hold finished by
+	// someone else: a conflict, not a replay).
+	if err := b.inChunks("key", keys, func(cond string, args []any) error {
+		rows, err := b.tx.QueryContext(ctx, b.l.db.Rebind(`SELECT key, id, req_hash, kind, hold_id, account_id, forced, legs, metadata, result, at FROM transfers WHERE `+cond), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			var hash []byte
+			p := new(prior)
+			if err := rows.Scan(&k, &p.id, &hash, &p.kind, &p.holdID, &p.accountID, &p.forced, &p.legs, &p.metadata, &p.result, &p.at); err != nil {
+				return err
+			}
+			p.hash = string(hash)
+			b.priors[k] = p
+		}
+		return rows.Err()
+	}); err != nil {
+		return err
+	}
+	return nil
 }
 
 // loadHolds reads holds into the batch (keeping any already loaded, which

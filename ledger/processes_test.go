@@ -1,0 +1,49 @@
+package ledger_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// The same void or final post of a hold, sent at once through two ledgers
+// sharing PostgreSQL (a retry landing on another process), is answered
+// alike by both: the loser replays the winner's result, and is not told
+// the hold was finished by someone else.
+func TestSameHoldWriteThroughTwoLedgers(t *testing.T) {
+	db := storetest.Postgres(t, "ledger")
+	f := newConcFixture(t, db, ledger.Config{}, "twice-", 2, 2, 1000000)
+	for _, kind := range []string{"void", "post"} {
+		for round := range 40 {
+			h, err := f.l.PlaceHold(f.ctx, ledger.PlaceHoldRequest{Key: fmt.Sprintf("twice-%s-%d", kind, round), AccountID: f.hot[0], Destination: f.hot[1], Currency: "GBP", Amount: 100, ExpiresAt: time.Now().Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := fmt.Sprintf("twice-%s-%d-w", kind, round)
+			var errs [2]error
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range 2 {
+				wg.Go(func() {
+					<-start
+					if kind == "void" {
+						_, errs[i] = f.ls[i].VoidHold(f.ctx, ledger.VoidHoldRequest{Key: key, HoldID: h.ID})
+					} else {
+						_, errs[i] = f.ls[i].PostHold(f.ctx, ledger.PostHoldRequest{Key: key, HoldID: h.ID, Amount: 100})
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("%s round %d: ledger %d answered the same request %v", kind, round, i, err)
+				}
+			}
+		}
+	}
+}
