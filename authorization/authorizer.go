@@ -471,26 +471,66 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		}
 		return nil
 	}
-	var got *record
-	for try := 1; ; try++ {
-		got, _, err = a.insert(ctx, r, gate)
-		if !errors.IsErr(err, errCardBusy) {
-			break
-		}
-		if try == cardBusyTries {
-			return nil, errors.Wrap(err, errors.Unavailable, "the card is being decided on elsewhere; try again")
-		}
-		select {
-		case <-ctx.Done():
-			return nil, errors.Wrap(ctx.Err(), errors.Timeout, "deadline passed waiting for the card")
-		case <-time.After(time.Duration(try) * time.Millisecond):
-		}
-	}
+	got, err := a.insertGated(ctx, r, gate)
 	if err != nil {
 		return nil, err
 	}
 	return a.complete(ctx, got, held)
 }
+
+// insertGated is insert, trying again while another process holds a lock
+// the gate needs (errCardBusy), waiting a millisecond more each time.
+func (a *Authorizer) insertGated(ctx context.Context, r *record, gate func(ctx context.Context, tx *sql.Tx, r *record) error) (*record, error) {
+	return retryBusy(ctx, func() (*record, error) {
+		got, _, err := a.insert(ctx, r, gate)
+		return got, err
+	})
+}
+
+// retryBusy calls fn until it does not fail with errCardBusy or
+// errOriginalArrived, at most cardBusyTries times.
+func retryBusy[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	for try := 1; ; try++ {
+		v, err := fn()
+		if !errors.IsErr(err, errCardBusy) && !errors.IsErr(err, errOriginalArrived) {
+			return v, err
+		}
+		if try == cardBusyTries {
+			return v, errors.Wrap(err, errors.Unavailable, "the card or message is being decided on elsewhere; try again")
+		}
+		select {
+		case <-ctx.Done():
+			return v, errors.Wrap(ctx.Err(), errors.Timeout, "deadline passed waiting for the card or message")
+		case <-time.After(time.Duration(try) * time.Millisecond):
+		}
+	}
+}
+
+// lockNet makes an original's gate and the recording of a reversal that
+// found no original one step across processes sharing a PostgreSQL
+// database (in one process the message's in-process lock does it): a
+// transaction-scoped advisory lock on the original's network key. It does
+// not wait (errCardBusy); the caller tries again.
+func (a *Authorizer) lockNet(ctx context.Context, tx *sql.Tx, networkKey string) error {
+	if a.db.Dialect != store.Postgres {
+		return nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte("corebank/authorization/net:" + networkKey))
+	var ok bool
+	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(h.Sum64())).Scan(&ok); err != nil {
+		return fmt.Errorf("authorization: lock %s: %w", networkKey, err)
+	}
+	if !ok {
+		return errCardBusy
+	}
+	return nil
+}
+
+// errOriginalArrived: a reversal that found no original finds it recorded
+// when it comes to record itself (another process decided it meanwhile);
+// it starts again, and reverses it.
+var errOriginalArrived = fmt.Errorf("authorization: the original arrived meanwhile")
 
 // errCardBusy: another process holds the card's lock (lockCard).
 var errCardBusy = fmt.Errorf("authorization: card locked by another process")
@@ -526,6 +566,9 @@ func (a *Authorizer) lockCard(ctx context.Context, tx *sql.Tx, cardID string) er
 func (a *Authorizer) reversedGate(ctx context.Context, tx *sql.Tx, r *record) (bool, error) {
 	if r.CardID == "" {
 		return false, nil // the card is unknown: that is the answer
+	}
+	if err := a.lockNet(ctx, tx, r.networkKey); err != nil {
+		return false, err
 	}
 	rev, err := a.reversedBefore(ctx, tx, r.networkKey)
 	if err != nil || !rev {
@@ -574,7 +617,7 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 	}
 	r.op, r.opKey, r.opAmount, r.opTarget, r.opForce = opPlace, r.networkKey, amount, settlement, true
 	r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
-	got, _, err := a.insert(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
+	got, err := a.insertGated(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
 		_, err := a.reversedGate(ctx, tx, r)
 		return err
 	})
@@ -658,7 +701,7 @@ func (r *record) setDeclined(reason Reason, detail string) {
 // unless a reversal of it came first.
 func (a *Authorizer) record(ctx context.Context, r *record) (*Decision, error) {
 	r.status = statusDone
-	got, _, err := a.insert(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
+	got, err := a.insertGated(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
 		_, err := a.reversedGate(ctx, tx, r)
 		return err
 	})
@@ -938,6 +981,10 @@ func (a *Authorizer) RecoverQueued(ctx context.Context, olderThan time.Duration)
 }
 
 func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decision, error) {
+	return retryBusy(ctx, func() (*Decision, error) { return a.reverseOnce(ctx, req) })
+}
+
+func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Decision, error) {
 	key, origKey := req.Network.Key(), req.Original.Key()
 	// The original's lock too: an original and its reversal are decided
 	// one after the other, whichever comes first. Locks are taken in name

@@ -415,6 +415,21 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 func (a *Authorizer) recordReversal(ctx context.Context, rev *record, orig *record) (*record, error) {
 	inserted := false
 	err := a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if rev.Reason == OriginalNotFound {
+			// The original's gate and this are one step across processes
+			// (lockNet): either the original sees this reversal, or this
+			// sees the original and starts again.
+			if err := a.lockNet(ctx, tx, rev.originalKey); err != nil {
+				return err
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT COUNT(*) FROM authorizations WHERE network_key = ?`), rev.originalKey).Scan(&n); err != nil {
+				return fmt.Errorf("authorization: original of %s: %w", rev.networkKey, err)
+			}
+			if n > 0 {
+				return errOriginalArrived
+			}
+		}
 		res, err := tx.StmtContext(ctx, a.st.insert).ExecContext(ctx, rev.args()...)
 		if err != nil {
 			return fmt.Errorf("authorization: insert reversal %s: %w", rev.networkKey, err)
