@@ -78,10 +78,15 @@ func (c *Clearer) start(ctx context.Context, pf *parsedFile, name, hash string, 
 }
 
 func (c *Clearer) insertFile(ctx context.Context, tx *sql.Tx, pf *parsedFile, name, hash string, fence, now int64) error {
-	_, err := tx.ExecContext(ctx, c.db.Rebind(`INSERT INTO clearing_files (`+fileColumns+`, fence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`),
+	res, err := tx.ExecContext(ctx, c.db.Rebind(`INSERT INTO clearing_files (`+fileColumns+`, fence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING`),
 		pf.id, name, pf.network, pf.date, hash, pf.count, pf.total, string(FileProcessing), "", now, now, fence)
 	if err != nil {
 		return fmt.Errorf("clearing: insert file %s: %w", pf.id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		// Another processor stored it first (two processes without a
+		// shared Locker): a retry takes the file over or replays it.
+		return errors.Errorf(errors.Unavailable, "clearing: file %s is being started by another processor; retry", pf.id)
 	}
 	const width = 35
 	const chunk = 200
