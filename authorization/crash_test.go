@@ -64,14 +64,7 @@ func TestPendingIncrementAfterItsOriginalIsReversed(t *testing.T) {
 		db := storetest.SQLite(t, "authorization")
 		e := newEnv(t, db)
 		lossy := &lossyLedger{Service: e.led}
-		a, err := authorization.Open(ctx, db, authorization.Config{
-			Card: e.cards, Ledger: lossy, Now: e.clk.Now, RecoverEvery: -1,
-			Settlement: map[money.Currency]string{"GBP": e.settlement},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
+		a := e.another(t, db, func(c *authorization.Config) { c.Ledger = lossy })
 		h := e.holder(10_000, ctl)
 		pre := e.purchase(h, 5000)
 		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
@@ -79,7 +72,7 @@ func TestPendingIncrementAfterItsOriginalIsReversed(t *testing.T) {
 		lossy.setLose(true)
 		inc := e.purchase(h, 2000)
 		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
-		_, err = a.Increment(ctx, inc)
+		_, err := a.Increment(ctx, inc)
 		wantCode(t, err, errors.Unavailable)
 		lossy.setLose(false)
 		e.wantBalance(t, h.Account, 10_000, 7000)

@@ -68,6 +68,27 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	return e
 }
 
+// another opens another authorization service on db, as a second process
+// or the same one restarted would, with the env's clock, settlement, card
+// and ledger services and no recovery sweep; tweak changes its Config first.
+// It closes when the test ends.
+func (e *env) another(t *testing.T, db *store.DB, tweak func(*authorization.Config)) *authorization.Authorizer {
+	t.Helper()
+	cfg := authorization.Config{
+		Card: e.cards, Ledger: e.led, Now: e.clk.Now, RecoverEvery: -1,
+		Settlement: map[money.Currency]string{"GBP": e.settlement},
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	a, err := authorization.Open(context.Background(), db, cfg)
+	if err != nil {
+		t.Fatalf("authorization.Open: %v", err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
 func (e *env) account(key string, rule ledger.Rule) string {
 	e.t.Helper()
 	return cardtest.Account(e.t, e.led, key, rule)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
-	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -20,14 +19,7 @@ func TestReversalAndOriginalAcrossProcesses(t *testing.T) {
 	db := storetest.Postgres(t, "authorization")
 	ctx := context.Background()
 	e := newEnv(t, db)
-	other, err := authorization.Open(ctx, db, authorization.Config{
-		Card: e.cards, Ledger: e.led, Now: e.clk.Now, RecoverEvery: -1,
-		Settlement: map[money.Currency]string{"GBP": e.settlement},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := e.another(t, db, nil)
 	rng := rand.New(rand.NewPCG(7, 7))
 	for round := range 120 {
 		h := e.holder(100_000, card.Controls{})

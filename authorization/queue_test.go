@@ -9,7 +9,6 @@ import (
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
-	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/storetest"
 )
@@ -140,14 +139,7 @@ func TestQueuedReversals(t *testing.T) {
 			// On PostgreSQL another process may be at work on fresh rows:
 			// Open takes those older than a minute.
 			e.clk.Add(2 * time.Minute)
-			a2, err := authorization.Open(ctx, db, authorization.Config{
-				Card: e.cards, Ledger: e.led, Now: e.clk.Now, RecoverEvery: -1,
-				Settlement: map[money.Currency]string{"GBP": e.settlement},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a2.Close()
+			e.another(t, db, nil) // its Open carries out the queue
 			e.wantBalance(t, h.Account, 1000, 0)
 			if got := queued(t); got != 0 {
 				t.Errorf("%d still queued", got)
@@ -282,14 +274,7 @@ func TestNewTotalBeforeTheIncrementDoesNotCoverIt(t *testing.T) {
 	db := storetest.SQLite(t, "authorization")
 	e := newEnv(t, db)
 	g := &gatedCard{Service: e.cards, armed: make(chan struct{}, 1), gate: make(chan struct{})}
-	a, err := authorization.Open(ctx, db, authorization.Config{
-		Card: g, Ledger: e.led, Now: e.clk.Now, RecoverEvery: -1,
-		Settlement: map[money.Currency]string{"GBP": e.settlement},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := e.another(t, db, func(c *authorization.Config) { c.Card = g })
 	h := e.holder(10_000, card.Controls{})
 	pre := e.purchase(h, 5000)
 	pre.Kind, pre.MCC = authorization.KindPreauth, "7011"

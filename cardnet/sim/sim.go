@@ -361,6 +361,18 @@ func approved(kind Kind, req *cardnet.Request, resp *cardnet.Message, pl *plan) 
 	if !code.Approval() {
 		return nil
 	}
+	a := newApproval(kind, req, code, resp.Get(38), pl)
+	if code == cardnet.PartiallyApproved {
+		a.Amount = amountOf(resp, 4, a.Amount)
+		a.BillingAmount = amountOf(resp, 6, a.Amount)
+		a.Outstanding, a.OutstandingBilling = a.Amount, a.BillingAmount
+	}
+	return a
+}
+
+// newApproval is an approval of req with code and authCode, for the
+// amounts req carries.
+func newApproval(kind Kind, req *cardnet.Request, code cardnet.ResponseCode, authCode string, pl *plan) *Approval {
 	a := &Approval{
 		Kind: kind, MTI: req.BaseMTI(),
 		Network:        NetworkID{Acquirer: req.AcquirerID, STAN: req.STAN, RRN: req.RRN, TransmissionTime: req.TransmissionTime.String()},
@@ -368,14 +380,10 @@ func approved(kind Kind, req *cardnet.Request, resp *cardnet.Message, pl *plan) 
 		ProcessingCode: req.ProcessingCode,
 		Amount:         req.Amount, Currency: req.Currency,
 		BillingAmount: req.Amount, BillingCurrency: req.Currency,
-		AuthCode: resp.Get(38), Code: code, Merchant: catalogue[pl.merchant],
+		AuthCode: authCode, Code: code, Merchant: catalogue[pl.merchant],
 	}
 	if req.BillingCurrency != "" {
 		a.BillingAmount, a.BillingCurrency = req.BillingAmount, req.BillingCurrency
-	}
-	if code == cardnet.PartiallyApproved {
-		a.Amount = amountOf(resp, 4, a.Amount)
-		a.BillingAmount = amountOf(resp, 6, a.Amount)
 	}
 	a.Outstanding, a.OutstandingBilling = a.Amount, a.BillingAmount
 	return a
@@ -481,20 +489,7 @@ func (r *run) forward(ctx context.Context, m *cardnet.Message) bool {
 // standInApproval is the approval a stand-in advice reports: the network's,
 // with its approval code, for the amounts the advice carries.
 func standInApproval(req *cardnet.Request, pl *plan) *Approval {
-	a := &Approval{
-		Kind: KindStandIn, MTI: req.BaseMTI(),
-		Network:        NetworkID{Acquirer: req.AcquirerID, STAN: req.STAN, RRN: req.RRN, TransmissionTime: req.TransmissionTime.String()},
-		PAN:            req.PAN,
-		ProcessingCode: req.ProcessingCode,
-		Amount:         req.Amount, Currency: req.Currency,
-		BillingAmount: req.Amount, BillingCurrency: req.Currency,
-		AuthCode: pl.authCode, Code: cardnet.Approved, Merchant: catalogue[pl.merchant],
-	}
-	if req.BillingCurrency != "" {
-		a.BillingAmount, a.BillingCurrency = req.BillingAmount, req.BillingCurrency
-	}
-	a.Outstanding, a.OutstandingBilling = a.Amount, a.BillingAmount
-	return a
+	return newApproval(KindStandIn, req, cardnet.Approved, pl.authCode, pl)
 }
 
 // repeat sends m again as a repeat (same ids, MTI ending in 1) and checks
