@@ -132,31 +132,47 @@ func (l *Ledger) commit(ops []*op) {
 	start := time.Now()
 	ctx, cancel := l.db.GroupContext(commitTimeout)
 	defer cancel()
-	b := &batch{
-		l:        l,
-		priors:   make(map[string]*prior),
-		accounts: make(map[string]*acct),
-		holds:    make(map[string]*holdState),
-		applied:  make(map[string]*op),
-	}
-	err := l.db.InTx(ctx, func(tx *sql.Tx) error {
-		b.tx = tx
-		if err := b.load(ctx, ops); err != nil {
-			return fmt.Errorf("load: %w", err)
+	var b *batch
+	var err error
+	for attempt := 1; ; attempt++ {
+		b = &batch{
+			l:        l,
+			priors:   make(map[string]*prior),
+			accounts: make(map[string]*acct),
+			holds:    make(map[string]*holdState),
+			applied:  make(map[string]*op),
 		}
-		// The time after the rows are locked: on PostgreSQL, a batch of
-		// another process that wrote these accounts first committed
-		// before now, so their entries' times follow their seqs.
-		b.now = l.cfg.Now().UTC()
-		b.nowNS = b.now.UnixNano()
 		for _, o := range ops {
-			b.apply(o)
+			o.res, o.err = nil, nil
 		}
-		if err := b.write(ctx); err != nil {
-			return fmt.Errorf("write: %w", err)
+		err = l.db.InTx(ctx, func(tx *sql.Tx) error {
+			b.tx = tx
+			if err := b.load(ctx, ops); err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			// The time after the rows are locked: on PostgreSQL, a batch
+			// of another process that wrote these accounts first
+			// committed before now, so their entries' times follow their
+			// seqs.
+			b.now = l.cfg.Now().UTC()
+			b.nowNS = b.now.UnixNano()
+			for _, o := range ops {
+				b.apply(o)
+			}
+			if err := b.write(ctx); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			return nil
+		})
+		if err == nil || attempt == 2 || !store.Contended(err) {
+			break
 		}
-		return nil
-	})
+		// Another process's batch took a key of this one first (two
+		// openings of one account key, say), or the two deadlocked:
+		// decided again, the batch sees the other's writes and replays
+		// them, instead of failing every write in it.
+		l.cfg.Log.Warn("ledger group commit lost to another process; deciding the batch again", "writes", len(ops), "err", err)
+	}
 	if err != nil {
 		l.cfg.Log.Error("ledger group commit failed", "writes", len(ops), "err", err)
 		// Every answer, refusals included: a write refused for want of

@@ -47,3 +47,32 @@ func TestSameHoldWriteThroughTwoLedgers(t *testing.T) {
 		}
 	}
 }
+
+// Two ledgers sharing PostgreSQL open an account under one key at once:
+// they lock no common row, so the loser's batch hits the key's unique
+// index; it is decided again, and both callers get the one account.
+func TestSameKeyOnNoCommonRowThroughTwoLedgers(t *testing.T) {
+	db := storetest.Postgres(t, "ledger")
+	f := newConcFixture(t, db, ledger.Config{}, "open-", 2, 1, 1000)
+	for round := range 30 {
+		req := ledger.CreateAccountRequest{Key: fmt.Sprintf("open-twice-%d", round), Currency: "GBP", Rule: ledger.RuleLimit}
+		var got [2]*ledger.Account
+		var errs [2]error
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				<-start
+				got[i], errs[i] = f.ls[i].CreateAccount(f.ctx, req)
+			})
+		}
+		close(start)
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("round %d: %v, %v; want both answered", round, errs[0], errs[1])
+		}
+		if got[0].ID != got[1].ID {
+			t.Fatalf("round %d: two accounts %s and %s for one key", round, got[0].ID, got[1].ID)
+		}
+	}
+}

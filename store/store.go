@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	stderrors "errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,4 +229,19 @@ func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 		return prev.(*sql.Stmt), nil
 	}
 	return st, nil
+}
+
+// Contended reports whether err is a transaction lost to a concurrent one
+// on PostgreSQL: a unique key another transaction took (23505), a deadlock
+// (40P01), a serialization failure (40001). Done again, it may succeed, and
+// see what the other did.
+func Contended(err error) bool {
+	var pe interface{ SQLState() string }
+	if stderrors.As(err, &pe) {
+		switch pe.SQLState() {
+		case "23505", "40P01", "40001":
+			return true
+		}
+	}
+	return false
 }
