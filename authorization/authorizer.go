@@ -853,6 +853,19 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 			a.cfg.Log.ErrorContext(ctx, "authorization: release a hold placed by a race", "authorization_id", r.ID, "hold_id", holdID, "err", err)
 		}
 	}
+	if !done && got != nil && transferID != "" && got.TransferID != transferID && r.op == opTransfer {
+		// The same for a 0200 (funds arrived between the two processes'
+		// calls): give back what we moved.
+		if _, err := a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
+			Key: r.opKey + ":undo", Force: true, Metadata: meta,
+			Legs: []ledger.Leg{
+				{AccountID: r.opTarget, Amount: -r.opAmount, Currency: r.Currency},
+				{AccountID: r.AccountID, Amount: r.opAmount, Currency: r.Currency},
+			},
+		}); err != nil {
+			a.cfg.Log.ErrorContext(ctx, "authorization: refund a transfer made by a race", "authorization_id", r.ID, "transfer_id", transferID, "err", err)
+		}
+	}
 	if got == nil {
 		return nil, errors.Errorf(errors.Internal, "authorization: %s vanished", r.ID)
 	}
