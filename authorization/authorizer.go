@@ -637,12 +637,9 @@ func (a *Authorizer) originalOf(ctx context.Context, n NetworkID, cardID string)
 	if err != nil || o == nil || o.CardID != cardID {
 		return nil, err
 	}
-	var queued int
-	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM reversal_queue WHERE original_key = ?`, n.Key()).Scan(&queued); err != nil {
-		return nil, fmt.Errorf("authorization: queued reversals of %s: %w", o.ID, err)
-	}
-	if queued > 0 {
-		return nil, nil
+	full, err := a.queuedInFull(ctx, n.Key())
+	if err != nil || full {
+		return nil, err
 	}
 	return a.original(ctx, n)
 }
@@ -1041,16 +1038,17 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 		return nil, err
 	}
 	rev.OriginalID = orig.ID
-	rev.stampLocked(a.cfg.Now())
+	rev.stampAfter(a.cfg.Now(), orig.updatedAt)
 	return a.release(ctx, key, rev, orig, req.Amount)
 }
 
-// stampLocked times a reversal once its card's lock is held: the card's
+// stampAfter times a reversal once its card's lock is held, and after
+// whatever last changed its original (updated at after): the card's
 // decisions (an increment growing the original, say) are then all before
-// it or all after, and its time says which.
-func (r *record) stampLocked(now time.Time) {
-	r.At = now.UTC()
-	r.updatedAt = r.At.UnixNano()
+// it or all after, and its time, never equal to theirs, says which.
+func (r *record) stampAfter(now time.Time, after int64) {
+	r.updatedAt = max(now.UnixNano(), after+1)
+	r.At = time.Unix(0, r.updatedAt).UTC()
 }
 
 // reverseIncrement reverses an incremental authorization: its original's
@@ -1080,7 +1078,7 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// one holds an original's lock while waiting for another message's.
 	defer a.lock("net:" + inc.originalKey)()
 	defer a.lock("card:" + inc.CardID)()
-	rev.stampLocked(a.cfg.Now())
+	rev.stampAfter(a.cfg.Now(), inc.updatedAt)
 	// Covered: the increment reversed already, or its original reversed
 	// after the increment grew it (inc.updatedAt: when it was finished,
 	// under the card's lock, as reversals are timed).

@@ -320,3 +320,24 @@ func (g *gatedCard) Lookup(ctx context.Context, pan string) (*card.Card, error) 
 	}
 	return g.Service.Lookup(ctx, pan)
 }
+
+// An increment, then a new total for its original, at one instant of the
+// clock: the new total still covers the increment (their order is kept by
+// their stamps, never equal), and the increment's reversal releases nothing.
+func TestNewTotalAtTheSameInstantCoversTheIncrement(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, storetest.SQLite(t, "authorization"))
+	h := e.holder(10_000, card.Controls{})
+	pre := e.purchase(h, 5000)
+	pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+	must(t)(e.a.Authorize(ctx, pre))
+	inc := e.purchase(h, 2000)
+	inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+	must(t)(e.a.Increment(ctx, inc))
+	must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network, Amount: 6000}))
+	e.wantBalance(t, h.Account, 10_000, 6000)
+	if d := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc.Network})); d.Amount != 0 {
+		t.Errorf("reversal of the covered increment = %+v, want nothing released", d)
+	}
+	e.wantBalance(t, h.Account, 10_000, 6000)
+}

@@ -359,14 +359,18 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 		f := fin
 		grow := f.Kind == KindIncremental && f.Approved && f.OriginalID != ""
 		if grow {
-			var n int
-			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT COUNT(*) FROM authorizations WHERE id = ? AND hold_id = ? AND outstanding > 0`),
-				f.OriginalID, f.opTarget).Scan(&n); err != nil {
-				return fmt.Errorf("authorization: original of %s: %w", f.ID, err)
-			}
-			if n == 0 {
+			var origUpdated int64
+			switch err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT updated_at FROM authorizations WHERE id = ? AND hold_id = ? AND outstanding > 0`),
+				f.OriginalID, f.opTarget).Scan(&origUpdated); {
+			case err == sql.ErrNoRows:
 				a.declined(&f, OriginalNotFound, "hold_not_pending")
 				f.HoldID, grow = "", false
+			case err != nil:
+				return fmt.Errorf("authorization: original of %s: %w", f.ID, err)
+			default:
+				// After whatever last changed the original (a reversal to
+				// a new total, timed likewise): their order is their times'.
+				f.updatedAt = max(f.updatedAt, origUpdated+1)
 			}
 		}
 		res, err := tx.StmtContext(ctx, a.st.finish).ExecContext(ctx,
@@ -549,4 +553,24 @@ func (a *Authorizer) unqueue(ctx context.Context, networkKey string) error {
 		_, err := tx.StmtContext(ctx, a.st.unqueue).ExecContext(ctx, networkKey)
 		return err
 	})
+}
+
+// queuedInFull reports whether a full reversal of networkKey is queued.
+func (a *Authorizer) queuedInFull(ctx context.Context, networkKey string) (bool, error) {
+	rows, err := a.db.Query(ctx, `SELECT request FROM reversal_queue WHERE original_key = ?`, networkKey)
+	if err != nil {
+		return false, fmt.Errorf("authorization: queued reversals of %s: %w", networkKey, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var body string
+		var req ReversalRequest
+		if err := rows.Scan(&body); err != nil {
+			return false, fmt.Errorf("authorization: queued reversals of %s: %w", networkKey, err)
+		}
+		if json.Unmarshal([]byte(body), &req) == nil && req.Amount == 0 {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
