@@ -560,7 +560,10 @@ func (r *run) reverse(ctx context.Context, a *Approval, remain int64, repeat boo
 	}
 	a.Outstanding = remain
 	r.mu.Unlock()
-	if repeat && err == nil {
+	if repeat && err == nil && resp.Get(39) == string(cardnet.Approved) {
+		// A retransmission must get the answer the first got; an answer
+		// that was not an acknowledgement (91 past the deadline) is not
+		// final, and forward has already sent the reversal again.
 		r.repeat(ctx, m, resp)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -29,17 +30,18 @@ func TestCardPathEndToEnd(t *testing.T) {
 	defer st.stop(context.Background())
 
 	var file bytes.Buffer
+	var simLog syncBuffer
 	s := &sim.Simulator{
 		Addr: st.gateway.addr(), Spec: cardnet.DefaultSpec(), Cards: cards,
 		Rate: 100, Duration: 2 * time.Second, Rand: rand.New(rand.NewPCG(7, 11)),
-		Clearing: &file,
+		Clearing: &file, Log: slog.New(slog.NewTextHandler(&simLog, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	res, err := s.Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Errors != 0 || res.Mismatches != 0 {
-		t.Fatalf("simulator: %d errors (%v), %d retransmissions answered differently", res.Errors, res.FirstError, res.Mismatches)
+		t.Fatalf("simulator: %d errors (%v), %d retransmissions answered differently; its warnings:\n%s", res.Errors, res.FirstError, res.Mismatches, simLog.String())
 	}
 	if res.Scenarios[sim.KindIncremental] > 0 && (res.Increments[cardnet.Approved] == 0 || res.Increments[cardnet.UnableToLocateRecord] > 0) {
 		t.Errorf("incremental authorizations answered %v: every one should find its original", res.Increments)
