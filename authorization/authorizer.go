@@ -512,14 +512,20 @@ func retryBusy[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 // transaction-scoped advisory lock on the original's network key. It does
 // not wait (errCardBusy); the caller tries again.
 func (a *Authorizer) lockNet(ctx context.Context, tx *sql.Tx, networkKey string) error {
+	return a.tryLock(ctx, tx, "net:"+networkKey)
+}
+
+// tryLock takes tx's advisory lock on name on PostgreSQL, without waiting:
+// errCardBusy if another transaction holds it. Elsewhere it is a no-op.
+func (a *Authorizer) tryLock(ctx context.Context, tx *sql.Tx, name string) error {
 	if a.db.Dialect != store.Postgres {
 		return nil
 	}
 	h := fnv.New64a()
-	h.Write([]byte("corebank/authorization/net:" + networkKey))
+	h.Write([]byte("corebank/authorization/" + name))
 	var ok bool
 	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(h.Sum64())).Scan(&ok); err != nil {
-		return fmt.Errorf("authorization: lock %s: %w", networkKey, err)
+		return fmt.Errorf("authorization: lock %s: %w", name, err)
 	}
 	if !ok {
 		return errCardBusy
@@ -547,19 +553,7 @@ const cardBusyTries = 20
 // decision tries again. Within a process the card's lock does this, and
 // SQLite has one writer; there it is a no-op.
 func (a *Authorizer) lockCard(ctx context.Context, tx *sql.Tx, cardID string) error {
-	if a.db.Dialect != store.Postgres {
-		return nil
-	}
-	h := fnv.New64a()
-	h.Write([]byte("corebank/authorization/card:" + cardID))
-	var ok bool
-	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(h.Sum64())).Scan(&ok); err != nil {
-		return fmt.Errorf("authorization: lock card %s: %w", cardID, err)
-	}
-	if !ok {
-		return errCardBusy
-	}
-	return nil
+	return a.tryLock(ctx, tx, "card:"+cardID)
 }
 
 // reversedGate declines r if a reversal of it came first, and says so.

@@ -510,7 +510,25 @@ type queued struct {
 // queuedReversals returns up to limit reversals queued at or before
 // (unix nanoseconds), oldest first.
 func (a *Authorizer) queuedReversals(ctx context.Context, before int64, limit int) ([]queued, error) {
-	rows, err := a.db.Query(ctx, `SELECT network_key, request FROM reversal_queue WHERE queued_at <= ? ORDER BY queued_at, network_key LIMIT ?`, before, limit)
+	return a.queuedWhere(ctx, `queued_at <= ? ORDER BY queued_at, network_key LIMIT ?`, before, limit)
+}
+
+// queuedReversal returns the reversal queued under networkKey, or nil.
+func (a *Authorizer) queuedReversal(ctx context.Context, networkKey string) (*ReversalRequest, error) {
+	qs, err := a.queuedWhere(ctx, `network_key = ?`, networkKey)
+	if err != nil || len(qs) == 0 {
+		return nil, err
+	}
+	if qs[0].bad != nil {
+		return nil, fmt.Errorf("authorization: queued reversal %s %w", networkKey, qs[0].bad)
+	}
+	return &qs[0].req, nil
+}
+
+// queuedWhere returns the queued reversals matching cond (and the ORDER BY
+// or LIMIT after it), each unread request marked bad.
+func (a *Authorizer) queuedWhere(ctx context.Context, cond string, args ...any) ([]queued, error) {
+	rows, err := a.db.Query(ctx, `SELECT network_key, request FROM reversal_queue WHERE `+cond, args...)
 	if err != nil {
 		return nil, fmt.Errorf("authorization: queued reversals: %w", err)
 	}
@@ -530,23 +548,6 @@ func (a *Authorizer) queuedReversals(ctx context.Context, before int64, limit in
 	return out, rows.Err()
 }
 
-// queuedReversal returns the reversal queued under networkKey, or nil.
-func (a *Authorizer) queuedReversal(ctx context.Context, networkKey string) (*ReversalRequest, error) {
-	var body string
-	err := a.db.QueryRow(ctx, `SELECT request FROM reversal_queue WHERE network_key = ?`, networkKey).Scan(&body)
-	if err == sql.ErrNoRows {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("authorization: queued reversal %s: %w", networkKey, err)
-	}
-	var req ReversalRequest
-	if err := json.Unmarshal([]byte(body), &req); err != nil {
-		return nil, fmt.Errorf("authorization: queued reversal %s unreadable: %w", networkKey, err)
-	}
-	return &req, nil
-}
-
 // unqueue removes a queued reversal whose reversal is recorded.
 func (a *Authorizer) unqueue(ctx context.Context, networkKey string) error {
 	return a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -557,20 +558,11 @@ func (a *Authorizer) unqueue(ctx context.Context, networkKey string) error {
 
 // queuedInFull reports whether a full reversal of networkKey is queued.
 func (a *Authorizer) queuedInFull(ctx context.Context, networkKey string) (bool, error) {
-	rows, err := a.db.Query(ctx, `SELECT request FROM reversal_queue WHERE original_key = ?`, networkKey)
-	if err != nil {
-		return false, fmt.Errorf("authorization: queued reversals of %s: %w", networkKey, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var body string
-		var req ReversalRequest
-		if err := rows.Scan(&body); err != nil {
-			return false, fmt.Errorf("authorization: queued reversals of %s: %w", networkKey, err)
-		}
-		if json.Unmarshal([]byte(body), &req) == nil && req.Amount == 0 {
+	qs, err := a.queuedWhere(ctx, `original_key = ?`, networkKey)
+	for _, q := range qs {
+		if q.bad == nil && q.req.Amount == 0 {
 			return true, nil
 		}
 	}
-	return false, rows.Err()
+	return false, err
 }

@@ -295,25 +295,8 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		// authorization service unreachable, a timeout on the way): as
 		// with a late decision, answer per the timeout policy and reverse
 		// whatever was done, so that the books agree with the answer.
-		g.mu.Lock()
-		if _, ok := g.timedOut[key]; !ok {
-			g.rememberTimeout(key, false)
-		}
-		undo := !f.undoing
-		f.undoing = true
-		g.mu.Unlock()
 		log.Error("cardnet: authorization failed with an unknown outcome; answering per the timeout policy and reversing", "err", f.err, "policy", g.OnTimeout.String())
-		resp, code := g.reconciledAnswer(ctx, msg, n, log)
-		if undo {
-			g.bg.Add(1)
-			go func() {
-				defer g.bg.Done()
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
-				defer cancel()
-				g.reverseLate(rctx, n, f.d, f.err, log)
-			}()
-		}
-		return resp, code
+		return g.undo(ctx, msg, n, f, log)
 	}
 	if f.err != nil {
 		code := ResponseCodeFor(f.err)
@@ -346,22 +329,35 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		// An approval that cannot be said: undo it, as after a timeout,
 		// so that the books agree with what the network hears.
 		log.Error("cardnet: an approval cannot be laid out; reversing it and answering per the timeout policy", "err", err)
-		g.mu.Lock()
-		if _, ok := g.timedOut[key]; !ok {
-			g.rememberTimeout(key, false)
-		}
-		g.mu.Unlock()
-		resp, code := g.reconciledAnswer(ctx, msg, n, log)
+		return g.undo(ctx, msg, n, f, log)
+	}
+	return g.respond(msg, a)
+}
+
+// undo answers msg (network id n), whose decided flight f the books must
+// not keep (an unknown outcome, an approval that cannot be said), as a late
+// decision is answered, and reverses what f did: once per flight, in the
+// background.
+func (g *Gateway) undo(ctx context.Context, msg *Message, n authorization.NetworkID, f *flight, log *slog.Logger) (*Message, string) {
+	key := n.Key()
+	g.mu.Lock()
+	if _, ok := g.timedOut[key]; !ok {
+		g.rememberTimeout(key, false)
+	}
+	first := !f.undoing
+	f.undoing = true
+	g.mu.Unlock()
+	resp, code := g.reconciledAnswer(ctx, msg, n, log)
+	if first {
 		g.bg.Add(1)
 		go func() {
 			defer g.bg.Done()
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
 			defer cancel()
-			g.reverseLate(rctx, n, f.d, nil, log)
+			g.reverseLate(rctx, n, f.d, f.err, log)
 		}()
-		return resp, code
 	}
-	return g.respond(msg, a)
+	return resp, code
 }
 
 // join returns the flight of key, starting one if there is none (joined

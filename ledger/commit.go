@@ -697,7 +697,7 @@ func (b *batch) holdWrite(o *op, h *holdState, kind Kind, forced bool, legs []Le
 	tid := id.New("trf_", b.now)
 	b.commitChanges(tid, kind, cs...)
 	res := h.Hold
-	res.Metadata = cloneMeta(h.Metadata)
+	res.Metadata = maps.Clone(h.Metadata)
 	t := Transfer{ID: tid, Key: o.key, Kind: kind, Legs: legs, HoldID: h.ID, Forced: forced, Metadata: meta, At: b.now}
 	legsJSON := ""
 	if legs != nil {
@@ -716,17 +716,6 @@ func (b *batch) record(o *op, row transferRow, payload any, topic, eventKey stri
 	row.key, row.hash, row.at = o.key, o.hash, b.nowNS
 	b.transfers = append(b.transfers, row)
 	b.events = append(b.events, event.Event{Topic: topic, Key: eventKey, Time: b.now, Payload: []byte(mustJSON(payload))})
-}
-
-func cloneMeta(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 func mustJSON(v any) string {

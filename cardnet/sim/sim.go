@@ -469,8 +469,7 @@ const forwardTries = 5
 // again as a repeat, as a store-and-forward network does, until it is
 // acknowledged or forwardTries pass, and reports whether it was.
 func (r *run) forward(ctx context.Context, m *cardnet.Message) bool {
-	again := m.Clone()
-	again.SetMTI(m.MTI()[:3] + "1")
+	again := asRepeat(m)
 	for try := 1; try <= forwardTries; try++ {
 		select {
 		case <-ctx.Done():
@@ -492,11 +491,18 @@ func standInApproval(req *cardnet.Request, pl *plan) *Approval {
 	return newApproval(KindStandIn, req, cardnet.Approved, pl.authCode, pl)
 }
 
+// asRepeat is m as the network sends it again: the same ids, the MTI
+// ending in 1.
+func asRepeat(m *cardnet.Message) *cardnet.Message {
+	again := m.Clone()
+	again.SetMTI(m.MTI()[:3] + "1")
+	return again
+}
+
 // repeat sends m again as a repeat (same ids, MTI ending in 1) and checks
 // that the answer is the one first given.
 func (r *run) repeat(ctx context.Context, m, first *cardnet.Message) {
-	again := m.Clone()
-	again.SetMTI(m.MTI()[:3] + "1")
+	again := asRepeat(m)
 	resp, err := r.send(ctx, again)
 	if err != nil {
 		return

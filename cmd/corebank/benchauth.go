@@ -74,11 +74,12 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *conns < 1 || *clients < 1 {
-		return fmt.Errorf("bench: --connections and --clients must be at least 1")
+	if *conns < 1 {
+		return fmt.Errorf("bench: --connections %d: want at least 1", *conns)
 	}
-	if err := checkRate("--rate", *rate); err != nil {
-		return fmt.Errorf("bench: %w", err)
+	ld := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf, trace: *traceOut}
+	if err := ld.check(); err != nil {
+		return err
 	}
 	var (
 		cards []sim.Card
@@ -127,7 +128,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "bench auth: %s, %d connections, %d clients, %s...\n", *addr, *conns, *clients, *duration)
 	}
 
-	out, err := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf, trace: *traceOut}.run(ctx, func(ctx context.Context, c int, _ int64) (string, error) {
+	out, err := ld.run(ctx, func(ctx context.Context, c int, _ int64) (string, error) {
 		m, err := traffic.Purchase(time.Now()).Message(spec)
 		if err != nil {
 			return "", err

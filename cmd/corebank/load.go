@@ -45,14 +45,8 @@ type loadResult struct {
 // fixed rate (so queueing behind a slow answer is not hidden), else from
 // when it was sent.
 func (ld load) run(ctx context.Context, do func(ctx context.Context, client int, n int64) (label string, err error)) (*loadResult, error) {
-	if ld.clients < 1 {
-		return nil, fmt.Errorf("bench: --clients %d: want at least 1", ld.clients)
-	}
-	if ld.duration <= 0 {
-		return nil, fmt.Errorf("bench: --duration %v: want a positive duration", ld.duration)
-	}
-	if err := checkRate("--rate", ld.rate); err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+	if err := ld.check(); err != nil {
+		return nil, err
 	}
 	var work chan time.Time
 	if ld.rate > 0 {
@@ -140,6 +134,21 @@ func (ld load) run(ctx context.Context, do func(ctx context.Context, client int,
 	res.elapsed = time.Since(start)
 	slices.Sort(res.lat)
 	return res, nil
+}
+
+// check refuses a load its flags cannot mean; the commands call it before
+// they start anything.
+func (ld load) check() error {
+	if ld.clients < 1 {
+		return fmt.Errorf("bench: --clients %d: want at least 1", ld.clients)
+	}
+	if ld.duration <= 0 {
+		return fmt.Errorf("bench: --duration %v: want a positive duration", ld.duration)
+	}
+	if err := checkRate("--rate", ld.rate); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
 }
 
 // maxRate bounds the rates the benches and the simulator pace: beyond it
