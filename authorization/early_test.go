@@ -175,14 +175,7 @@ func TestMetrics(t *testing.T) {
 	db := storetest.SQLite(t, "authorization")
 	e := newEnv(t, db)
 	reg := prometheus.NewRegistry()
-	a, err := authorization.Open(ctx, db, authorization.Config{
-		Card: e.cards, Ledger: e.led, Now: e.clk.Now, Metrics: reg,
-		Settlement: map[money.Currency]string{"GBP": e.settlement},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := e.another(t, db, func(c *authorization.Config) { c.Metrics = reg })
 	h := e.holder(1000, card.Controls{})
 	ok := e.purchase(h, 400)
 	must(t)(a.Authorize(ctx, ok))
@@ -265,14 +258,7 @@ func TestSpendLimitsAcrossProcesses(t *testing.T) {
 	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		e := newEnv(t, db)
-		other, err := authorization.Open(ctx, db, authorization.Config{
-			Card: e.cards, Ledger: e.led, Now: e.clk.Now,
-			Settlement: map[money.Currency]string{"GBP": e.settlement},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
+		other := e.another(t, db, nil)
 		for round := range 25 {
 			h := e.holder(100_000, card.Controls{DailyLimit: 1000})
 			reqs := []authorization.Request{e.purchase(h, 600), e.purchase(h, 600)}
@@ -311,17 +297,10 @@ func TestRecoverPendingWhileRunning(t *testing.T) {
 	db := storetest.SQLite(t, "authorization")
 	e := newEnv(t, db)
 	lossy := &lossyLedger{Service: e.led, lose: true}
-	a, err := authorization.Open(ctx, db, authorization.Config{
-		Card: e.cards, Ledger: lossy, Now: e.clk.Now, RecoverEvery: 10 * time.Millisecond,
-		Settlement: map[money.Currency]string{"GBP": e.settlement},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := e.another(t, db, func(c *authorization.Config) { c.Ledger, c.RecoverEvery = lossy, 10*time.Millisecond })
 	h := e.holder(1000, card.Controls{})
 	req := e.purchase(h, 400)
-	_, err = a.Authorize(ctx, req)
+	_, err := a.Authorize(ctx, req)
 	wantCode(t, err, errors.Unavailable)
 	lossy.setLose(false)
 	time.Sleep(100 * time.Millisecond)

@@ -2,6 +2,7 @@ package authorization_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -218,15 +219,19 @@ func TestQueuedReversals(t *testing.T) {
 			inc := e.purchase(h, 2000)
 			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &never
 			must(t)(e.a.Increment(ctx, inc))
-			done := make(chan error, 1)
+			type answer struct {
+				d   *authorization.Decision
+				err error
+			}
+			done := make(chan answer, 1)
 			go func() {
-				_, err := e.a.Reverse(ctx, authorization.ReversalRequest{Network: never, Original: inc.Network})
-				done <- err
+				d, err := e.a.Reverse(ctx, authorization.ReversalRequest{Network: never, Original: inc.Network})
+				done <- answer{d, err}
 			}()
 			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Reverse = %v", err)
+			case a := <-done:
+				if a.err != nil || a.d.Amount != 0 || !strings.Contains(a.d.Detail, "nothing_to_release") {
+					t.Errorf("Reverse = %+v, %v; want recorded releasing nothing", a.d, a.err)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("Reverse waits for its own lock")

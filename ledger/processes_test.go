@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ func TestSameHoldWriteThroughTwoLedgers(t *testing.T) {
 				t.Fatal(err)
 			}
 			key := fmt.Sprintf("twice-%s-%d-w", kind, round)
+			var res [2]*ledger.Hold
 			var errs [2]error
 			start := make(chan struct{})
 			var wg sync.WaitGroup
@@ -31,9 +33,9 @@ func TestSameHoldWriteThroughTwoLedgers(t *testing.T) {
 				wg.Go(func() {
 					<-start
 					if kind == "void" {
-						_, errs[i] = f.ls[i].VoidHold(f.ctx, ledger.VoidHoldRequest{Key: key, HoldID: h.ID})
+						res[i], errs[i] = f.ls[i].VoidHold(f.ctx, ledger.VoidHoldRequest{Key: key, HoldID: h.ID})
 					} else {
-						_, errs[i] = f.ls[i].PostHold(f.ctx, ledger.PostHoldRequest{Key: key, HoldID: h.ID, Amount: 100})
+						res[i], errs[i] = f.ls[i].PostHold(f.ctx, ledger.PostHoldRequest{Key: key, HoldID: h.ID, Amount: 100})
 					}
 				})
 			}
@@ -43,6 +45,14 @@ func TestSameHoldWriteThroughTwoLedgers(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s round %d: ledger %d answered the same request %v", kind, round, i, err)
 				}
+			}
+			if !reflect.DeepEqual(res[0], res[1]) {
+				t.Fatalf("%s round %d: the two ledgers answered %+v and %+v", kind, round, res[0], res[1])
+			}
+			stored, err := f.l.GetHold(f.ctx, h.ID)
+			want := map[string]ledger.HoldStatus{"void": ledger.HoldVoided, "post": ledger.HoldPosted}[kind]
+			if err != nil || stored.Status != want || stored.Amount != 0 || (kind == "post" && stored.Posted != 100) {
+				t.Fatalf("%s round %d: hold %+v, %v; want %s once", kind, round, stored, err, want)
 			}
 		}
 	}
