@@ -512,15 +512,17 @@ func retryBusy[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 // transaction-scoped advisory lock on the original's network key. It does
 // not wait (errCardBusy); the caller tries again.
 func (a *Authorizer) lockNet(ctx context.Context, tx *sql.Tx, networkKey string) error {
-	return a.tryLock(ctx, tx, "net:"+networkKey)
+	return a.tryLock(ctx, tx, "net:", networkKey)
 }
 
-// tryLock takes tx's advisory lock on name on PostgreSQL, without waiting:
-// errCardBusy if another transaction holds it. Elsewhere it is a no-op.
-func (a *Authorizer) tryLock(ctx context.Context, tx *sql.Tx, name string) error {
+// tryLock takes tx's advisory lock on kind+name on PostgreSQL, without
+// waiting: errCardBusy if another transaction holds it. Elsewhere it is a
+// no-op, and costs nothing on the decision's path.
+func (a *Authorizer) tryLock(ctx context.Context, tx *sql.Tx, kind, name string) error {
 	if a.db.Dialect != store.Postgres {
 		return nil
 	}
+	name = kind + name
 	h := fnv.New64a()
 	h.Write([]byte("corebank/authorization/" + name))
 	var ok bool
@@ -553,7 +555,7 @@ const cardBusyTries = 20
 // decision tries again. Within a process the card's lock does this, and
 // SQLite has one writer; there it is a no-op.
 func (a *Authorizer) lockCard(ctx context.Context, tx *sql.Tx, cardID string) error {
-	return a.tryLock(ctx, tx, "card:"+cardID)
+	return a.tryLock(ctx, tx, "card:", cardID)
 }
 
 // reversedGate declines r if a reversal of it came first, and says so.
