@@ -169,9 +169,13 @@ func (s *external) start(t *testing.T) {
 	}
 	s.exited = make(chan struct{})
 	go func() { s.cmd.Wait(); close(s.exited) }()
+	// Ready means a NATS handshake completes, not merely that a TCP dial
+	// does: dialing a port of the ephemeral range before the server listens
+	// can connect the socket to itself, and a server still starting may
+	// reset a connection it accepted.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.url, "nats://"), time.Second)
+		c, err := nats.Connect(s.url)
 		if err == nil {
 			c.Close()
 			return
