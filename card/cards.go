@@ -3,6 +3,7 @@ package card
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
@@ -170,6 +171,23 @@ func (s *Cards) checkKeyIDs(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("card: key ids: %w", err)
 	}
+	// The hash key must be the one the stored lookup hashes were made
+	// with, or no card would ever be found: check it on one card.
+	var id, keyID string
+	var ct, stored []byte
+	switch err := s.db.Read.QueryRowContext(ctx, `SELECT id, pan_key_id, pan_ct, pan_hash FROM cards ORDER BY id LIMIT 1`).Scan(&id, &keyID, &ct, &stored); {
+	case errors.IsErr(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("card: hash key check: %w", err)
+	}
+	pan, err := s.vault.open(id, keyID, ct)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(s.vault.hash(pan), stored) {
+		return configErr("HashKey is not the key the stored cards' lookup hashes were made with")
+	}
 	return nil
 }
 
@@ -335,35 +353,40 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	now := s.now().UnixNano()
-	window := s.cfg.CVCFailureWindow.Nanoseconds()
-	var failures, lastAt int64
-	switch err := s.db.QueryRow(ctx, `SELECT failures, last_at FROM card_cvc_failures WHERE card_id = ?`, cardID).Scan(&failures, &lastAt); {
-	case errors.IsErr(err, sql.ErrNoRows):
-	case err != nil:
-		return false, readErr(err, "card "+cardID+" not found")
-	}
-	if failures >= int64(s.cfg.MaxCVCFailures) && now-lastAt < window {
-		return false, nil // locked: not even the right one
-	}
 	want, err := s.cfg.CVK.cvc2(pan, month, year)
 	if err != nil {
 		return false, errors.Wrap(err, errors.Internal, "card: cvc")
 	}
-	if len(cvc) == len(want) && digits(cvc) && cvcEqual(cvc, want) {
-		if failures > 0 {
-			if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM card_cvc_failures WHERE card_id = ?`), cardID)
+	right := len(cvc) == len(want) && digits(cvc) && cvcEqual(cvc, want)
+	now := s.now().UnixNano()
+	window := s.cfg.CVCFailureWindow.Nanoseconds()
+	// The lock is read, and the failure counted, in one transaction that
+	// holds the card's row (PostgreSQL) or the write lock (SQLite), so
+	// concurrent guesses are decided one after another against the count.
+	var ok bool
+	if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if s.db.Dialect == store.Postgres {
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`SELECT id FROM cards WHERE id = ? FOR UPDATE`), cardID); err != nil {
 				return err
-			}); err != nil {
-				return false, errors.Wrap(err, errors.Unavailable, "card: reset cvc failures")
 			}
 		}
-		return true, nil
-	}
-	// Counted durably before the answer: a caller who does not wait for
-	// it learns nothing it could not have learnt from the count.
-	if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var failures, lastAt int64
+		switch err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT failures, last_at FROM card_cvc_failures WHERE card_id = ?`), cardID).Scan(&failures, &lastAt); {
+		case errors.IsErr(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		}
+		if failures >= int64(s.cfg.MaxCVCFailures) && now-lastAt < window {
+			return nil // locked: not even the right one
+		}
+		if right {
+			ok = true
+			if failures > 0 {
+				_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM card_cvc_failures WHERE card_id = ?`), cardID)
+				return err
+			}
+			return nil
+		}
 		var count int64
 		err := tx.QueryRowContext(ctx, s.db.Rebind(`INSERT INTO card_cvc_failures (card_id, failures, last_at) VALUES (?, 1, ?)
 			ON CONFLICT (card_id) DO UPDATE SET
@@ -379,9 +402,9 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 		}
 		return event.Append(ctx, tx, s.db, ev)
 	}); err != nil {
-		return false, errors.Wrap(err, errors.Unavailable, "card: count a wrong cvc")
+		return false, errors.Wrap(err, errors.Unavailable, "card: count cvc failures")
 	}
-	return false, nil
+	return ok, nil
 }
 
 // Reveal implements Service.

@@ -953,3 +953,66 @@ func TestCVCFailuresLockTheCheck(t *testing.T) {
 		verify(right, true)
 	})
 }
+
+// Guesses sent at once are judged one after another against the count: no
+// more than the limit are ever compared, and the card ends locked.
+func TestCVCGuessesAtOnceMeetTheLock(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := openCards(t, db, testConfig(t, newClock(epoch)))
+		c := issue(t, s, "k", "cus_1")
+		right := reveal(t, s, c).CVC
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		cvc := right
+		for range 100 {
+			cvc = wrongCVC(cvc) // distinct wrong CVCs
+			wg.Go(func() {
+				<-start
+				if ok, err := s.VerifyCVC(ctx, c.ID, cvc); err != nil || ok {
+					t.Errorf("VerifyCVC(wrong) = %v, %v", ok, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		var failures int
+		if err := db.Read.QueryRowContext(ctx, db.Rebind(`SELECT failures FROM card_cvc_failures WHERE card_id = ?`), c.ID).Scan(&failures); err != nil {
+			t.Fatal(err)
+		}
+		// A guess refused by the lock is not counted: more than the limit
+		// counted means guesses were compared past it.
+		if failures != card.DefaultMaxCVCFailures {
+			t.Fatalf("%d wrong CVCs counted, want exactly %d: the lock let guesses past it", failures, card.DefaultMaxCVCFailures)
+		}
+		if ok, err := s.VerifyCVC(ctx, c.ID, right); err != nil || ok {
+			t.Fatalf("right CVC after the burst = %v, %v; want refused (locked)", ok, err)
+		}
+	})
+}
+
+// A HashKey other than the one the stored lookup hashes were made with
+// would make every card unfindable: Open refuses it.
+func TestOpenRefusesAnotherHashKey(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		cfg := testConfig(t, newClock(epoch))
+		s := openCards(t, db, cfg)
+		c := issue(t, s, "k", "cus_1")
+		pan := reveal(t, s, c).PAN
+
+		other := cfg
+		other.HashKey = key(0x44)
+		if _, err := card.Open(ctx, db, other); !errors.Is(err, errors.BadRequest) {
+			t.Fatalf("Open with another HashKey = %v, want bad_request", err)
+		}
+		// The right one still opens, and finds the card.
+		again, err := card.Open(ctx, db, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := again.Lookup(ctx, pan); err != nil || got.ID != c.ID {
+			t.Fatalf("Lookup after reopening = %v, %v", got, err)
+		}
+	})
+}

@@ -54,6 +54,11 @@ type line struct {
 func parseError(lineNo int, rec, format string, args ...any) error {
 	where := fmt.Sprintf("line %d", lineNo)
 	if rec != "" {
+		// A record id with 12 or more digits, however separated, may be a
+		// card number slid into the record_id column: quote hides it.
+		if shown := quote(rec); strings.HasPrefix(shown, "(") {
+			rec = shown
+		}
 		where += fmt.Sprintf(" (record %s)", rec)
 	}
 	msg := fmt.Sprintf("clearing file: %s: %s", where, fmt.Sprintf(format, args...))

@@ -14,8 +14,9 @@ import (
 	"github.com/corebank/corebank/errors"
 )
 
-// longDigits finds what could be a card number: 12 or more digits in a row.
-var longDigits = regexp.MustCompile(`[0-9]{12,}`)
+// longDigits finds what could be a card number: 12 or more digits in a row,
+// bare or separated by single spaces, dashes or dots.
+var longDigits = regexp.MustCompile(`[0-9](?:[ .-]?[0-9]){11,}`)
 
 // write serialises a parsed file in the documented format, one canonical
 // way: what parses must survive the round trip unchanged.
@@ -69,6 +70,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("H,X,MCI,2030-01-16,0,0\nT,X,0,0\n"))
 	f.Add([]byte("\"a\"b\n"))
 	f.Add([]byte(pan + ",1\n"))
+	// The record id column missing: a dashed card number slides into it.
+	f.Add([]byte("H,F1,MCI,2030-01-16,1,100\nD,4571-7360-1234-5678,000000,100,GBP,100,GBP,74567890123456789012345,RRN1,A1B2C3,123456,000001,0115090000,X,LONDON,GB,5814,1,Y\nT,F1,1,100\n"))
 	f.Fuzz(func(t *testing.T, content []byte) {
 		p, err := clearing.Parse(content)
 		if err != nil {
