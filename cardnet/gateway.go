@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"math/bits"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,6 +56,10 @@ const DefaultReconcileTimeout = 30 * time.Second
 // DefaultQueueTimeout bounds queuing the reversal of a request answered
 // per the timeout policy, before the answer.
 const DefaultQueueTimeout = 300 * time.Millisecond
+
+// DefaultMaxDecisions bounds the decisions in progress at once, those that
+// outlived their deadline included: four times the Server's default pool.
+const DefaultMaxDecisions = 4 * DefaultWorkers
 
 // timedOutTTL is how long the Gateway remembers a request it answered per
 // its TimeoutPolicy, to answer a retransmission of it the same way.
@@ -115,6 +120,16 @@ type Gateway struct {
 	// DefaultQueueTimeout if zero. The answer comes at most this long
 	// after Deadline.
 	QueueTimeout time.Duration
+	// MaxDecisions bounds the decisions in progress, counting those that
+	// outlived their deadline and the reversals of late ones: each is a
+	// goroutine and a call to the authorization service. The Server's
+	// pool bounds only the requests waiting for an answer; when the
+	// service slows down, late decisions would otherwise pile up, rate
+	// times ReconcileTimeout of them, on the service that is slow. At the
+	// bound a request is answered per the timeout policy at once, its
+	// reversal queued, without calling for a decision. DefaultMaxDecisions
+	// if zero; it should be well above the Server's Workers.
+	MaxDecisions int
 	// Log receives timeouts, reconciliations and failures; discarded if
 	// nil. Card numbers are masked, card secrets left out.
 	Log *slog.Logger
@@ -129,12 +144,15 @@ type Gateway struct {
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	timeouts  *prometheus.CounterVec
+	shed      *prometheus.CounterVec
 	reconcile *prometheus.CounterVec
 
 	started  time.Time // when the Gateway began: decisions before it are another life's
 	mu       sync.Mutex
-	flights  map[string]*flight  // decisions in progress, by network key
+	flights  map[string]*flight  // decisions in progress, by message type and network key
+	busy     int                 // flights, plus reversals of late decisions under way
 	timedOut map[string]timedOut // requests answered per OnTimeout, by network key
+	expiry   []timedOutKey       // timedOut's keys in the order recorded, to forget old ones
 	bg       sync.WaitGroup      // decisions outliving their deadline
 }
 
@@ -143,6 +161,12 @@ type Gateway struct {
 type timedOut struct {
 	at     time.Time
 	queued bool // its reversal is queued: 91 may be answered
+}
+
+// timedOutKey is one recording in Gateway.timedOut, for expiry.
+type timedOutKey struct {
+	key string
+	at  time.Time
 }
 
 // flight is one decision in progress, shared by the retransmissions of its
@@ -171,6 +195,9 @@ func (g *Gateway) init() {
 		if g.QueueTimeout <= 0 {
 			g.QueueTimeout = DefaultQueueTimeout
 		}
+		if g.MaxDecisions <= 0 {
+			g.MaxDecisions = DefaultMaxDecisions
+		}
 		if g.Log == nil {
 			g.Log = slog.New(slog.DiscardHandler)
 		}
@@ -190,12 +217,16 @@ func (g *Gateway) init() {
 			Name: "corebank_cardnet_timeouts_total",
 			Help: "Requests answered per the timeout policy because no decision came within the deadline, by request MTI.",
 		}, []string{"mti"})
+		g.shed = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corebank_cardnet_shed_total",
+			Help: "Requests answered per the timeout policy without a decision because MaxDecisions were in progress, by request MTI.",
+		}, []string{"mti"})
 		g.reconcile = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "corebank_cardnet_reconciliations_total",
 			Help: "Late decisions after a timeout answer, by outcome: reversed, declined (nothing to undo), failed (left queued with the authorization service), not_queued (the reversal could not be queued, so the request went unanswered).",
 		}, []string{"outcome"})
 		if g.Metrics != nil {
-			for _, c := range []prometheus.Collector{g.requests, g.latency, g.timeouts, g.reconcile} {
+			for _, c := range []prometheus.Collector{g.requests, g.latency, g.timeouts, g.shed, g.reconcile} {
 				if err := g.Metrics.Register(c); err != nil {
 					g.Log.Warn("cardnet: gateway metric not registered", "err", err)
 				}
@@ -258,10 +289,28 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		}
 	}
 
-	f, joined := g.join(key)
+	// A flight is shared by retransmissions of one message only: a
+	// reversal or advice may reuse its original's ids (same acquirer,
+	// STAN, DE7 and RRN) and must not join the original's decision.
+	fkey := req.BaseMTI() + " " + key
+	f, joined := g.join(fkey)
+	if f == nil {
+		// MaxDecisions in progress: shed, as if this one were late.
+		g.shed.WithLabelValues(baseMTI(req.MTI)).Inc()
+		log.Warn("cardnet: too many decisions in progress; answering per the timeout policy without deciding", "max", g.MaxDecisions, "policy", g.OnTimeout.String())
+		if !reconcile {
+			return g.timeoutAnswer(msg)
+		}
+		g.mu.Lock()
+		if _, ok := g.timedOut[key]; !ok {
+			g.rememberTimeout(key, false)
+		}
+		g.mu.Unlock()
+		return g.reconciledAnswer(ctx, msg, n, log)
+	}
 	if !joined {
 		g.bg.Add(1)
-		go g.fly(ctx, n, f, call, reconcile, log)
+		go g.fly(ctx, n, fkey, f, call, reconcile, log)
 	}
 	deadline := time.NewTimer(g.Deadline)
 	defer deadline.Stop()
@@ -346,12 +395,16 @@ func (g *Gateway) undo(ctx context.Context, msg *Message, n authorization.Networ
 	}
 	first := !f.undoing
 	f.undoing = true
+	if first {
+		g.busy++ // may pass MaxDecisions: the reversal must run
+	}
 	g.mu.Unlock()
 	resp, code := g.reconciledAnswer(ctx, msg, n, log)
 	if first {
 		g.bg.Add(1)
 		go func() {
 			defer g.bg.Done()
+			defer g.done()
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
 			defer cancel()
 			g.reverseLate(rctx, n, f.d, f.err, log)
@@ -361,30 +414,49 @@ func (g *Gateway) undo(ctx context.Context, msg *Message, n authorization.Networ
 }
 
 // join returns the flight of key, starting one if there is none (joined
-// false: the caller must fly it).
+// false: the caller must fly it), or nil if MaxDecisions are in progress.
 func (g *Gateway) join(key string) (f *flight, joined bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if f, ok := g.flights[key]; ok {
 		return f, true
 	}
+	if g.busy >= g.MaxDecisions {
+		return nil, false
+	}
+	g.busy++
 	f = &flight{done: make(chan struct{})}
 	g.flights[key] = f
 	return f, false
 }
 
+// done ends one of the decisions counted against MaxDecisions.
+func (g *Gateway) done() {
+	g.mu.Lock()
+	g.busy--
+	g.mu.Unlock()
+}
+
 // fly runs the decision of f on a context that outlives the request's
 // deadline, and reconciles it if the request was answered per the timeout
 // policy.
-func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, f *flight, call decide, reconcile bool, log *slog.Logger) {
+func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, fkey string, f *flight, call decide, reconcile bool, log *slog.Logger) {
 	defer g.bg.Done()
+	defer g.done() // after the late decision's reversal, if any
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
 	defer cancel()
 	d, err := call(dctx)
 	g.mu.Lock()
 	f.d, f.err = d, err
 	close(f.done)
-	delete(g.flights, n.Key())
+	delete(g.flights, fkey)
+	if reconcile && !f.timedOut && err != nil && unknownOutcome(err) {
+		// Answered per the timeout policy (see undo): a retransmission
+		// arriving from now on must hear the same, not start a decision.
+		if _, ok := g.timedOut[n.Key()]; !ok {
+			g.rememberTimeout(n.Key(), false)
+		}
+	}
 	timedOut := f.timedOut
 	g.mu.Unlock()
 	if timedOut && reconcile {
@@ -506,12 +578,15 @@ func (g *Gateway) reversedLate(ctx context.Context, key string, n authorization.
 // forgets old ones.
 func (g *Gateway) rememberTimeout(key string, queued bool) {
 	now := time.Now()
-	for k, t := range g.timedOut {
-		if now.Sub(t.at) > timedOutTTL {
-			delete(g.timedOut, k)
+	for len(g.expiry) > 0 && now.Sub(g.expiry[0].at) > timedOutTTL {
+		e := g.expiry[0]
+		g.expiry = g.expiry[1:]
+		if t, ok := g.timedOut[e.key]; ok && t.at.Equal(e.at) {
+			delete(g.timedOut, e.key) // not recorded again since
 		}
 	}
 	g.timedOut[key] = timedOut{at: now, queued: queued}
+	g.expiry = append(g.expiry, timedOutKey{key, now})
 }
 
 // timeoutAnswer answers msg per the timeout policy.
@@ -578,8 +653,13 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 		}
 		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Advise(ctx, r) }, false, ""
 	case MTIReversalRequest, MTIReversalAdvice:
-		r := reversalRequest(req)
-		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Reverse(ctx, r) }, false, ""
+		return func(ctx context.Context) (*authorization.Decision, error) {
+			r := reversalRequest(req)
+			if err := g.billReplacement(ctx, req, &r); err != nil {
+				return nil, err
+			}
+			return g.Auth.Reverse(ctx, r)
+		}, false, ""
 	}
 	return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
 }
@@ -653,8 +733,13 @@ func reversalRequest(req *Request) authorization.ReversalRequest {
 	}
 	if r.Network == r.Original {
 		// Some networks reuse the original's STAN and DE7 in a reversal:
-		// the reversal still needs an identity of its own.
+		// the reversal still needs an identity of its own, and one that a
+		// different reversal of the same original (partial, then full)
+		// does not share, while a retransmission does: DE95 is part of it.
 		r.Network.RRN = "R" + r.Network.RRN
+		if req.ReplacementAmount != nil {
+			r.Network.TransmissionTime += "R" + strconv.FormatInt(*req.ReplacementAmount, 10)
+		}
 	}
 	if req.ReplacementAmount != nil {
 		r.Amount = *req.ReplacementAmount
@@ -669,6 +754,30 @@ func reversalRequest(req *Request) authorization.ReversalRequest {
 		}
 	}
 	return r
+}
+
+// billReplacement scales the amount that remains after a partial reversal
+// without DE6 (optional in an 0400) to the billing currency, when the
+// original was held in another currency than DE49: by the original's rate,
+// its billing amount over the reversal's DE4 (the original's amount). A
+// reversal whose original is unknown keeps DE95 as it is: it releases
+// nothing.
+func (g *Gateway) billReplacement(ctx context.Context, req *Request, r *authorization.ReversalRequest) error {
+	if req.ReplacementAmount == nil || *req.ReplacementAmount == 0 || req.BillingAmount > 0 || req.Amount == 0 {
+		return nil
+	}
+	orig, err := g.Auth.ByNetworkID(ctx, r.Original)
+	if errors.Is(err, errors.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cardnet: the original of a partial reversal: %w", err)
+	}
+	if orig.Currency == req.Currency {
+		return nil
+	}
+	r.Amount = max(scale(*req.ReplacementAmount, orig.Requested, req.Amount), 1)
+	return nil
 }
 
 // answer lays out decision d of req.

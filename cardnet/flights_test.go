@@ -1,0 +1,213 @@
+package cardnet_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/errors"
+)
+
+// A reversal that reuses its original's ids (acquirer, STAN, DE7, RRN),
+// arriving while the original is still being decided, is a message of its
+// own: it must not share the original's decision and hear its approval.
+func TestReversalReusingIDsDuringItsOriginalIsApplied(t *testing.T) {
+	b := newBank(t, bankOptions{
+		wrap:     func(s authorization.Service) authorization.Service { return stall{s, 600 * time.Millisecond} },
+		deadline: 3 * time.Second,
+	})
+	h := b.holder(100_00, card.Controls{})
+	fin := b.purchase(h, 30_00)
+	fin.MTI = cardnet.MTIFinancialRequest
+	done := make(chan *cardnet.Message, 1)
+	go func() {
+		resp, err := send(b.client, MustMessage(t, fin))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	time.Sleep(200 * time.Millisecond) // the 0200 is being decided
+	rev := b.follow(fin, cardnet.MTIReversalRequest)
+	rev.STAN, rev.TransmissionTime = fin.STAN, fin.TransmissionTime
+	b.wantCode(rev, cardnet.Approved)
+	if resp := <-done; resp == nil || resp.Get(39) != string(cardnet.Approved) {
+		t.Fatalf("the 0200 was answered %v", resp)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.wantBalance(h.account, 100_00, 0) // debited, then refunded by the reversal
+}
+
+// Two different reversals of one original from a network that reuses the
+// original's ids in both (a partial, then a full) are two reversals, not a
+// retransmission; a retransmission of either is still one.
+func TestDistinctReversalsReusingIDs(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 50_00)
+	b.wantCode(req, cardnet.Approved)
+	rev := b.follow(req, cardnet.MTIReversalRequest)
+	rev.STAN, rev.TransmissionTime = req.STAN, req.TransmissionTime
+	remain := int64(20_00)
+	rev.ReplacementAmount = &remain
+	b.wantCode(rev, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 20_00)
+	b.wantCode(rev, cardnet.Approved) // retransmitted: no second effect
+	b.wantBalance(h.account, 100_00, 20_00)
+	full := *rev
+	full.ReplacementAmount = nil
+	b.wantCode(&full, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 0)
+}
+
+// A partial reversal without DE6 (optional in an 0400) of an original held
+// in another currency keeps the original's rate: DE95 is in DE49's
+// currency, the hold in the card's.
+func TestPartialReversalWithoutBillingAmountIsScaled(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 1000) // ¥1000, held as £5.30
+	req.Currency = "JPY"
+	req.BillingAmount, req.BillingCurrency = 5_30, "GBP"
+	b.wantCode(req, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 5_30)
+	rev := b.follow(req, cardnet.MTIReversalRequest)
+	rev.BillingAmount, rev.BillingCurrency = 0, ""
+	remain := int64(500) // ¥500 stays authorized: £2.65
+	rev.ReplacementAmount = &remain
+	b.wantCode(rev, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 2_65)
+}
+
+// loseFirst loses the answer to the first authorization only (made and
+// durable, but the gateway hears Unavailable).
+type loseFirst struct {
+	authorization.Service
+	calls atomic.Int32
+}
+
+func (l *loseFirst) Authorize(ctx context.Context, req authorization.Request) (*authorization.Decision, error) {
+	d, err := l.Service.Authorize(ctx, req)
+	if err == nil && l.calls.Add(1) == 1 {
+		return nil, errors.New(errors.Unavailable, "connection reset")
+	}
+	return d, err
+}
+
+// slowLog delays the gateway's "unknown outcome" log line: it widens the
+// moment between a decision ending and its handler answering.
+type slowLog struct{ slog.Handler }
+
+func (h slowLog) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "unknown outcome") {
+		time.Sleep(300 * time.Millisecond)
+	}
+	return nil
+}
+func (h slowLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h slowLog) WithGroup(string) slog.Handler            { return h }
+func (h slowLog) Enabled(context.Context, slog.Level) bool { return true }
+
+// A request whose decision failed with an unknown outcome is answered 91
+// and reversed; a repeat arriving just after must hear the same 91, never
+// an approval of money the gateway is releasing.
+func TestRepeatDuringUndoHearsTheSame(t *testing.T) {
+	b := newBank(t, bankOptions{wrap: func(s authorization.Service) authorization.Service { return &loseFirst{Service: s} }})
+	b.gw.Log = slog.New(slowLog{slog.DiscardHandler})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 12_00)
+	first := make(chan *cardnet.Message, 1)
+	go func() {
+		resp, err := send(b.client, MustMessage(t, req))
+		if err != nil {
+			t.Error(err)
+		}
+		first <- resp
+	}()
+	time.Sleep(150 * time.Millisecond) // the decision has ended; its handler is logging
+	repeat := *req
+	repeat.MTI = "0101"
+	second := b.send(&repeat)
+	r1 := <-first
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r1.Get(39) != string(cardnet.IssuerUnavailable) || second.Get(39) != string(cardnet.IssuerUnavailable) {
+		t.Errorf("the request and its repeat were answered %s and %s, want 91 twice", r1.Get(39), second.Get(39))
+	}
+	b.wantBalance(h.account, 100_00, 0)
+}
+
+// hung never decides: every call waits for its context.
+type hung struct {
+	authorization.Service
+	calls, outstanding, peak, queued atomic.Int64
+}
+
+func (h *hung) Authorize(ctx context.Context, req authorization.Request) (*authorization.Decision, error) {
+	h.calls.Add(1)
+	n := h.outstanding.Add(1)
+	for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
+	}
+	<-ctx.Done()
+	h.outstanding.Add(-1)
+	return nil, ctx.Err()
+}
+
+func (h *hung) QueueReversal(context.Context, authorization.ReversalRequest) error {
+	h.queued.Add(1)
+	return nil
+}
+
+func (h *hung) Reverse(ctx context.Context, r authorization.ReversalRequest) (*authorization.Decision, error) {
+	return &authorization.Decision{Approved: true, Reason: authorization.Approved}, nil
+}
+
+// Decisions that outlive their deadline count against MaxDecisions: a
+// slow authorization service is not sent a call per request for as long
+// as ReconcileTimeout. Past the bound, requests are answered per the
+// timeout policy at once, each with its reversal queued.
+func TestLateDecisionsAreBounded(t *testing.T) {
+	auth := &hung{}
+	const max = 6
+	gw := &cardnet.Gateway{Auth: auth, Deadline: 10 * time.Millisecond, ReconcileTimeout: 2 * time.Second, MaxDecisions: max}
+	addr := StartServer(t, &cardnet.Server{Handler: gw, Workers: 2})
+	c := MustDial(t, addr)
+	const n = 60
+	for i := range n {
+		r := authRequest(fmt.Sprintf("%06d", i+1), fmt.Sprintf("RRN%09d", i+1))
+		if resp := MustSend(t, c, MustMessage(t, r)); resp.Get(39) != "91" {
+			t.Fatalf("DE39 %s, want 91", resp.Get(39))
+		}
+	}
+	if p := auth.peak.Load(); p > max {
+		t.Errorf("%d decisions outstanding at once, MaxDecisions %d", p, max)
+	}
+	if q := auth.queued.Load(); q != n {
+		t.Errorf("%d reversals queued for %d requests answered 91", q, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Once the late ones have ended, decisions are asked for again.
+	before := auth.calls.Load()
+	MustSend(t, c, MustMessage(t, authRequest("000999", "RRN000000999")))
+	if auth.calls.Load() != before+1 {
+		t.Errorf("after the late decisions ended, a request was not decided")
+	}
+}
