@@ -52,6 +52,7 @@ func (l *Ledger) run() {
 type acct struct {
 	Account
 	posted, pending, lastSeq int64
+	lastAt                   int64 // the time of entry lastSeq (unix nanoseconds)
 	dirty                    bool
 }
 
@@ -155,6 +156,15 @@ func (l *Ledger) commit(ops []*op) {
 			// committed before now, so their entries' times follow their
 			// seqs.
 			b.now = l.cfg.Now().UTC()
+			// Never before an entry already on an account the batch
+			// writes (a clock stepped back, or another process's is
+			// behind): each account's entries' times follow their seqs,
+			// which Balance at a past time relies on.
+			for _, a := range b.accounts {
+				if a.lastAt > b.now.UnixNano() {
+					b.now = time.Unix(0, a.lastAt).UTC()
+				}
+			}
 			b.nowNS = b.now.UnixNano()
 			for _, o := range ops {
 				b.apply(o)
@@ -541,6 +551,7 @@ func (b *batch) commitChanges(transferID string, kind Kind, cs ...*change) {
 		a := c.a
 		a.posted, a.pending, a.dirty = c.newPost, c.newPend, true
 		a.lastSeq++
+		a.lastAt = b.nowNS
 		b.entries = append(b.entries, entryRow{
 			accountID: a.ID, transferID: transferID, seq: a.lastSeq, kind: kind,
 			posted: c.posted, pending: c.pending, postedAfter: a.posted, pendingAfter: a.pending, at: b.nowNS,
@@ -774,7 +785,7 @@ func prepareStatements(ctx context.Context, db *store.DB) (_ *statements, err er
 		return nil, err
 	}
 	if s.accounts, err = store.PrepareInserter(ctx, db, `INSERT INTO accounts (`+acctCols+`)`,
-		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, posted = excluded.posted, pending = excluded.pending, last_seq = excluded.last_seq`, 10); err != nil {
+		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, posted = excluded.posted, pending = excluded.pending, last_seq = excluded.last_seq, last_at = excluded.last_at`, 11); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -827,7 +838,7 @@ func (b *batch) write(ctx context.Context) error {
 	slices.SortFunc(accts, func(x, y *acct) int { return strings.Compare(x.ID, y.ID) })
 	if err := b.l.ins.accounts.Exec(ctx, b.tx, len(accts), func(i int, args []any) []any {
 		a := accts[i]
-		return append(args, a.ID, string(a.Currency), a.Owner, string(a.Rule), a.OverdraftLimit, string(a.Status), a.posted, a.pending, a.lastSeq, a.CreatedAt.UnixNano())
+		return append(args, a.ID, string(a.Currency), a.Owner, string(a.Rule), a.OverdraftLimit, string(a.Status), a.posted, a.pending, a.lastSeq, a.lastAt, a.CreatedAt.UnixNano())
 	}); err != nil {
 		return err
 	}

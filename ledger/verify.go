@@ -15,6 +15,8 @@ import (
 //     entries, and its last entry's running balances;
 //   - each account's entries are numbered 1..last_seq without gaps, and each
 //     entry's running balances follow from the one before;
+//   - each account's entries' times follow their seqs, and its last_at is
+//     its last entry's time (Balance at a past time relies on both);
 //   - each account's pending balance equals the amounts its pending holds
 //     still reserve, and no hold reserves a negative amount.
 //
@@ -34,7 +36,10 @@ func Verify(ctx context.Context, db *store.DB) error {
 			FROM entries WINDOW w AS (PARTITION BY account_id ORDER BY seq)) x
 			WHERE posted_after <> prev_posted + posted OR pending_after <> prev_pending + pending LIMIT 1`},
 		{"account's last entry disagrees with its balance", `SELECT a.id FROM accounts a JOIN entries e ON e.account_id = a.id AND e.seq = a.last_seq
-			WHERE e.posted_after <> a.posted OR e.pending_after <> a.pending LIMIT 1`},
+			WHERE e.posted_after <> a.posted OR e.pending_after <> a.pending OR e.at <> a.last_at LIMIT 1`},
+		{"account with no entries has a last entry time", `SELECT id FROM accounts WHERE last_seq = 0 AND last_at <> 0 LIMIT 1`},
+		{"entry is timed before the entry before it", `SELECT e.account_id || ' seq ' || CAST(e.seq AS TEXT) FROM entries e
+			JOIN entries p ON p.account_id = e.account_id AND p.seq = e.seq - 1 WHERE e.at < p.at LIMIT 1`},
 		{"pending balance differs from its pending holds", `SELECT a.id || ' pending=' || CAST(a.pending AS TEXT) || ' holds=' || CAST(COALESCE(h.s, 0) AS TEXT)
 			FROM accounts a LEFT JOIN (SELECT account_id, SUM(amount) AS s FROM holds WHERE status = 'pending' GROUP BY account_id) h ON h.account_id = a.id
 			WHERE a.pending <> COALESCE(h.s, 0) LIMIT 1`},

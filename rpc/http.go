@@ -10,9 +10,11 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/corebank/corebank/errors"
 	"go.opentelemetry.io/otel/propagation"
@@ -127,6 +129,12 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if !utf8.Valid(body) {
+		// encoding/json would turn the bad bytes into U+FFFD: another
+		// string than the caller sent (an idempotency key, say).
+		h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s/%s: request body is not UTF-8", req.Service, req.Method))
+		return
+	}
 	req.Body = json.RawMessage(body)
 
 	rsp := h.s(ctx, req)
@@ -197,6 +205,12 @@ type httpClient struct {
 
 func (c *httpClient) call(ctx context.Context, req Request) Response {
 	name := req.Service + "/" + req.Method
+	if !validUTF8(reflect.ValueOf(req.Body), 0) {
+		// json.Marshal would send U+FFFD in place of the bad bytes: a
+		// different string, which the server could not refuse as the
+		// in-process callee does.
+		return Response{Err: errors.Errorf(errors.BadRequest, "%s: request holds a string that is not UTF-8", name)}
+	}
 	body, err := json.Marshal(req.Body)
 	if err != nil {
 		return Response{Err: errors.Wrap(err, errors.BadRequest, fmt.Sprintf("%s: request body cannot be sent as JSON", name))}
@@ -257,4 +271,45 @@ func transportError(ctx context.Context, name string, err error) error {
 	default:
 		return errors.Wrap(err, errors.Timeout, "deadline exceeded")
 	}
+}
+
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
+
+// validUTF8 reports whether every string in v (struct fields, map keys and
+// values, elements) is UTF-8, as JSON needs it to be sent unchanged.
+func validUTF8(v reflect.Value, depth int) bool {
+	if !v.IsValid() || depth > 64 {
+		return true
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return utf8.ValidString(v.String())
+	case reflect.Pointer, reflect.Interface:
+		return v.IsNil() || validUTF8(v.Elem(), depth+1)
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() && !validUTF8(v.Field(i), depth+1) {
+				return false
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type() == rawMessageType {
+			return utf8.Valid(v.Bytes())
+		}
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return true // base64 in JSON
+		}
+		for i := 0; i < v.Len(); i++ {
+			if !validUTF8(v.Index(i), depth+1) {
+				return false
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if !validUTF8(it.Key(), depth+1) || !validUTF8(it.Value(), depth+1) {
+				return false
+			}
+		}
+	}
+	return true
 }

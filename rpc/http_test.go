@@ -61,6 +61,14 @@ func TestHTTPHandlerWire(t *testing.T) {
 			t.Errorf("got %d %v", status, e)
 		}
 	})
+	t.Run("body not UTF-8", func(t *testing.T) {
+		// A client not in Go may send the bytes raw; decoded, they would
+		// become U+FFFD: another string than the one sent.
+		status, e := post(t, srv.URL+"/rpc/test/greet", "{\"name\":\"caf\xe9\"}", nil)
+		if status != http.StatusBadRequest || e["code"] != "bad_request" || e["message"] != "test/greet: request body is not UTF-8" {
+			t.Errorf("got %d %v", status, e)
+		}
+	})
 	t.Run("bad deadline header", func(t *testing.T) {
 		status, e := post(t, srv.URL+"/rpc/test/greet", `{}`, http.Header{rpc.HeaderDeadline: {"soon"}})
 		if status != http.StatusBadRequest || !strings.Contains(e["message"], rpc.HeaderDeadline) {
