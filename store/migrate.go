@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
@@ -28,9 +30,11 @@ import (
 // the write lock, and each migration is applied exactly once.
 //
 // A migration recorded under a different file name than its number's file
-// now has, or a new migration numbered below one already applied, is an
-// error: the schema would not be what the code expects. (An applied file
-// edited in place is not detected: never edit one; add another.)
+// now has, a new migration numbered below one already applied, or an
+// applied file edited since (schema_migrations keeps each file's SHA-256)
+// is an error: the schema would not be what the code expects. Never edit an
+// applied migration; add another. (Migrations recorded before checksums
+// were kept get the file's checksum the first time they are seen.)
 func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 	files, err := migrationFiles(fsys, db.Dialect)
 	if err != nil {
@@ -40,10 +44,22 @@ func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 		if err := migrationLock(ctx, db, tx); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			set_name TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,
-			PRIMARY KEY (set_name, version))`)
-		return err
+			checksum TEXT NOT NULL DEFAULT '',
+			PRIMARY KEY (set_name, version))`); err != nil {
+			return err
+		}
+		// A table from before checksums were kept gains the column.
+		var has int
+		if err := tx.QueryRowContext(ctx, db.Rebind(hasChecksum[db.Dialect])).Scan(&has); err != nil {
+			return err
+		}
+		if has == 0 {
+			_, err := tx.ExecContext(ctx, `ALTER TABLE schema_migrations ADD COLUMN checksum TEXT NOT NULL DEFAULT ''`)
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", set, err)
@@ -53,10 +69,22 @@ func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 			if err := migrationLock(ctx, db, tx); err != nil {
 				return err
 			}
-			var applied string
-			switch err := tx.QueryRowContext(ctx, db.Rebind(`SELECT name FROM schema_migrations WHERE set_name = ? AND version = ?`), set, m.version).Scan(&applied); {
-			case err == nil && applied == m.file:
+			body, err := fs.ReadFile(fsys, m.file)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(body)
+			checksum := hex.EncodeToString(sum[:])
+			var applied, appliedSum string
+			switch err := tx.QueryRowContext(ctx, db.Rebind(`SELECT name, checksum FROM schema_migrations WHERE set_name = ? AND version = ?`), set, m.version).Scan(&applied, &appliedSum); {
+			case err == nil && applied == m.file && appliedSum == checksum:
 				return nil
+			case err == nil && applied == m.file && appliedSum == "":
+				// Recorded before checksums were kept.
+				_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE schema_migrations SET checksum = ? WHERE set_name = ? AND version = ?`), checksum, set, m.version)
+				return err
+			case err == nil && applied == m.file:
+				return fmt.Errorf("migration %s was edited after it was applied (checksum %.12s, applied %.12s): add a new migration instead", m.file, checksum, appliedSum)
 			case err == nil:
 				// Renamed, or another file took its number: what was
 				// applied is not what the code expects.
@@ -71,14 +99,10 @@ func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 			if highest > m.version {
 				return fmt.Errorf("%s is new but migration %d is already applied: add migrations after the last one", m.file, highest)
 			}
-			body, err := fs.ReadFile(fsys, m.file)
-			if err != nil {
-				return err
-			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("%s: %w", m.file, err)
 			}
-			_, err = tx.ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (set_name, version, name) VALUES (?, ?, ?)`), set, m.version, m.file)
+			_, err = tx.ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (set_name, version, name, checksum) VALUES (?, ?, ?, ?)`), set, m.version, m.file, checksum)
 			return err
 		})
 		if err != nil {
@@ -86,6 +110,12 @@ func Migrate(ctx context.Context, db *DB, set string, fsys fs.FS) error {
 		}
 	}
 	return nil
+}
+
+// hasChecksum counts schema_migrations' checksum column, per dialect.
+var hasChecksum = map[Dialect]string{
+	SQLite:   `SELECT COUNT(*) FROM pragma_table_info('schema_migrations') WHERE name = 'checksum'`,
+	Postgres: `SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'schema_migrations' AND column_name = 'checksum' AND table_schema = current_schema()`,
 }
 
 // migrationLock serializes migrations of db's schema across processes until

@@ -103,6 +103,36 @@ func TestMigrate(t *testing.T) {
 			}
 		})
 
+		t.Run("an applied migration edited since is refused", func(t *testing.T) {
+			edited := fstest.MapFS{"1_accounts.sql": fsys["1_accounts.sql"], "2_seed.sql": file("INSERT INTO accounts (id, balance) VALUES ('a', 100);"), "10_double.sql": fsys["10_double.sql"]}
+			if err := store.Migrate(ctx, db, "ledger", edited); err == nil || !strings.Contains(err.Error(), "2_seed.sql was edited after it was applied") {
+				t.Errorf("edited migration: %v, want refused", err)
+			}
+		})
+
+		t.Run("migrations recorded before checksums are kept take the file's", func(t *testing.T) {
+			// As a database migrated by a version that kept no checksums.
+			if _, err := db.Write.ExecContext(ctx, "UPDATE schema_migrations SET checksum = ''"); err != nil {
+				t.Fatal(err)
+			}
+			edited := fstest.MapFS{"1_accounts.sql": fsys["1_accounts.sql"], "2_seed.sql": fsys["2_seed.sql"], "10_double.sql": file("-- reworded\nUPDATE accounts SET balance = balance * 10;"), "11_more.sql": file("INSERT INTO accounts (id, balance) VALUES ('c', 5);")}
+			if err := store.Migrate(ctx, db, "ledger", edited); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(t, db.Read, "SELECT COUNT(*) FROM schema_migrations WHERE set_name = 'ledger' AND checksum = ''"); got != 0 {
+				t.Errorf("%d migrations still without a checksum", got)
+			}
+			// From now on, an edit is seen.
+			delete(edited, "11_more.sql")
+			edited["11_more.sql"] = file("INSERT INTO accounts (id, balance) VALUES ('c', 6);")
+			if err := store.Migrate(ctx, db, "ledger", edited); err == nil || !strings.Contains(err.Error(), "11_more.sql was edited") {
+				t.Errorf("edited migration after checksums were taken: %v, want refused", err)
+			}
+			if got := count(t, db.Read, "SELECT SUM(balance) FROM accounts"); got != 35 {
+				t.Errorf("sum of balances = %d, want 35: nothing applied", got)
+			}
+		})
+
 		t.Run("sets are recorded apart", func(t *testing.T) {
 			outbox := fstest.MapFS{"1_outbox.sql": file("CREATE TABLE outbox (id INTEGER PRIMARY KEY, payload TEXT);")}
 			if err := store.Migrate(ctx, db, "outbox", outbox); err != nil {
@@ -118,6 +148,36 @@ func TestMigrate(t *testing.T) {
 				t.Errorf("ledger set = %q, want its 4 versions untouched", got)
 			}
 		})
+	})
+}
+
+// A schema_migrations table made before checksums were kept gains the
+// column, and the migrations recorded in it are not run again.
+func TestMigrateUpgradesItsTable(t *testing.T) {
+	storetest.Each(t, "ledger", func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		for _, q := range []string{
+			`CREATE TABLE schema_migrations (set_name TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (set_name, version))`,
+			`CREATE TABLE accounts (id TEXT PRIMARY KEY)`,
+			`INSERT INTO schema_migrations (set_name, version, name) VALUES ('ledger', 1, '1_accounts.sql')`,
+		} {
+			if _, err := db.Write.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fsys := fstest.MapFS{
+			"1_accounts.sql": file("CREATE TABLE accounts (id TEXT PRIMARY KEY);"),
+			"2_seed.sql":     file("INSERT INTO accounts (id) VALUES ('a');"),
+		}
+		if err := store.Migrate(ctx, db, "ledger", fsys); err != nil {
+			t.Fatal(err)
+		}
+		if got := count(t, db.Read, "SELECT COUNT(*) FROM accounts"); got != 1 {
+			t.Errorf("%d accounts, want 1 (2 applied, 1 not again)", got)
+		}
+		if got := count(t, db.Read, "SELECT COUNT(*) FROM schema_migrations WHERE checksum <> ''"); got != 2 {
+			t.Errorf("%d migrations with a checksum, want 2", got)
+		}
 	})
 }
 
