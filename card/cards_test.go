@@ -638,6 +638,7 @@ func TestControls(t *testing.T) {
 				"window too long":                func(c *card.Controls) { c.VelocityWindow = 40 * 24 * time.Hour },
 				"negative velocity":              func(c *card.Controls) { c.VelocityCount = -1 },
 				"unknown channel":                func(c *card.Controls) { c.DisabledChannels = []card.Channel{"fax"} },
+				"card number as a channel":       func(c *card.Controls) { c.DisabledChannels = []card.Channel{"4571736012345678"} },
 				"unknown country":                func(c *card.Controls) { c.AllowedCountries = []string{"XX"} },
 				"not a country":                  func(c *card.Controls) { c.AllowedCountries = []string{"EU"} },
 				"garbage country":                func(c *card.Controls) { c.AllowedCountries = []string{"Great Britain"} },
@@ -649,6 +650,9 @@ func TestControls(t *testing.T) {
 				_, err := s.SetControls(ctx, card.SetControlsRequest{Key: "bad", CardID: c.ID, Controls: ctl})
 				if errors.CodeOf(err) != errors.BadRequest {
 					t.Errorf("%s: error = %v, want BadRequest", name, err)
+				}
+				if err != nil && strings.Contains(err.Error(), "4571736012345678") {
+					t.Errorf("%s: error %q shows a card number", name, err)
 				}
 				stored, _ := s.Get(ctx, c.ID)
 				if !reflect.DeepEqual(stored.Controls, want) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/idempotency"
+	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
 )
 
@@ -105,7 +106,7 @@ func (c Controls) normalize() (Controls, error) {
 	out.DisabledChannels = nil
 	for _, ch := range c.DisabledChannels {
 		if !knownChannel(ch) {
-			return Controls{}, badf("unknown channel %.16q", ch)
+			return Controls{}, badf("unknown channel %s", ascii.Quote(string(ch)))
 		}
 		out.DisabledChannels = append(out.DisabledChannels, ch)
 	}

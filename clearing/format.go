@@ -56,7 +56,7 @@ func parseError(lineNo int, rec, format string, args ...any) error {
 	if rec != "" {
 		// A record id with 12 or more digits, however separated, may be a
 		// card number slid into the record_id column: quote hides it.
-		if shown := quote(rec); strings.HasPrefix(shown, "(") {
+		if shown := ascii.Quote(rec); strings.HasPrefix(shown, "(") {
 			rec = shown
 		}
 		where += fmt.Sprintf(" (record %s)", rec)
@@ -83,25 +83,6 @@ func maskDigitRuns(s string) string {
 		i = j
 	}
 	return string(b)
-}
-
-// quote shows a bad value in an error, cut short. A value with 12 or more
-// digits in it, however separated, is not shown: it may be a card number
-// in the wrong column (masking a cut or spaced one would miss digits).
-func quote(s string) string {
-	digits := 0
-	for i := 0; i < len(s); i++ {
-		if '0' <= s[i] && s[i] <= '9' {
-			digits++
-		}
-	}
-	if digits >= 12 {
-		return fmt.Sprintf("(a value of %d characters with %d digits, not shown)", len(s), digits)
-	}
-	if len(s) > 40 {
-		s = s[:40] + "..."
-	}
-	return strconv.Quote(s)
 }
 
 // parse checks and parses a whole clearing file. Every error is a
@@ -167,7 +148,7 @@ func parse(content []byte) (*parsedFile, error) {
 			}
 			trailer = true
 		default:
-			return nil, parseError(lineNo, "", "record type %s: want H, D or T", quote(fields[0]))
+			return nil, parseError(lineNo, "", "record type %s: want H, D or T", ascii.Quote(fields[0]))
 		}
 	}
 	switch {
@@ -185,21 +166,21 @@ func parseHeader(lineNo int, fs []string) (*parsedFile, error) {
 	}
 	f := &parsedFile{id: fs[1], network: fs[2], date: fs[3]}
 	if !isToken(f.id, 32) {
-		return nil, parseError(lineNo, "", "file_id: %s must be 1 to 32 of A-Z a-z 0-9 . _ -", quote(f.id))
+		return nil, parseError(lineNo, "", "file_id: %s must be 1 to 32 of A-Z a-z 0-9 . _ -", ascii.Quote(f.id))
 	}
 	if !isAlnum(f.network, 1, 16) {
-		return nil, parseError(lineNo, "", "network: %s must be 1 to 16 letters or digits", quote(f.network))
+		return nil, parseError(lineNo, "", "network: %s must be 1 to 16 letters or digits", ascii.Quote(f.network))
 	}
 	if _, err := time.Parse("2006-01-02", f.date); err != nil {
-		return nil, parseError(lineNo, "", "date: %s must be a date YYYY-MM-DD", quote(f.date))
+		return nil, parseError(lineNo, "", "date: %s must be a date YYYY-MM-DD", ascii.Quote(f.date))
 	}
 	n, err := parseCount(fs[4])
 	if err != nil {
-		return nil, parseError(lineNo, "", "record_count: %s must be a whole number", quote(fs[4]))
+		return nil, parseError(lineNo, "", "record_count: %s must be a whole number", ascii.Quote(fs[4]))
 	}
 	f.count = n
 	if f.total, err = parseTotal(fs[5]); err != nil {
-		return nil, parseError(lineNo, "", "control_total: %s must be a whole number of minor units", quote(fs[5]))
+		return nil, parseError(lineNo, "", "control_total: %s must be a whole number of minor units", ascii.Quote(fs[5]))
 	}
 	return f, nil
 }
@@ -209,15 +190,15 @@ func checkTrailer(lineNo int, fs []string, f *parsedFile, total int64) error {
 		return parseError(lineNo, "", "trailer: %d fields, want %d", len(fs), trailerFields)
 	}
 	if fs[1] != f.id {
-		return parseError(lineNo, "", "trailer file_id %s differs from the header's %s", quote(fs[1]), quote(f.id))
+		return parseError(lineNo, "", "trailer file_id %s differs from the header's %s", ascii.Quote(fs[1]), ascii.Quote(f.id))
 	}
 	n, err := parseCount(fs[2])
 	if err != nil {
-		return parseError(lineNo, "", "trailer record_count: %s must be a whole number", quote(fs[2]))
+		return parseError(lineNo, "", "trailer record_count: %s must be a whole number", ascii.Quote(fs[2]))
 	}
 	t, err := parseTotal(fs[3])
 	if err != nil {
-		return parseError(lineNo, "", "trailer control_total: %s must be a whole number of minor units", quote(fs[3]))
+		return parseError(lineNo, "", "trailer control_total: %s must be a whole number of minor units", ascii.Quote(fs[3]))
 	}
 	switch {
 	case n != f.count || t != f.total:
@@ -266,7 +247,7 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 		return bad("detail: %d fields, want %d", len(fs), detailFields)
 	}
 	if id == "" {
-		return bad("record_id: %s must be 1 to 32 of A-Z a-z 0-9 . _ -", quote(fs[colRecordID]))
+		return bad("record_id: %s must be 1 to 32 of A-Z a-z 0-9 . _ -", ascii.Quote(fs[colRecordID]))
 	}
 	l.ID = id
 	// The PAN is never echoed: not in an error, not anywhere.
@@ -277,7 +258,7 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 	l.PANMasked = maskPAN(l.pan)
 	pc := fs[colProcessing]
 	if !isDigits(pc, 6, 6) {
-		return bad("processing_code: %s must be 6 digits", quote(pc))
+		return bad("processing_code: %s must be 6 digits", ascii.Quote(pc))
 	}
 	switch pc[:2] {
 	case "00":
@@ -287,39 +268,39 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 	case "20":
 		l.Kind = KindRefund
 	default:
-		return bad("processing_code: %s: transaction type %s is not 00 (purchase), 01 (cash) or 20 (refund)", quote(pc), quote(pc[:2]))
+		return bad("processing_code: %s: transaction type %s is not 00 (purchase), 01 (cash) or 20 (refund)", ascii.Quote(pc), ascii.Quote(pc[:2]))
 	}
 	var err error
 	if l.Amount, err = parseAmount(fs[colAmount]); err != nil {
-		return bad("amount: %s must be a whole number of minor units, 1 to %d", quote(fs[colAmount]), money.MaxAmount)
+		return bad("amount: %s must be a whole number of minor units, 1 to %d", ascii.Quote(fs[colAmount]), money.MaxAmount)
 	}
 	if l.Currency, err = money.ParseCurrency(fs[colCurrency]); err != nil {
-		return bad("currency: %s is not an ISO 4217 alphabetic code we support", quote(fs[colCurrency]))
+		return bad("currency: %s is not an ISO 4217 alphabetic code we support", ascii.Quote(fs[colCurrency]))
 	}
 	if l.BillingAmount, err = parseAmount(fs[colBillingAmount]); err != nil {
-		return bad("billing_amount: %s must be a whole number of minor units, 1 to %d", quote(fs[colBillingAmount]), money.MaxAmount)
+		return bad("billing_amount: %s must be a whole number of minor units, 1 to %d", ascii.Quote(fs[colBillingAmount]), money.MaxAmount)
 	}
 	if l.BillingCurrency, err = money.ParseCurrency(fs[colBillingCurrency]); err != nil {
-		return bad("billing_currency: %s is not an ISO 4217 alphabetic code we support", quote(fs[colBillingCurrency]))
+		return bad("billing_currency: %s is not an ISO 4217 alphabetic code we support", ascii.Quote(fs[colBillingCurrency]))
 	}
 	if l.ARN = fs[colARN]; !isDigits(l.ARN, 23, 23) {
-		return bad("arn: %s must be 23 digits", quote(l.ARN))
+		return bad("arn: %s must be 23 digits", ascii.Quote(l.ARN))
 	}
 	if l.RRN = fs[colRRN]; l.RRN != "" && !isAN(l.RRN, 1, 12) {
-		return bad("rrn: %s must be 1 to 12 letters, digits or spaces (DE37 as received, not all spaces), or empty", quote(l.RRN))
+		return bad("rrn: %s must be 1 to 12 letters, digits or spaces (DE37 as received, not all spaces), or empty", ascii.Quote(l.RRN))
 	}
 	if l.AuthCode = fs[colAuthCode]; l.AuthCode != "" && !isAuthCode(l.AuthCode) {
-		return bad("auth_code: %s must be 6 of 0-9 A-Z, or empty", quote(l.AuthCode))
+		return bad("auth_code: %s must be 6 of 0-9 A-Z, or empty", ascii.Quote(l.AuthCode))
 	}
 	o := authorization.NetworkID{Acquirer: fs[colAcquirer], STAN: fs[colSTAN], RRN: l.RRN, TransmissionTime: fs[colTransmission]}
 	if o.Acquirer != "" || o.STAN != "" || o.TransmissionTime != "" {
 		switch {
 		case !isDigits(o.Acquirer, 1, 11):
-			return bad("acquirer: %s must be 1 to 11 digits (with stan and transmission_time, or all three empty)", quote(o.Acquirer))
+			return bad("acquirer: %s must be 1 to 11 digits (with stan and transmission_time, or all three empty)", ascii.Quote(o.Acquirer))
 		case !isDigits(o.STAN, 6, 6):
-			return bad("stan: %s must be 6 digits (with acquirer and transmission_time, or all three empty)", quote(o.STAN))
+			return bad("stan: %s must be 6 digits (with acquirer and transmission_time, or all three empty)", ascii.Quote(o.STAN))
 		case !isTransmission(o.TransmissionTime):
-			return bad("transmission_time: %s must be MMDDhhmmss (with acquirer and stan, or all three empty)", quote(o.TransmissionTime))
+			return bad("transmission_time: %s must be MMDDhhmmss (with acquirer and stan, or all three empty)", ascii.Quote(o.TransmissionTime))
 		case o.RRN == "":
 			return bad("rrn: required with the original network ids")
 		}
@@ -333,13 +314,13 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 		return bad("merchant_city: must be at most 40 printable characters")
 	}
 	if l.MerchantCountry = fs[colMerchantCountry]; !isUpper(l.MerchantCountry, 2) {
-		return bad("merchant_country: %s must be an ISO 3166 alpha-2 code", quote(l.MerchantCountry))
+		return bad("merchant_country: %s must be an ISO 3166 alpha-2 code", ascii.Quote(l.MerchantCountry))
 	}
 	if l.MCC = fs[colMCC]; !isDigits(l.MCC, 4, 4) {
-		return bad("mcc: %s must be 4 digits", quote(l.MCC))
+		return bad("mcc: %s must be 4 digits", ascii.Quote(l.MCC))
 	}
 	if n, err := strconv.Atoi(fs[colPresentment]); err != nil || n < 1 || n > 99 || !isDigits(fs[colPresentment], 1, 2) {
-		return bad("presentment: %s must be 1 to 99", quote(fs[colPresentment]))
+		return bad("presentment: %s must be 1 to 99", ascii.Quote(fs[colPresentment]))
 	} else {
 		l.Presentment = n
 	}
@@ -351,7 +332,7 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 			return bad("final: a refund is always final (Y)")
 		}
 	default:
-		return bad("final: %s must be Y or N", quote(fs[colFinal]))
+		return bad("final: %s must be Y or N", ascii.Quote(fs[colFinal]))
 	}
 	return l, nil
 }

@@ -3,6 +3,11 @@
 // fields are all strings of ASCII digits.
 package ascii
 
+import (
+	"fmt"
+	"strconv"
+)
+
 // Digits reports whether every byte of s is an ASCII digit ('0' to '9').
 // It is true of "": callers that need a value check the length.
 func Digits(s string) bool {
@@ -27,4 +32,23 @@ func Value(s string) int {
 		n = n*10 + int(s[i]-'0')
 	}
 	return n
+}
+
+// Quote shows a bad value in an error, cut short. A value with 12 or more
+// digits in it, however separated, is not shown: it may be a card number
+// in the wrong column (masking a cut or spaced one would miss digits).
+func Quote(s string) string {
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		if '0' <= s[i] && s[i] <= '9' {
+			digits++
+		}
+	}
+	if digits >= 12 {
+		return fmt.Sprintf("(a value of %d characters with %d digits, not shown)", len(s), digits)
+	}
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return strconv.Quote(s)
 }

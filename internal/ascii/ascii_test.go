@@ -34,3 +34,18 @@ func TestDigits(t *testing.T) {
 		}
 	}
 }
+
+func TestQuote(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"fax", `"fax"`},
+		{"4571736012345678", "(a value of 16 characters with 16 digits, not shown)"},
+		{"4571-7360-1234-5678", "(a value of 19 characters with 16 digits, not shown)"},
+		{"12345678901", `"12345678901"`},
+		{"a\x00b", `"a\x00b"`},
+		{"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", `"0123456789abcdefghijklmnopqrstuvwxyzABCD..."`},
+	} {
+		if got := Quote(c.in); got != c.want {
+			t.Errorf("Quote(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
