@@ -292,7 +292,10 @@ type Service interface {
 	// Decision is always Approved (a reversal is acknowledged); Amount is
 	// what was released. A reversal whose original is unknown is recorded
 	// with OriginalNotFound, and the original, if it arrives later, is
-	// declined with AlreadyReversed. Errors: BadRequest.
+	// declined with AlreadyReversed. A reversal that fails once begun (the
+	// ledger unreachable) is on record and is completed, once, by its retry
+	// with the same Network, by the next message acting on its original, or
+	// by the service's recovery. Errors: BadRequest.
 	Reverse(ctx context.Context, req ReversalRequest) (*Decision, error)
 
 	// QueueReversal promises req durably and returns once the promise is:

@@ -285,6 +285,20 @@ func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration
 }
 
 func (a *Authorizer) recoverOne(ctx context.Context, key string) error {
+	if r, err := a.find(ctx, key); err != nil || r == nil || r.status != statusPending {
+		return err
+	} else if r.Kind == KindReversal && r.Original != nil {
+		// Completed as its retransmission would be, under the same locks:
+		// the reversal's, its original's, the record it changes and its
+		// card's (retransmitted).
+		d, err := a.reverse(ctx, ReversalRequest{Network: r.Network, Original: *r.Original})
+		if err != nil {
+			return fmt.Errorf("authorization: recover %s: %w", r.ID, err)
+		}
+		a.recovered.Inc()
+		a.cfg.Log.InfoContext(ctx, "authorization: completed a pending reversal", "authorization_id", r.ID, "network_key", key, "released", d.Amount)
+		return nil
+	}
 	defer a.lock("net:" + key)()
 	r, err := a.find(ctx, key)
 	if err != nil || r == nil || r.status != statusPending {
@@ -487,12 +501,12 @@ func (a *Authorizer) insertGated(ctx context.Context, r *record, gate func(ctx c
 	})
 }
 
-// retryBusy calls fn until it does not fail with errCardBusy or
-// errOriginalArrived, at most cardBusyTries times.
+// retryBusy calls fn until it does not fail with errCardBusy,
+// errOriginalArrived or errOriginalChanged, at most cardBusyTries times.
 func retryBusy[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 	for try := 1; ; try++ {
 		v, err := fn()
-		if !errors.IsErr(err, errCardBusy) && !errors.IsErr(err, errOriginalArrived) {
+		if !errors.IsErr(err, errCardBusy) && !errors.IsErr(err, errOriginalArrived) && !errors.IsErr(err, errOriginalChanged) {
 			return v, err
 		}
 		if try == cardBusyTries {
@@ -539,6 +553,11 @@ func (a *Authorizer) tryLock(ctx context.Context, tx *sql.Tx, kind, name string)
 // when it comes to record itself (another process decided it meanwhile);
 // it starts again, and reverses it.
 var errOriginalArrived = fmt.Errorf("authorization: the original arrived meanwhile")
+
+// errOriginalChanged: a reversal about to be written pending finds the
+// record it would change changed, or another reversal of it pending (another
+// process reversed it meanwhile); it starts again.
+var errOriginalChanged = fmt.Errorf("authorization: the original changed meanwhile")
 
 // errCardBusy: another process holds the card's lock (lockCard).
 var errCardBusy = fmt.Errorf("authorization: card locked by another process")
@@ -624,10 +643,12 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 }
 
 // originalOf is original for a message on card cardID that builds on it
-// (an incremental, an advice confirming it): an original of another card is
-// nil, and is left alone (completing it here would race its own decision,
-// whose card lock this one does not hold); so is one whose reversal is
-// queued, which is as good as reversed (QueueReversal).
+// (an incremental, an advice confirming it), with the reversals pending on
+// it completed first (current; the caller holds the card's lock). An
+// original of another card is nil, and is left alone (completing it here
+// would race its own decision, whose card lock this one does not hold); so
+// is one whose reversal is queued, which is as good as reversed
+// (QueueReversal).
 func (a *Authorizer) originalOf(ctx context.Context, n NetworkID, cardID string) (*record, error) {
 	o, err := a.find(ctx, n.Key())
 	if err != nil || o == nil || o.CardID != cardID {
@@ -637,7 +658,10 @@ func (a *Authorizer) originalOf(ctx context.Context, n NetworkID, cardID string)
 	if err != nil || full {
 		return nil, err
 	}
-	return a.original(ctx, n)
+	if o, err = a.original(ctx, n); err != nil {
+		return nil, err
+	}
+	return a.current(ctx, o)
 }
 
 // original returns the finished record of an original message, completing
@@ -724,6 +748,9 @@ func (a *Authorizer) record(ctx context.Context, r *record) (*Decision, error) {
 func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (*Decision, error) {
 	if r.status == statusDone {
 		return r.decision(), nil
+	}
+	if r.Kind == KindReversal {
+		return a.completeReversal(ctx, r)
 	}
 	meta := map[string]string{"authorization_id": r.ID}
 	var err error
@@ -1004,7 +1031,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
-		return a.complete(ctx, r, nil)
+		return a.retransmitted(ctx, r, origKey)
 	}
 	now := a.cfg.Now().UTC()
 	o := req.Original
@@ -1022,20 +1049,135 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	if err != nil {
 		return nil, err
 	}
-	if orig == nil {
-		rev.Reason = OriginalNotFound
-		return a.reversal(ctx, rev, nil)
-	}
-	if orig.Kind == KindIncremental {
+	if orig != nil && orig.Kind == KindIncremental {
 		return a.reverseIncrement(ctx, key, req, rev, orig)
 	}
-	defer a.lock("card:" + orig.CardID)()
-	if orig, err = a.find(ctx, origKey); err != nil {
+	// If the network stood in for the original (answered late, or never
+	// received) and advised it, the money is on its advice, whose DE90
+	// names the original as this reversal does. Its lock before the card's,
+	// as a message's own lock always is.
+	adv, err := a.standIn(ctx, origKey)
+	if err != nil {
 		return nil, err
 	}
-	rev.OriginalID = orig.ID
-	rev.stampAfter(a.cfg.Now(), orig.updatedAt)
-	return a.release(ctx, key, rev, orig, req.Amount)
+	if adv != nil && orig != nil && adv.CardID != orig.CardID {
+		adv = nil
+	}
+	if orig == nil && adv == nil {
+		rev.Reason = OriginalNotFound
+		return a.reversal(ctx, rev)
+	}
+	if adv != nil {
+		defer a.lock("net:" + adv.networkKey)()
+	}
+	cardID := adv.cardOr(orig)
+	defer a.lock("card:" + cardID)()
+	if orig != nil {
+		if orig, err = a.find(ctx, origKey); err != nil {
+			return nil, err
+		}
+		if orig, err = a.current(ctx, orig); err != nil {
+			return nil, err
+		}
+		if adv == nil || (orig.Approved && orig.Outstanding > 0) {
+			rev.OriginalID = orig.ID
+			rev.stampAfter(a.cfg.Now(), orig.updatedAt)
+			return a.release(ctx, key, rev, orig, req.Amount)
+		}
+	}
+	// The original holds nothing (declined, reversed, never received): the
+	// stand-in advice is reversed in its place.
+	if adv, err = a.original(ctx, adv.Network); err != nil {
+		return nil, err
+	}
+	if adv == nil {
+		return nil, errors.Errorf(errors.Internal, "authorization: the stand-in advice for %s vanished", origKey)
+	}
+	if adv, err = a.current(ctx, adv); err != nil {
+		return nil, err
+	}
+	rev.OriginalID = adv.ID
+	rev.Detail = strings.TrimPrefix(rev.Detail+",stand_in", ",")
+	rev.stampAfter(a.cfg.Now(), adv.updatedAt)
+	return a.release(ctx, key, rev, adv, req.Amount)
+}
+
+// cardOr is the card of adv, if any, else of orig.
+func (adv *record) cardOr(orig *record) string {
+	if adv != nil {
+		return adv.CardID
+	}
+	return orig.CardID
+}
+
+// standIn returns the stand-in advice the network sent in place of the
+// original with network key origKey (its DE90 names that original), one
+// that placed (or is placing) a hold of its own, not one confirming the
+// bank's approval; or nil.
+func (a *Authorizer) standIn(ctx context.Context, origKey string) (*record, error) {
+	var k string
+	err := a.db.QueryRow(ctx, `SELECT network_key FROM authorizations WHERE original_key = ? AND kind = 'advice'
+		AND detail <> 'confirms_original' AND (status = 'pending' OR (approved = 1 AND hold_id <> '')) ORDER BY at LIMIT 1`, origKey).Scan(&k)
+	if errors.IsErr(err, errNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authorization: stand-in advice for %s: %w", origKey, err)
+	}
+	return a.find(ctx, k)
+}
+
+// retransmitted answers a reversal recorded already (origKey: the
+// original its request names). A pending one is completed first, under the
+// locks it began under: besides the reversal's and its original's (held by
+// the caller), the lock of the record it changes, if that is not its
+// original (a reversal of an incremental changes the incremental's
+// original, see reverseIncrement), and its card's.
+func (a *Authorizer) retransmitted(ctx context.Context, r *record, origKey string) (*Decision, error) {
+	if r.status == statusPending && r.Kind == KindReversal {
+		if r.opOriginal != "" && r.opOriginal != origKey && r.opOriginal != r.networkKey {
+			defer a.lock("net:" + r.opOriginal)()
+		}
+		defer a.lock("card:" + r.CardID)()
+		again, err := a.find(ctx, r.networkKey)
+		if err != nil {
+			return nil, err
+		}
+		if again == nil {
+			return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", r.ID)
+		}
+		r = again
+	}
+	return a.complete(ctx, r, nil)
+}
+
+// current returns o as it is once the reversals pending on it (written
+// pending, their ledger operation done or not, their record not finished:
+// a lost answer, a crash) are completed, so that whatever acts on o
+// computes from finished records. The caller holds o's card's lock, as
+// every reversal of o holds it from before it is written pending to its
+// finish.
+func (a *Authorizer) current(ctx context.Context, o *record) (*record, error) {
+	if o == nil {
+		return nil, nil
+	}
+	revs, err := a.pendingReversals(ctx, o.networkKey)
+	if err != nil || len(revs) == 0 {
+		return o, err
+	}
+	for _, r := range revs {
+		if _, err := a.complete(ctx, r, nil); err != nil {
+			return nil, fmt.Errorf("authorization: complete reversal %s of %s first: %w", r.ID, o.ID, err)
+		}
+	}
+	again, err := a.find(ctx, o.networkKey)
+	if err != nil {
+		return nil, err
+	}
+	if again == nil {
+		return nil, errors.Errorf(errors.Internal, "authorization: %s vanished", o.ID)
+	}
+	return again, nil
 }
 
 // stampAfter times a reversal once its card's lock is held, and after
@@ -1062,7 +1204,7 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	nothing := func() (*Decision, error) {
 		a.copyOriginal(rev, inc)
 		rev.Detail += ",nothing_to_release"
-		return a.reversal(ctx, rev, nil)
+		return a.reversal(ctx, rev)
 	}
 	undo := inc.Amount - req.Amount
 	if !inc.Approved || undo <= 0 || inc.Original == nil || inc.originalKey == key || inc.originalKey == inc.networkKey {
@@ -1074,6 +1216,15 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// one holds an original's lock while waiting for another message's.
 	defer a.lock("net:" + inc.originalKey)()
 	defer a.lock("card:" + inc.CardID)()
+	// The original's pending reversals (of it, or of its increments) are
+	// completed first: the count below is then of finished ones.
+	base, err := a.original(ctx, *inc.Original)
+	if err != nil {
+		return nil, err
+	}
+	if base, err = a.current(ctx, base); err != nil {
+		return nil, err
+	}
 	rev.stampAfter(a.cfg.Now(), inc.updatedAt)
 	// Covered: the increment reversed already, or its original reversed
 	// after the increment grew it (inc.updatedAt: when it was finished,
@@ -1085,10 +1236,6 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	}
 	if covered > 0 {
 		return nothing()
-	}
-	base, err := a.original(ctx, *inc.Original)
-	if err != nil {
-		return nil, err
 	}
 	if base == nil {
 		return nothing()
@@ -1104,28 +1251,29 @@ func (a *Authorizer) copyOriginal(rev, orig *record) {
 
 // release brings orig's outstanding amount down to keep, with the ledger
 // operation that matches: its hold voided (keep 0), replaced by a smaller
-// one, or a financial request's transfer refunded down to keep; and
-// records rev. The caller holds the locks of rev, orig and its card.
+// one, or a financial request's transfer refunded down to keep. Like a
+// decision, rev is first written pending with that operation (op_*, its
+// keys derived from the reversal's network key), then the operation is
+// made and rev finished with its effect on orig (complete): a reversal
+// whose ledger answer is lost is on record, and is completed by its
+// retransmission, by the next message acting on orig, or by
+// RecoverPending, never undone by another reversal's own operation. The
+// caller holds the locks of rev, orig and its card, and has completed the
+// reversals pending on orig (current).
 func (a *Authorizer) release(ctx context.Context, key string, rev, orig *record, keep int64) (*Decision, error) {
 	a.copyOriginal(rev, orig)
 	release := orig.Outstanding - keep
 	rev.Requested = max(release, 0)
 	if !orig.Approved || release <= 0 || (orig.HoldID == "" && orig.TransferID == "") {
 		rev.Detail = strings.TrimPrefix(rev.Detail+",nothing_to_release", ",")
-		return a.reversal(ctx, rev, nil)
+		return a.reversal(ctx, rev)
 	}
 
+	var op, target string
+	var expires int64
 	switch {
 	case orig.HoldID != "" && keep == 0:
-		_, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: key + ":void", HoldID: orig.HoldID})
-		if errors.Is(err, errors.Conflict) {
-			// Already posted by clearing, or expired: nothing held to release.
-			rev.Detail = strings.TrimPrefix(rev.Detail+",hold_not_pending", ",")
-			return a.reversal(ctx, rev, nil)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("authorization: void hold for reversal: %w", err)
-		}
+		op, target = opVoid, orig.HoldID
 	case orig.HoldID != "":
 		// Partial: a new hold for what remains, then the old one voided, so
 		// the merchant is never under-held; both keyed by the reversal.
@@ -1134,48 +1282,141 @@ func (a *Authorizer) release(ctx context.Context, key string, rev, orig *record,
 			return nil, fmt.Errorf("authorization: hold for partial reversal: %w", err)
 		}
 		if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
+			// Already posted by clearing, or expired: nothing held to release.
 			rev.Detail = strings.TrimPrefix(rev.Detail+",hold_not_pending", ",")
-			return a.reversal(ctx, rev, nil)
+			return a.reversal(ctx, rev)
 		}
-		h, err := a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
-			Key: key + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: keep,
-			Currency: old.Currency, ExpiresAt: old.ExpiresAt, Force: true,
-			Metadata: map[string]string{"authorization_id": orig.ID},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("authorization: hold what remains after a partial reversal: %w", err)
-		}
-		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: key + ":void", HoldID: old.ID}); err != nil && !errors.Is(err, errors.Conflict) {
-			return nil, fmt.Errorf("authorization: void hold for partial reversal: %w", err)
-		}
-		rev.HoldID = h.ID
+		op, target, expires = opReplace, old.ID, old.ExpiresAt.UnixNano()
 	default:
-		// A financial request: the money moved; give back what is reversed.
-		t, err := a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
-			Key: key + ":refund", Force: true,
-			Legs: []ledger.Leg{
-				{AccountID: orig.opTarget, Amount: -release, Currency: orig.Currency},
-				{AccountID: orig.AccountID, Amount: release, Currency: orig.Currency},
-			},
-			Metadata: map[string]string{"authorization_id": orig.ID},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("authorization: refund for reversal: %w", err)
-		}
-		rev.TransferID = t.ID
+		// A financial request: the money moved; give back what is reversed,
+		// from where it went (the original's transfer's destination).
+		op, target = opRefund, orig.opTarget
 	}
-	rev.Amount = release
-	orig.Outstanding, orig.HoldID = keep, rev.HoldID
-	return a.reversal(ctx, rev, orig)
-}
-
-func (a *Authorizer) reversal(ctx context.Context, rev, orig *record) (*Decision, error) {
+	rev.status, rev.op, rev.opKey, rev.opAmount, rev.opTarget, rev.opExpires, rev.opOriginal =
+		statusPending, op, key, keep, target, expires, orig.networkKey
 	got, err := a.recordReversal(ctx, rev, orig)
 	if err != nil {
 		return nil, err
 	}
 	if got == nil {
 		return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", rev.ID)
+	}
+	return a.complete(ctx, got, nil)
+}
+
+// completeReversal carries out a pending reversal's ledger operation under
+// its own keys (the ledger returns what it did, if it did it before) and
+// finishes the reversal (finishReversal). Outcomes the ledger gives for
+// good are recorded and release nothing, the original unchanged: the hold
+// no longer pending (posted by clearing, or expired: hold_not_pending, as
+// when the reversal begins so), or the request refused (ledger_<code>,
+// logged: an operator must look). Any other failure leaves the reversal
+// pending and is returned.
+func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision, error) {
+	target, err := a.find(ctx, r.opOriginal)
+	if err != nil {
+		return nil, err
+	}
+	if target == nil {
+		return nil, errors.Errorf(errors.Internal, "authorization: reversal %s: its original %s is not recorded", r.ID, r.opOriginal)
+	}
+	meta := map[string]string{"authorization_id": target.ID}
+	released := false
+	switch r.op {
+	case opVoid:
+		_, err = a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: r.opTarget})
+		switch {
+		case err == nil:
+			released = true
+		case errors.Is(err, errors.Conflict):
+			// Already posted by clearing, or expired: nothing held to release.
+			r.Detail = strings.TrimPrefix(r.Detail+",hold_not_pending", ",")
+			err = nil
+		}
+	case opReplace:
+		released, err = a.replaceHold(ctx, r, meta)
+	case opRefund:
+		var t *ledger.Transfer
+		t, err = a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
+			Key: r.opKey + ":refund", Force: true,
+			Legs: []ledger.Leg{
+				{AccountID: r.opTarget, Amount: -r.Requested, Currency: r.Currency},
+				{AccountID: r.AccountID, Amount: r.Requested, Currency: r.Currency},
+			},
+			Metadata: meta,
+		})
+		if err == nil {
+			released, r.TransferID = true, t.ID
+		}
+	default:
+		return nil, errors.Errorf(errors.Internal, "authorization: reversal %s pending with no operation", r.ID)
+	}
+	if err != nil {
+		switch code := errors.CodeOf(err); code {
+		case errors.NotFound, errors.Conflict, errors.BadRequest, errors.AccountClosed, errors.CurrencyMismatch, errors.InsufficientFunds:
+			a.cfg.Log.ErrorContext(ctx, "authorization: the ledger refused a reversal's operation; recorded as releasing nothing",
+				"authorization_id", r.ID, "original_id", target.ID, "op", r.op, "err", err)
+			r.Detail = strings.TrimPrefix(r.Detail+",ledger_"+string(code), ",")
+		default:
+			return nil, fmt.Errorf("authorization: %s for reversal %s: %w", r.op, r.ID, err)
+		}
+	}
+	if released {
+		r.Amount = r.Requested
+	} else {
+		r.Amount = 0
+	}
+	got, err := a.finishReversal(ctx, r, released)
+	if err != nil {
+		return nil, err
+	}
+	return got.decision(), nil
+}
+
+// replaceHold carries out a pending partial reversal of a hold: a new hold
+// for what remains (op_amount, the old hold's account and destination,
+// expiring at op_expires), then the old one voided; it sets r.HoldID to the
+// new hold. If the old hold was posted or has expired meanwhile, the new
+// hold (placed now or by an attempt before) is voided too
+// (<op_key>:undo) and nothing is released (hold_not_pending).
+func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string]string) (released bool, err error) {
+	old, err := a.cfg.Ledger.GetHold(ctx, r.opTarget)
+	if err != nil {
+		return false, err
+	}
+	h, err := a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
+		Key: r.opKey + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: r.opAmount,
+		Currency: old.Currency, ExpiresAt: time.Unix(0, r.opExpires).UTC(), Force: true, Metadata: meta,
+	})
+	if err != nil {
+		return false, err
+	}
+	if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
+		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":undo", HoldID: h.ID}); err != nil && !errors.Is(err, errors.Conflict) {
+			return false, err
+		}
+		r.Detail = strings.TrimPrefix(r.Detail+",hold_not_pending", ",")
+		return false, nil
+	}
+	if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: old.ID}); err != nil && !errors.Is(err, errors.Conflict) {
+		return false, err
+	}
+	r.HoldID = h.ID
+	return true, nil
+}
+
+// reversal records a decided reversal that releases nothing.
+func (a *Authorizer) reversal(ctx context.Context, rev *record) (*Decision, error) {
+	got, err := a.recordReversal(ctx, rev, nil)
+	if err != nil {
+		return nil, err
+	}
+	if got == nil {
+		return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", rev.ID)
+	}
+	if got.status == statusPending {
+		// Recorded meanwhile by another process, and under way there.
+		return a.complete(ctx, got, nil)
 	}
 	return got.decision(), nil
 }
@@ -1209,6 +1450,11 @@ func (a *Authorizer) ByNetworkID(ctx context.Context, n NetworkID) (*Decision, e
 	r, err := a.find(ctx, n.Key())
 	if err != nil {
 		return nil, err
+	}
+	if r != nil && r.Kind == KindReversal && r.status == statusPending && r.Original != nil {
+		// A reversal begun and not finished (its ledger answer lost):
+		// reading it completes it, as its retransmission would.
+		return a.reverse(ctx, ReversalRequest{Network: r.Network, Original: *r.Original})
 	}
 	if r != nil {
 		if r, err = a.settled(ctx, r); err != nil {

@@ -36,7 +36,8 @@ type env struct {
 	a          *authorization.Authorizer
 	cards      *card.Cards
 	led        *ledger.Ledger
-	fund       string // the ledger account customers are funded from
+	ledDB      *store.DB // the ledger's database, for ledger.Verify
+	fund       string    // the ledger account customers are funded from
 	settlement string
 	n          atomic.Int64
 }
@@ -46,7 +47,8 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	ctx := context.Background()
 	clk := new(clock)
 	clk.Set(epoch)
-	led, err := ledger.Open(ctx, storetest.Like(t, db, "ledger"), ledger.Config{Now: clk.Now})
+	ledDB := storetest.Like(t, db, "ledger")
+	led, err := ledger.Open(ctx, ledDB, ledger.Config{Now: clk.Now})
 	if err != nil {
 		t.Fatalf("ledger.Open: %v", err)
 	}
@@ -55,7 +57,7 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	if err != nil {
 		t.Fatalf("card.Open: %v", err)
 	}
-	e := &env{t: t, db: db, clk: clk, cards: cards, led: led}
+	e := &env{t: t, db: db, clk: clk, cards: cards, led: led, ledDB: ledDB}
 	e.fund = e.account("fund", ledger.RuleNone)
 	e.settlement = e.account("settlement", ledger.RuleNone)
 	e.a, err = authorization.Open(ctx, db, authorization.Config{

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
@@ -25,6 +26,13 @@ const (
 	opPlace    = "place"    // ledger.PlaceHold
 	opIncr     = "incr"     // ledger.IncrementHold
 	opTransfer = "transfer" // ledger.Transfer
+
+	// A reversal's: op_key is the reversal's network key, from which its
+	// ledger keys derive; op_amount what its record keeps outstanding;
+	// op_original the network key of that record.
+	opVoid    = "void"    // ledger.VoidHold of op_target (<op_key>:void)
+	opReplace = "replace" // ledger.PlaceHold of op_amount expiring at op_expires (<op_key>:hold), then VoidHold of op_target (<op_key>:void)
+	opRefund  = "refund"  // ledger.Transfer of the released amount (requested) from op_target back to the account (<op_key>:refund)
 )
 
 // record is one row of authorizations: a Decision plus what the service
@@ -41,15 +49,16 @@ type record struct {
 	opExpires   int64
 	opForce     bool
 	opPartial   bool
+	opOriginal  string // a reversal's: the network key of the record it changes
 	updatedAt   int64
 }
 
 const columns = `id, network_key, kind, acquirer, stan, rrn, transmission, original_key, original_id, status,
 	approved, reason, detail, auth_code, requested, amount, outstanding, currency, card_id, account_id,
 	hold_id, transfer_id, forced, mcc, channel, merchant_name, merchant_city, merchant_country,
-	op, op_key, op_amount, op_target, op_expires, op_force, op_partial, at, updated_at`
+	op, op_key, op_amount, op_target, op_expires, op_force, op_partial, op_original, at, updated_at`
 
-var insertQuery = `INSERT INTO authorizations (` + columns + `) VALUES (` + "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?" + `) ON CONFLICT DO NOTHING`
+var insertQuery = `INSERT INTO authorizations (` + columns + `) VALUES (` + "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?" + `) ON CONFLICT DO NOTHING`
 
 func b2i(b bool) int64 {
 	if b {
@@ -63,7 +72,7 @@ func (r *record) args() []any {
 		r.originalKey, r.OriginalID, r.status,
 		b2i(r.Approved), string(r.Reason), r.Detail, r.AuthCode, r.Requested, r.Amount, r.Outstanding, string(r.Currency), r.CardID, r.AccountID,
 		r.HoldID, r.TransferID, b2i(r.Forced), r.MCC, string(r.Channel), r.MerchantName, r.MerchantCity, r.MerchantCountry,
-		r.op, r.opKey, r.opAmount, r.opTarget, r.opExpires, b2i(r.opForce), b2i(r.opPartial), r.At.UnixNano(), r.updatedAt}
+		r.op, r.opKey, r.opAmount, r.opTarget, r.opExpires, b2i(r.opForce), b2i(r.opPartial), r.opOriginal, r.At.UnixNano(), r.updatedAt}
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -76,7 +85,7 @@ func scanRecord(s scanner) (*record, error) {
 		&r.originalKey, &r.OriginalID, &r.status,
 		&approved, &reason, &r.Detail, &r.AuthCode, &r.Requested, &r.Amount, &r.Outstanding, &currency, &r.CardID, &r.AccountID,
 		&r.HoldID, &r.TransferID, &forced, &r.MCC, &channel, &r.MerchantName, &r.MerchantCity, &r.MerchantCountry,
-		&r.op, &r.opKey, &r.opAmount, &r.opTarget, &r.opExpires, &opForce, &opPartial, &at, &r.updatedAt)
+		&r.op, &r.opKey, &r.opAmount, &r.opTarget, &r.opExpires, &opForce, &opPartial, &r.opOriginal, &at, &r.updatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -413,13 +422,23 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 	return r, true, nil
 }
 
-// recordReversal writes a reversal and its effect on the original in one
+// recordReversal inserts a reversal: decided (nothing released, or its
+// original not found) with its event, or pending with the ledger operation
+// it is about to make (op_*), which complete carries out and finishReversal
+// records. Either way the reversal leaves the queue in the same
 // transaction. If the reversal's key is already recorded it writes nothing
 // and returns the record that is.
-func (a *Authorizer) recordReversal(ctx context.Context, rev *record, orig *record) (*record, error) {
+//
+// A pending reversal is inserted only while its target record is what the
+// reversal was computed from (orig: its outstanding amount and hold) and no
+// other reversal of it is pending; otherwise errOriginalChanged, and the
+// caller starts again (on PostgreSQL another process reversed it meanwhile:
+// the check and the insert are one step across processes by lockNet).
+func (a *Authorizer) recordReversal(ctx context.Context, rev, orig *record) (*record, error) {
 	inserted := false
 	err := a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if rev.Reason == OriginalNotFound {
+		switch {
+		case rev.Reason == OriginalNotFound:
 			// The original's gate and this are one step across processes
 			// (lockNet): either the original sees this reversal, or this
 			// sees the original and starts again.
@@ -433,12 +452,32 @@ func (a *Authorizer) recordReversal(ctx context.Context, rev *record, orig *reco
 			if n > 0 {
 				return errOriginalArrived
 			}
+		case rev.status == statusPending:
+			if err := a.lockNet(ctx, tx, rev.opOriginal); err != nil {
+				return err
+			}
+			var pending int
+			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT COUNT(*) FROM authorizations WHERE op_original = ? AND status = 'pending'`),
+				rev.opOriginal).Scan(&pending); err != nil {
+				return fmt.Errorf("authorization: reversals of %s: %w", rev.opOriginal, err)
+			}
+			var outstanding int64
+			var holdID string
+			err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT outstanding, hold_id FROM authorizations WHERE network_key = ? AND status = 'done'`),
+				rev.opOriginal).Scan(&outstanding, &holdID)
+			if err != nil && err != sql.ErrNoRows {
+				return fmt.Errorf("authorization: original of %s: %w", rev.networkKey, err)
+			}
+			if pending > 0 || err == sql.ErrNoRows || outstanding != orig.Outstanding || holdID != orig.HoldID {
+				return errOriginalChanged
+			}
 		}
 		res, err := tx.StmtContext(ctx, a.st.insert).ExecContext(ctx, rev.args()...)
 		if err != nil {
 			return fmt.Errorf("authorization: insert reversal %s: %w", rev.networkKey, err)
 		}
-		// Recorded now or before: no longer queued.
+		// Recorded now or before: no longer queued. (A pending reversal is
+		// completed by RecoverPending if nothing else completes it first.)
 		if _, err := tx.StmtContext(ctx, a.st.unqueue).ExecContext(ctx, rev.networkKey); err != nil {
 			return fmt.Errorf("authorization: unqueue reversal %s: %w", rev.networkKey, err)
 		}
@@ -446,11 +485,8 @@ func (a *Authorizer) recordReversal(ctx context.Context, rev *record, orig *reco
 			return err
 		}
 		inserted = true
-		if orig != nil {
-			if _, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET outstanding = ?, hold_id = ?, updated_at = ? WHERE id = ?`),
-				orig.Outstanding, orig.HoldID, rev.updatedAt, orig.ID); err != nil {
-				return fmt.Errorf("authorization: reverse %s: %w", orig.ID, err)
-			}
+		if rev.status == statusPending {
+			return nil
 		}
 		return a.appendEvent(ctx, tx, rev)
 	})
@@ -460,8 +496,85 @@ func (a *Authorizer) recordReversal(ctx context.Context, rev *record, orig *reco
 	if !inserted {
 		return a.find(ctx, rev.networkKey)
 	}
+	if rev.status == statusDone {
+		a.notify(rev)
+	}
+	return rev, nil
+}
+
+// finishReversal marks a pending reversal done with its outcome (rev:
+// Detail, Amount released, HoldID, TransferID) and, if it released
+// anything, sets the record it changes (op_original) to its new
+// outstanding amount (op_amount) and hold (rev.HoldID), with its event, in
+// one transaction. It is timed after whatever last changed that record, as
+// stampAfter times it when it begins. If the reversal was finished already
+// (by another process completing it too), it returns that record.
+func (a *Authorizer) finishReversal(ctx context.Context, rev *record, released bool) (*record, error) {
+	fin := *rev
+	fin.status = statusDone
+	done := false
+	err := a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		f := fin
+		var after int64
+		if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT updated_at FROM authorizations WHERE network_key = ?`), f.opOriginal).Scan(&after); err != nil {
+			return fmt.Errorf("authorization: original of %s: %w", f.ID, err)
+		}
+		f.stampAfter(a.cfg.Now(), max(after, f.updatedAt-1))
+		res, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET status = 'done', detail = ?, amount = ?, hold_id = ?, transfer_id = ?,
+			at = ?, updated_at = ? WHERE id = ? AND status = 'pending'`),
+			f.Detail, f.Amount, f.HoldID, f.TransferID, f.At.UnixNano(), f.updatedAt, f.ID)
+		if err != nil {
+			return fmt.Errorf("authorization: finish reversal %s: %w", f.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		done = true
+		if released {
+			if _, err := tx.ExecContext(ctx, a.db.Rebind(`UPDATE authorizations SET outstanding = ?, hold_id = ?, updated_at = ? WHERE network_key = ?`),
+				f.opAmount, f.HoldID, f.updatedAt, f.opOriginal); err != nil {
+				return fmt.Errorf("authorization: reverse %s: %w", f.opOriginal, err)
+			}
+		}
+		fin = f
+		return a.appendEvent(ctx, tx, &f)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !done {
+		got, err := a.find(ctx, rev.networkKey)
+		if err != nil {
+			return nil, err
+		}
+		if got == nil {
+			return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", rev.ID)
+		}
+		return got, nil
+	}
+	*rev = fin
 	a.notify(rev)
 	return rev, nil
+}
+
+// pendingReversals returns the reversals pending on the record of
+// networkKey (op_original), oldest first: served by
+// authorizations_pending_reversal.
+func (a *Authorizer) pendingReversals(ctx context.Context, networkKey string) ([]*record, error) {
+	rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations WHERE op_original = ? AND status = 'pending' ORDER BY updated_at`, networkKey)
+	if err != nil {
+		return nil, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
+	}
+	defer rows.Close()
+	var out []*record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // topic is the event topic of a decided record.
