@@ -211,3 +211,53 @@ func TestLateDecisionsAreBounded(t *testing.T) {
 		t.Errorf("after the late decisions ended, a request was not decided")
 	}
 }
+
+// stallReverse answers reversals late.
+type stallReverse struct {
+	authorization.Service
+	delay time.Duration
+}
+
+func (s stallReverse) Reverse(ctx context.Context, r authorization.ReversalRequest) (*authorization.Decision, error) {
+	d, err := s.Service.Reverse(ctx, r)
+	time.Sleep(s.delay)
+	return d, err
+}
+
+// A full reversal reusing the original's ids, sent while a partial one
+// reusing them is being decided, is a reversal of its own: it does not
+// share the partial's decision.
+func TestFullReversalDuringPartialReusingIDsIsApplied(t *testing.T) {
+	b := newBank(t, bankOptions{
+		wrap:     func(s authorization.Service) authorization.Service { return stallReverse{s, 600 * time.Millisecond} },
+		deadline: 3 * time.Second,
+	})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 50_00)
+	b.wantCode(req, cardnet.Approved)
+	rev := b.follow(req, cardnet.MTIReversalRequest)
+	rev.STAN, rev.TransmissionTime = req.STAN, req.TransmissionTime
+	remain := int64(20_00)
+	rev.ReplacementAmount = &remain
+	done := make(chan *cardnet.Message, 1)
+	go func() {
+		resp, err := send(b.client, MustMessage(t, rev))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	time.Sleep(200 * time.Millisecond) // the partial is being decided
+	full := *rev
+	full.ReplacementAmount = nil
+	b.wantCode(&full, cardnet.Approved)
+	if resp := <-done; resp == nil || resp.Get(39) != string(cardnet.Approved) {
+		t.Fatalf("the partial reversal was answered %v", resp)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.wantBalance(h.account, 100_00, 0)
+}

@@ -279,21 +279,19 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	n := networkID(req)
 	key := n.Key()
 
-	if reconcile {
-		g.mu.Lock()
-		_, late := g.timedOut[key]
-		g.mu.Unlock()
-		if late {
-			log.Info("cardnet: retransmission of a request answered per the timeout policy; answering alike")
-			return g.reconciledAnswer(ctx, msg, n, log)
-		}
-	}
-
 	// A flight is shared by retransmissions of one message only: a
 	// reversal or advice may reuse its original's ids (same acquirer,
-	// STAN, DE7 and RRN) and must not join the original's decision.
+	// STAN, DE7 and RRN) and must not join the original's decision; two
+	// reversals reusing them differ by DE95 alone (see reversalRequest).
 	fkey := req.BaseMTI() + " " + key
-	f, joined := g.join(fkey)
+	if req.ReplacementAmount != nil {
+		fkey += " R" + strconv.FormatInt(*req.ReplacementAmount, 10)
+	}
+	f, joined, late := g.join(fkey, key, reconcile)
+	if late {
+		log.Info("cardnet: retransmission of a request answered per the timeout policy; answering alike")
+		return g.reconciledAnswer(ctx, msg, n, log)
+	}
 	if f == nil {
 		// MaxDecisions in progress: shed, as if this one were late.
 		g.shed.WithLabelValues(baseMTI(req.MTI)).Inc()
@@ -413,21 +411,28 @@ func (g *Gateway) undo(ctx context.Context, msg *Message, n authorization.Networ
 	return resp, code
 }
 
-// join returns the flight of key, starting one if there is none (joined
-// false: the caller must fly it), or nil if MaxDecisions are in progress.
-func (g *Gateway) join(key string) (f *flight, joined bool) {
+// join returns the flight of fkey, starting one if there is none (joined
+// false: the caller must fly it), or nil if MaxDecisions are in progress;
+// or late, if reconcile and the request with network key was answered per
+// the timeout policy: checked under the same lock, so that a decision
+// ending with an unknown outcome (fly records its 91) is never followed by
+// a new decision of its retransmission.
+func (g *Gateway) join(fkey, key string, reconcile bool) (f *flight, joined, late bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if f, ok := g.flights[key]; ok {
-		return f, true
+	if _, ok := g.timedOut[key]; ok && reconcile {
+		return nil, false, true
+	}
+	if f, ok := g.flights[fkey]; ok {
+		return f, true, false
 	}
 	if g.busy >= g.MaxDecisions {
-		return nil, false
+		return nil, false, false
 	}
 	g.busy++
 	f = &flight{done: make(chan struct{})}
-	g.flights[key] = f
-	return f, false
+	g.flights[fkey] = f
+	return f, false, false
 }
 
 // done ends one of the decisions counted against MaxDecisions.

@@ -156,7 +156,7 @@ func (c *Clearer) Ingest(ctx context.Context, req IngestRequest) (*Report, error
 			continue // already final
 		}
 		if err := c.process(ctx, pf.id, lease.Token, l, st); err != nil {
-			return nil, fmt.Errorf("clearing: file %s record %s: %w", pf.id, l.ID, err)
+			return nil, fmt.Errorf("clearing: file %s record %s: %w", pf.id, showID(l.ID), err)
 		}
 	}
 	return c.complete(ctx, pf.id, lease.Token)

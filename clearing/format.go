@@ -47,6 +47,17 @@ type line struct {
 	pan string
 }
 
+// showID is a record id as errors show it: as it is, unless it has 12 or
+// more digits, however separated, which may be a card number (slid into
+// the record_id column, or a network's odd choice): then ascii.Quote's
+// description of it.
+func showID(id string) string {
+	if shown := ascii.Quote(id); strings.HasPrefix(shown, "(") {
+		return shown
+	}
+	return id
+}
+
 // parseError is a BadRequest naming where in the file the problem is. Any
 // run of 12 or more digits in the message is masked as a card number is,
 // whichever field it came from: a PAN in the wrong column (a shifted line,
@@ -54,12 +65,7 @@ type line struct {
 func parseError(lineNo int, rec, format string, args ...any) error {
 	where := fmt.Sprintf("line %d", lineNo)
 	if rec != "" {
-		// A record id with 12 or more digits, however separated, may be a
-		// card number slid into the record_id column: quote hides it.
-		if shown := ascii.Quote(rec); strings.HasPrefix(shown, "(") {
-			rec = shown
-		}
-		where += fmt.Sprintf(" (record %s)", rec)
+		where += fmt.Sprintf(" (record %s)", showID(rec))
 	}
 	msg := fmt.Sprintf("clearing file: %s: %s", where, fmt.Sprintf(format, args...))
 	return cberrors.New(cberrors.BadRequest, maskDigitRuns(msg))

@@ -36,7 +36,9 @@ func Verify(ctx context.Context, db *store.DB) error {
 			FROM entries WINDOW w AS (PARTITION BY account_id ORDER BY seq)) x
 			WHERE posted_after <> prev_posted + posted OR pending_after <> prev_pending + pending LIMIT 1`},
 		{"account's last entry disagrees with its balance", `SELECT a.id FROM accounts a JOIN entries e ON e.account_id = a.id AND e.seq = a.last_seq
-			WHERE e.posted_after <> a.posted OR e.pending_after <> a.pending OR e.at <> a.last_at LIMIT 1`},
+			WHERE e.posted_after <> a.posted OR e.pending_after <> a.pending LIMIT 1`},
+		{"account's last_at is not its last entry's time", `SELECT a.id FROM accounts a JOIN entries e ON e.account_id = a.id AND e.seq = a.last_seq
+			WHERE e.at <> a.last_at LIMIT 1`},
 		{"account with no entries has a last entry time", `SELECT id FROM accounts WHERE last_seq = 0 AND last_at <> 0 LIMIT 1`},
 		{"entry is timed before the entry before it", `SELECT e.account_id || ' seq ' || CAST(e.seq AS TEXT) FROM entries e
 			JOIN entries p ON p.account_id = e.account_id AND p.seq = e.seq - 1 WHERE e.at < p.at LIMIT 1`},

@@ -129,9 +129,10 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if !utf8.Valid(body) {
-		// encoding/json would turn the bad bytes into U+FFFD: another
-		// string than the caller sent (an idempotency key, say).
+	if !utf8.Valid(body) || loneSurrogate(body) {
+		// encoding/json would turn the bad bytes, or an escaped lone
+		// surrogate (\ud800, as a UTF-16 client sends one), into U+FFFD:
+		// another string than the caller sent (an idempotency key, say).
 		h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s/%s: request body is not UTF-8", req.Service, req.Method))
 		return
 	}
@@ -312,4 +313,56 @@ func validUTF8(v reflect.Value, depth int) bool {
 		}
 	}
 	return true
+}
+
+// loneSurrogate reports whether a JSON text holds a \u escape of a UTF-16
+// surrogate that is not half of a pair: encoding/json decodes it as U+FFFD.
+func loneSurrogate(b []byte) bool {
+	in := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			in = !in
+		case c == '\\' && in:
+			if i+1 < len(b) && b[i+1] == 'u' {
+				r := hex4(b[i+2:])
+				switch {
+				case 0xd800 <= r && r < 0xdc00:
+					if len(b) < i+12 || b[i+6] != '\\' || b[i+7] != 'u' {
+						return true
+					}
+					if lo := hex4(b[i+8:]); lo < 0xdc00 || lo >= 0xe000 {
+						return true
+					}
+					i += 11
+					continue
+				case 0xdc00 <= r && r < 0xe000:
+					return true
+				}
+			}
+			i++ // the escaped character
+		}
+	}
+	return false
+}
+
+// hex4 returns the value of the four hex digits b starts with, or -1.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
 }

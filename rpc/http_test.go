@@ -69,6 +69,17 @@ func TestHTTPHandlerWire(t *testing.T) {
 			t.Errorf("got %d %v", status, e)
 		}
 	})
+	t.Run("escaped lone surrogate", func(t *testing.T) {
+		// "\ud800" and "\udbff" would both decode to U+FFFD: one string.
+		status, e := post(t, srv.URL+"/rpc/test/greet", `{"name":"pay-\ud800"}`, nil)
+		if status != http.StatusBadRequest || e["code"] != "bad_request" || e["message"] != "test/greet: request body is not UTF-8" {
+			t.Errorf("got %d %v", status, e)
+		}
+		status, e = post(t, srv.URL+"/rpc/test/greet", `{"name":"pay-\ud83d\ude00"}`, nil)
+		if status != http.StatusOK {
+			t.Errorf("a surrogate pair: got %d %v", status, e)
+		}
+	})
 	t.Run("bad deadline header", func(t *testing.T) {
 		status, e := post(t, srv.URL+"/rpc/test/greet", `{}`, http.Header{rpc.HeaderDeadline: {"soon"}})
 		if status != http.StatusBadRequest || !strings.Contains(e["message"], rpc.HeaderDeadline) {
