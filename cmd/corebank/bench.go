@@ -54,8 +54,10 @@ type benchResult struct {
 	GOMAXPROCS    int              `json:"gomaxprocs"`
 	Batches       int64            `json:"batches"`
 	MeanBatch     float64          `json:"mean_batch"`
-	CommitP50ms   float64          `json:"commit_p50_ms"`
-	CommitP99ms   float64          `json:"commit_p99_ms"`
+	// Histogram bucket upper bounds; -1 past the last bucket (JSON has no
+	// infinity).
+	CommitP50ms float64 `json:"commit_p50_ms"`
+	CommitP99ms float64 `json:"commit_p99_ms"`
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -75,7 +77,9 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		blockProf = fs.String("blockprofile", "", "write a blocking profile of the load phase to this file")
 		traceOut  = fs.String("trace", "", "write an execution trace of the load phase to this file (go tool trace)")
 	)
-	if err := parse(fs, args); err != nil {
+	// Never the bank's store: COREBANK_DATA, _STORE and _POSTGRES_URL name
+	// its books.
+	if err := parse(fs, args, "data", "store", "postgres-url"); err != nil {
 		return err
 	}
 	if *keyShape != "card" && *keyShape != "random" {
@@ -192,8 +196,8 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(stdout, "store %s: %d transfers in %.1fs = %.0f transfers/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; errors %d %v\n",
 		res.Store, res.Transfers, res.DurationS, res.TransfersPerS, res.P50ms, res.P99ms, res.P999ms, res.Maxms, res.Errors, res.ErrorCodes)
-	fmt.Fprintf(stdout, "group commits: %d of %.0f writes on average; commit time p50 <= %.2f ms, p99 <= %.2f ms (histogram bounds); invariants verified\n",
-		res.Batches, res.MeanBatch, res.CommitP50ms, res.CommitP99ms)
+	fmt.Fprintf(stdout, "group commits: %d of %.0f writes on average; commit time p50 %s, p99 %s (histogram bounds); invariants verified\n",
+		res.Batches, res.MeanBatch, bound(res.CommitP50ms), bound(res.CommitP99ms))
 	return nil
 }
 
@@ -244,9 +248,25 @@ func commitStats(g prometheus.Gatherer, before map[string]*dto.Histogram) (batch
 		}
 	}
 	if b, a := before["corebank_ledger_commit_seconds"], after["corebank_ledger_commit_seconds"]; a != nil {
-		p50, p99 = bucketQuantile(b, a, 0.5)*1000, bucketQuantile(b, a, 0.99)*1000
+		p50, p99 = ms(bucketQuantile(b, a, 0.5)), ms(bucketQuantile(b, a, 0.99))
 	}
 	return batches, mean, p50, p99
+}
+
+// ms is seconds in milliseconds, or -1 for +Inf (past the last bucket).
+func ms(s float64) float64 {
+	if math.IsInf(s, 1) {
+		return -1
+	}
+	return s * 1000
+}
+
+// bound shows a bucket bound in milliseconds, or that it is past the last.
+func bound(ms float64) string {
+	if ms < 0 {
+		return "past the last bucket"
+	}
+	return fmt.Sprintf("<= %.2f ms", ms)
 }
 
 // bucketQuantile returns the upper bound of the bucket holding quantile q

@@ -71,7 +71,8 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		seed      = fs.Uint64("seed", 0, "random seed; 0 picks one from the clock")
 		asJSON    = fs.Bool("json", false, "print one JSON object")
 	)
-	if err := parse(fs, args); err != nil {
+	// Never the bank's gateway or cards: COREBANK_ISO8583 names its own.
+	if err := parse(fs, args, "iso8583", "cards"); err != nil {
 		return err
 	}
 	if *conns < 1 {

@@ -136,9 +136,20 @@ Press Ctrl-C to stop.
 	// drains (answering what is in flight, reconciling late decisions),
 	// then HTTP, then the services stop their writes, flush their outboxes
 	// and close their stores.
-	<-simDone
-	<-paydayDone
+	// The simulator waits for answers to what it sent; when they are late
+	// it could take the whole grace, leaving none to drain the gateway and
+	// flush the outboxes. It gets a quarter of it; then the gateway stops
+	// under it, which closes its connection and ends its waits.
+	<-paydayDone // its calls end with ctx
+	simWait, stopSimWait := context.WithTimeout(sctx, cfg.grace/4)
+	select {
+	case <-simDone:
+	case <-simWait.Done():
+		p.log.Warn("the demo's card network is still waiting for answers; stopping the gateway under it")
+	}
+	stopSimWait()
 	errs := []error{st.stopGateway(sctx), srv.stop(sctx), st.stopServices(sctx)}
+	<-simDone
 	stopSub()
 	<-subDone
 	if err := errors.Join(errs...); err != nil {

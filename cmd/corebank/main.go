@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -79,8 +80,10 @@ func usage(w io.Writer) {
 
 // parse parses args into fs, then sets each flag not given on the command
 // line from its COREBANK_* environment variable, if set: flags win over the
-// environment.
-func parse(fs *flag.FlagSet, args []string) error {
+// environment. The flags named in cmdLineOnly are never taken from the
+// environment: a benchmark's store or target, which in a bank's
+// environment name the bank's own books.
+func parse(fs *flag.FlagSet, args []string, cmdLineOnly ...string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,7 +91,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
+		if given[f.Name] || err != nil || slices.Contains(cmdLineOnly, f.Name) {
 			return
 		}
 		env := "COREBANK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

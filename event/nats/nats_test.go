@@ -388,6 +388,28 @@ func TestEmbedded(t *testing.T) {
 			t.Fatal("Embedded without Dir started")
 		}
 	})
+	t.Run("one server per store directory", func(t *testing.T) {
+		t.Parallel()
+		// Two would overwrite each other's stream files: acknowledged
+		// events lost. The second is refused while the first runs.
+		dir := t.TempDir()
+		s, err := nats.Embedded(nats.EmbeddedConfig{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s2, err := nats.Embedded(nats.EmbeddedConfig{Dir: dir}); err == nil || !strings.Contains(err.Error(), "in use") {
+			if s2 != nil {
+				s2.Shutdown()
+			}
+			t.Fatalf("a second server on the store started: %v", err)
+		}
+		s.Shutdown()
+		s, err = nats.Embedded(nats.EmbeddedConfig{Dir: dir})
+		if err != nil {
+			t.Fatalf("after the first stopped: %v", err)
+		}
+		s.Shutdown()
+	})
 	t.Run("events and consumer positions survive a server restart", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()

@@ -3,6 +3,7 @@ package nats
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -27,6 +28,7 @@ type EmbeddedConfig struct {
 type Server struct {
 	ns        *server.Server
 	listening bool
+	lock      *os.File // the store directory's lock, held while the server runs
 }
 
 // Embedded starts a NATS server with JetStream in this process, storing
@@ -36,6 +38,16 @@ func Embedded(cfg EmbeddedConfig) (*Server, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("nats: embedded server needs a store directory")
 	}
+	lock, err := lockStore(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("nats: embedded server: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok && lock != nil {
+			lock.Close()
+		}
+	}()
 	opts := &server.Options{
 		ServerName: "corebank",
 		JetStream:  true,
@@ -67,7 +79,8 @@ func Embedded(cfg EmbeddedConfig) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("nats: embedded server started without JetStream (store %s)", cfg.Dir)
 	}
-	return &Server{ns: ns, listening: !opts.DontListen}, nil
+	ok = true
+	return &Server{ns: ns, listening: !opts.DontListen, lock: lock}, nil
 }
 
 // ClientURL returns the URL other processes connect to, or "" if the server
@@ -84,6 +97,9 @@ func (s *Server) ClientURL() string {
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
+	if s.lock != nil {
+		s.lock.Close() // the store is free for the next server
+	}
 }
 
 // serverLog forwards the server's log to slog.
