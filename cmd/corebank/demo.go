@@ -39,6 +39,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := gc.check(); err != nil {
+		return err
+	}
 	if err := checkRate("--sim-rate", *simRate); err != nil {
 		return err
 	}
@@ -69,7 +72,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	listed := append(slices.Clip(accts), demoAccount{Name: "Card settlement", ID: settlement["GBP"]})
 	srv, err := p.serveHTTP(cfg.httpAddr, st.router, func(ctx context.Context) error {
-		return errors.Join(st.ledger.db.Ping(ctx), st.card.db.Ping(ctx), st.auth.db.Ping(ctx))
+		return errors.Join(st.ledger.db.Ping(ctx), st.card.db.Ping(ctx), st.auth.db.Ping(ctx), st.clearing.db.Ping(ctx))
 	}, map[string]http.Handler{"GET /{$}": demoIndex(client, listed)})
 	if err != nil {
 		return err
@@ -97,7 +100,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
   ISO 8583    %[3]s   card network gateway (2-byte length header, ISO 8583:1987 ASCII)
   metrics     http://%[1]s/metrics
   health      http://%[1]s/healthz  http://%[1]s/readyz
-  data        %[2]s   (SQLite: ledger.db, card.db, authorization.db; NATS JetStream: nats/)
+  data        %[2]s   (SQLite: ledger.db, card.db, authorization.db, clearing.db; NATS JetStream: nats/)
   events      NATS JetStream in this process, stream CORE
 
 Press Ctrl-C to stop.

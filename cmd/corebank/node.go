@@ -214,7 +214,15 @@ func (p *platform) newRelay(db *store.DB, service string) *outboxRelay {
 func (r *outboxRelay) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go func() { r.done <- r.relay.Run(ctx) }()
+	go func() {
+		err := r.relay.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			// Nothing is published until the process restarts: say so now,
+			// not at stop.
+			r.relay.Log.Error("outbox relay stopped; events wait in the outbox", "err", err)
+		}
+		r.done <- err
+	}()
 }
 
 // stop stops the relay after publishing what the outbox holds. Call it once
@@ -585,6 +593,27 @@ func (c *gatewayConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.deadline, "iso8583-deadline", cardnet.DefaultDeadline, "decision deadline of an ISO 8583 request")
 	fs.StringVar(&c.onTimeout, "iso8583-on-timeout", "91", "answer past the deadline: 91 (issuer unavailable) or none (let the network stand in)")
 	fs.IntVar(&c.workers, "iso8583-workers", cardnet.DefaultWorkers, "requests decided at once over all ISO 8583 connections")
+}
+
+// maxDeadline bounds --iso8583-deadline: past it the network has timed the
+// request out and stood in long ago (Visa Europe allows 5 s).
+const maxDeadline = 10 * time.Second
+
+// maxWorkers bounds --iso8583-workers.
+const maxWorkers = 1 << 16
+
+// check refuses values the flags' help rules out.
+func (c *gatewayConfig) check() error {
+	if c.deadline <= 0 || c.deadline > maxDeadline {
+		return fmt.Errorf("--iso8583-deadline %v: want more than 0 and at most %v", c.deadline, maxDeadline)
+	}
+	if c.workers < 1 || c.workers > maxWorkers {
+		return fmt.Errorf("--iso8583-workers %d: want 1 to %d", c.workers, maxWorkers)
+	}
+	if _, err := cardnet.ParseTimeoutPolicy(c.onTimeout); err != nil {
+		return fmt.Errorf("--iso8583-on-timeout: %w", err)
+	}
+	return nil
 }
 
 // gatewayNode is the ISO 8583 listener and its handler.

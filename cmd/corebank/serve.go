@@ -40,6 +40,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := gc.check(); err != nil {
+		return err
+	}
 	known := false
 	for _, s := range services {
 		known = known || s == *service
