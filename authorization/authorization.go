@@ -154,6 +154,11 @@ type ReversalRequest struct {
 	// Advice: a 0420 (the network reverses on its own account) rather
 	// than a 0400. Both are applied the same way; it is recorded.
 	Advice bool `json:"advice,omitempty"`
+	// OwnDecision: the gateway's own reversal of a request it answered per
+	// its timeout policy. It undoes only what the bank's decision of
+	// Original did, never the hold of a stand-in advice naming Original
+	// (the network's approval, which stands).
+	OwnDecision bool `json:"own_decision,omitempty"`
 }
 
 // Reason says why a decision went the way it did. Reasons are stable wire

@@ -619,6 +619,19 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 			r.AuthCode, r.Detail = orig.AuthCode, "confirms_original"
 			return a.record(ctx, r)
 		}
+		// The network's reversal of the transaction came first (its
+		// store-and-forward queue behind an online 0400): it reversed
+		// what this advice reports, so nothing is held. The gateway's
+		// own reversals (detail "own") undo the bank's decision, not the
+		// network's, and do not count.
+		var n int
+		if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal' AND original_key = ? AND detail NOT LIKE 'own%'`,
+			req.Original.Key()).Scan(&n); err != nil {
+			return nil, fmt.Errorf("authorization: reversals of %s: %w", req.Original.Key(), err)
+		}
+		if n > 0 {
+			return a.decline(ctx, r, AlreadyReversed, "network_reversed_original")
+		}
 	}
 	settlement := a.cfg.Settlement[c.Currency]
 	if settlement == "" {
@@ -1042,7 +1055,10 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 		},
 		networkKey: key, originalKey: origKey, status: statusDone, updatedAt: now.UnixNano(),
 	}
-	if req.Advice {
+	switch {
+	case req.OwnDecision:
+		rev.Detail = "own" // first: stand-in advices look for reversals not "own%"
+	case req.Advice:
 		rev.Detail = "advice"
 	}
 	orig, err := a.original(ctx, req.Original)
@@ -1056,9 +1072,16 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	// received) and advised it, the money is on its advice, whose DE90
 	// names the original as this reversal does. Its lock before the card's,
 	// as a message's own lock always is.
-	adv, err := a.standIn(ctx, origKey)
-	if err != nil {
-		return nil, err
+	// Not for the gateway's own reversal (it undoes the bank's decision,
+	// not the network's), nor for a reversal of an advice (the network
+	// does not stand in for its own advice; advices whose DE90s name each
+	// other would otherwise have their reversals wait for each other's
+	// locks).
+	var adv *record
+	if !req.OwnDecision && (orig == nil || orig.Kind != KindAdvice) {
+		if adv, err = a.standIn(ctx, origKey); err != nil {
+			return nil, err
+		}
 	}
 	if adv != nil && orig != nil && adv.CardID != orig.CardID {
 		adv = nil
@@ -1079,24 +1102,28 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 		if orig, err = a.current(ctx, orig); err != nil {
 			return nil, err
 		}
-		if adv == nil || (orig.Approved && orig.Outstanding > 0) {
-			rev.OriginalID = orig.ID
-			rev.stampAfter(a.cfg.Now(), orig.updatedAt)
-			return a.release(ctx, key, rev, orig, req.Amount)
+	}
+	if adv != nil {
+		if adv, err = a.original(ctx, adv.Network); err != nil {
+			return nil, err
+		}
+		if adv == nil {
+			return nil, errors.Errorf(errors.Internal, "authorization: the stand-in advice for %s vanished", origKey)
+		}
+		if adv, err = a.current(ctx, adv); err != nil {
+			return nil, err
 		}
 	}
-	// The original holds nothing (declined, reversed, never received): the
-	// stand-in advice is reversed in its place.
-	if adv, err = a.original(ctx, adv.Network); err != nil {
-		return nil, err
+	// The network's reversal of a transaction it stood in for is of its
+	// stand-in while that holds; otherwise of the original, if that holds
+	// (the gateway's own reversal never reaches here with adv).
+	holds := func(r *record) bool { return r != nil && r.Approved && r.Outstanding > 0 }
+	if orig != nil && (adv == nil || (holds(orig) && !holds(adv))) {
+		rev.OriginalID = orig.ID
+		rev.stampAfter(a.cfg.Now(), orig.updatedAt)
+		return a.release(ctx, key, rev, orig, req.Amount)
 	}
-	if adv == nil {
-		return nil, errors.Errorf(errors.Internal, "authorization: the stand-in advice for %s vanished", origKey)
-	}
-	if adv, err = a.current(ctx, adv); err != nil {
-		return nil, err
-	}
-	rev.OriginalID = adv.ID
+	rev.OriginalID, rev.origAbsent = adv.ID, orig == nil
 	rev.Detail = strings.TrimPrefix(rev.Detail+",stand_in", ",")
 	rev.stampAfter(a.cfg.Now(), adv.updatedAt)
 	return a.release(ctx, key, rev, adv, req.Amount)

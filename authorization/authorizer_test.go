@@ -424,7 +424,7 @@ func TestOtherKinds(t *testing.T) {
 			h := e.holder(1000, card.Controls{})
 			req := e.purchase(h, 300)
 			must(t)(e.a.Authorize(ctx, req))
-			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}))
+			must(t)(e.a.Reverse(ctx, gatewayReversal(req.Network)))
 			e.wantBalance(t, h.Account, 1000, 0)
 			adv := e.purchase(h, 300)
 			adv.Kind, adv.StandIn, adv.Original = authorization.KindAdvice, true, &req.Network

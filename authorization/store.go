@@ -50,6 +50,7 @@ type record struct {
 	opForce     bool
 	opPartial   bool
 	opOriginal  string // a reversal's: the network key of the record it changes
+	origAbsent  bool   // a reversal's, not stored: computed with its original not recorded (a stand-in's)
 	updatedAt   int64
 }
 
@@ -437,8 +438,7 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 func (a *Authorizer) recordReversal(ctx context.Context, rev, orig *record) (*record, error) {
 	inserted := false
 	err := a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		switch {
-		case rev.Reason == OriginalNotFound:
+		if rev.Reason == OriginalNotFound || rev.origAbsent {
 			// The original's gate and this are one step across processes
 			// (lockNet): either the original sees this reversal, or this
 			// sees the original and starts again.
@@ -452,7 +452,8 @@ func (a *Authorizer) recordReversal(ctx context.Context, rev, orig *record) (*re
 			if n > 0 {
 				return errOriginalArrived
 			}
-		case rev.status == statusPending:
+		}
+		if rev.status == statusPending {
 			if err := a.lockNet(ctx, tx, rev.opOriginal); err != nil {
 				return err
 			}

@@ -165,6 +165,9 @@ func (r *ReversalRequest) validate() error {
 	if r.Original == r.Network {
 		return badf("original must differ from network")
 	}
+	if r.Advice && r.OwnDecision {
+		return badf("own_decision is the gateway's own reversal, never a network's advice")
+	}
 	if r.Amount < 0 || r.Amount > money.MaxAmount {
 		return badf("amount must be between 0 and %d", money.MaxAmount)
 	}

@@ -500,7 +500,7 @@ func unknownOutcome(err error) bool {
 // n: of an incremental, it undoes the increment (the authorization service
 // finds the original it grew).
 func lateReversal(n authorization.NetworkID) authorization.ReversalRequest {
-	return authorization.ReversalRequest{Network: lateReversalID(n), Original: n}
+	return authorization.ReversalRequest{Network: lateReversalID(n), Original: n, OwnDecision: true}
 }
 
 // reconciledAnswer answers msg (network id n), which is answered per the

@@ -1,0 +1,164 @@
+package authorization_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// gatewayReversal is the gateway's own reversal of a request it answered
+// per its timeout policy (cardnet's lateReversal).
+func gatewayReversal(orig authorization.NetworkID) authorization.ReversalRequest {
+	gw := orig
+	gw.RRN = "GW" + gw.RRN
+	return authorization.ReversalRequest{Network: gw, Original: orig, OwnDecision: true}
+}
+
+// The gateway's own reversal undoes only what the bank's decision did,
+// never the network's stand-in. Here the bank's decision ends holding
+// nothing: its ledger call failed with an unknown outcome, the gateway
+// answered 91 and queued its reversal, the network stood in and advised
+// (its own forced hold), and the original, completed, is declined (the
+// stand-in took the funds). The gateway's reversal then releases nothing.
+func TestGatewaysOwnReversalLeavesTheStandIn(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		rl := &reversalLedger{Service: e.led}
+		a := e.another(t, db, func(c *authorization.Config) { c.Ledger = rl })
+		h := e.holder(4000, card.Controls{})
+		orig := e.purchase(h, 3000)
+		rl.set(orig.Network.Key(), "") // the ledger unreachable for the original's hold
+		_, err := a.Authorize(ctx, orig)
+		wantCode(t, err, errors.Unavailable)
+		late := gatewayReversal(orig.Network)
+		if err := a.QueueReversal(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		adv := e.purchase(h, 3000)
+		adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry = authorization.KindAdvice, true, &orig.Network, "", ""
+		ad := must(t)(a.Advise(ctx, adv))
+		if !ad.Approved || ad.HoldID == "" || ad.Detail == "confirms_original" {
+			t.Fatalf("stand-in advice %+v, want its own hold", ad)
+		}
+		e.wantBalance(t, h.Account, 4000, 3000)
+		d := must(t)(a.Reverse(ctx, late))
+		if d.Amount != 0 || d.OriginalID == ad.ID {
+			t.Errorf("gateway's reversal = %+v, want nothing released from the stand-in %s", d, ad.ID)
+		}
+		e.wantBalance(t, h.Account, 4000, 3000)
+		if got := must(t)(a.ByNetworkID(ctx, adv.Network)); got.Outstanding != 3000 {
+			t.Errorf("stand-in advice outstanding %d, want 3000", got.Outstanding)
+		}
+	})
+}
+
+// The bank's original still holds and the gateway's reversal of it is
+// queued when the network stands in and then reverses its stand-in: the
+// network's reversal releases the stand-in, the gateway's the original,
+// whichever runs first.
+func TestNetworkReversalBeforeTheGatewaysReleasesTheStandIn(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(10_000, card.Controls{})
+		req := e.purchase(h, 1000)
+		must(t)(e.a.Authorize(ctx, req))
+		if err := e.a.QueueReversal(ctx, gatewayReversal(req.Network)); err != nil {
+			t.Fatal(err)
+		}
+		adv := e.purchase(h, 1000)
+		adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry = authorization.KindAdvice, true, &req.Network, "", ""
+		must(t)(e.a.Advise(ctx, adv))
+		e.wantBalance(t, h.Account, 10_000, 2000)
+		must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network, Advice: true}))
+		e.wantBalance(t, h.Account, 10_000, 1000)
+		if n, err := e.a.RecoverQueued(ctx, 0); err != nil || n != 1 {
+			t.Fatalf("RecoverQueued = %d, %v", n, err)
+		}
+		e.wantBalance(t, h.Account, 10_000, 0)
+	})
+}
+
+// A stand-in advice that arrives after the network's reversal of its
+// original (the store-and-forward queue behind an online 0400) holds
+// nothing: the transaction it reports is reversed. After the gateway's own
+// reversal of an original it never decided, the stand-in holds: that
+// reversal undid the bank's decision, not the network's.
+func TestStandInAdviceAfterTheReversalOfItsOriginal(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(10_000, card.Controls{})
+		o := e.net()
+		if r := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: o, Advice: true})); r.Reason != authorization.OriginalNotFound {
+			t.Fatalf("reversal %+v", r)
+		}
+		adv := e.purchase(h, 3000)
+		adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry = authorization.KindAdvice, true, &o, "", ""
+		if d := must(t)(e.a.Advise(ctx, adv)); d.Approved || d.Reason != authorization.AlreadyReversed {
+			t.Errorf("advice after the network's reversal = %+v, want declined already_reversed", d)
+		}
+		e.wantBalance(t, h.Account, 10_000, 0)
+
+		o2 := e.net()
+		if r := must(t)(e.a.Reverse(ctx, gatewayReversal(o2))); r.Reason != authorization.OriginalNotFound {
+			t.Fatalf("gateway's reversal %+v", r)
+		}
+		adv2 := e.purchase(h, 2500)
+		adv2.Kind, adv2.StandIn, adv2.Original, adv2.CVC, adv2.Expiry = authorization.KindAdvice, true, &o2, "", ""
+		if d := must(t)(e.a.Advise(ctx, adv2)); !d.Approved || d.HoldID == "" {
+			t.Errorf("advice after the gateway's own reversal = %+v, want its own hold", d)
+		}
+		e.wantBalance(t, h.Account, 10_000, 2500)
+	})
+}
+
+// Two stand-in advices whose DE90s name each other (garbage from the
+// network), each with its own hold, reversed at once: neither reversal
+// looks for a stand-in of an advice, so neither waits for the other's
+// lock.
+func TestReversalsOfAdvicesNamingEachOtherDoNotWait(t *testing.T) {
+	db := storetest.SQLite(t, "authorization")
+	ctx := context.Background()
+	e := newEnv(t, db)
+	for try := range 20 {
+		h := e.holder(10_000, card.Controls{})
+		n1, n2 := e.net(), e.net()
+		adv1 := e.purchase(h, 1000)
+		adv1.Network = n1
+		adv1.Kind, adv1.StandIn, adv1.Original, adv1.CVC, adv1.Expiry = authorization.KindAdvice, true, &n2, "", ""
+		must(t)(e.a.Advise(ctx, adv1))
+		must(t)(e.a.Reverse(ctx, gatewayReversal(n1))) // so the second is not a confirmation of the first
+		adv2 := e.purchase(h, 2000)
+		adv2.Network = n2
+		adv2.Kind, adv2.StandIn, adv2.Original, adv2.CVC, adv2.Expiry = authorization.KindAdvice, true, &n1, "", ""
+		if d := must(t)(e.a.Advise(ctx, adv2)); d.Detail == "confirms_original" || d.HoldID == "" {
+			t.Fatalf("second advice %+v", d)
+		}
+		start := make(chan struct{})
+		done := make(chan error, 2)
+		for _, o := range []authorization.NetworkID{n1, n2} {
+			r := authorization.ReversalRequest{Network: e.net(), Original: o}
+			go func() { <-start; _, err := e.a.Reverse(ctx, r); done <- err }()
+		}
+		close(start)
+		for range 2 {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("try %d: two reversals wait for each other's locks", try)
+			}
+		}
+		e.wantBalance(t, h.Account, 10_000, 0)
+	}
+}
