@@ -496,3 +496,40 @@ func TestPartialReversalsAcrossProcesses(t *testing.T) {
 	}
 	e.wantBalance(t, h.Account, 10_000, 0)
 }
+
+// A reader of an original (clearing, about to post its hold) sees it as
+// the reversals pending on it leave it: their ledger answers lost, reading
+// the original completes them, by its network id or by reference. Without
+// that, clearing would post the hold a partial reversal has replaced.
+func TestReadingAnOriginalCompletesItsPendingReversals(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		rl := &reversalLedger{Service: e.led}
+		a := e.another(t, db, func(c *authorization.Config) { c.Ledger = rl })
+		for _, read := range []string{"network id", "reference"} {
+			h := e.holder(10_000, card.Controls{})
+			pre := e.preauth(t, a, h, 5000)
+			first := must(t)(a.ByNetworkID(ctx, pre.Network))
+			r := authorization.ReversalRequest{Network: e.net(), Original: pre.Network, Amount: 2000}
+			rl.set("", r.Network.Key()+":void") // the replacement placed, the old hold voided, the answer lost
+			_, err := a.Reverse(ctx, r)
+			wantCode(t, err, errors.Unavailable)
+
+			var o *authorization.Decision
+			if read == "network id" {
+				o = must(t)(a.ByNetworkID(ctx, pre.Network))
+			} else {
+				o = must(t)(a.ByReference(ctx, authorization.ReferenceQuery{CardID: first.CardID, RRN: first.Network.RRN, AuthCode: first.AuthCode}))
+			}
+			if o.Outstanding != 2000 || o.HoldID == first.HoldID {
+				t.Errorf("read by %s: %+v, want 2000 outstanding on a new hold (not %s)", read, o, first.HoldID)
+			}
+			e.wantBalance(t, h.Account, 10_000, 2000)
+			if d := must(t)(a.Reverse(ctx, r)); d.Amount != 3000 || d.HoldID != o.HoldID {
+				t.Errorf("the reversal retransmitted = %+v, want 3000 released, hold %s", d, o.HoldID)
+			}
+			e.wantBalance(t, h.Account, 10_000, 2000)
+		}
+	})
+}
