@@ -1118,6 +1118,24 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	// stand-in while that holds; otherwise of the original, if that holds
 	// (the gateway's own reversal never reaches here with adv).
 	holds := func(r *record) bool { return r != nil && r.Approved && r.Outstanding > 0 }
+	if req.OwnDecision && holds(orig) {
+		// A stand-in advice that confirmed the bank's approval (it came
+		// while the original held) stands on the original's hold: the
+		// network's approval stands, so the hold does. (The card's lock
+		// orders this and the confirmation.)
+		var n int
+		if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'advice' AND original_key = ?
+			AND detail = 'confirms_original' AND approved = 1 AND card_id = ?`, origKey, orig.CardID).Scan(&n); err != nil {
+			return nil, fmt.Errorf("authorization: confirmations of %s: %w", origKey, err)
+		}
+		if n > 0 {
+			a.copyOriginal(rev, orig)
+			rev.OriginalID = orig.ID
+			rev.Detail += ",confirmed_by_stand_in"
+			rev.stampAfter(a.cfg.Now(), orig.updatedAt)
+			return a.reversal(ctx, rev)
+		}
+	}
 	if orig != nil && (adv == nil || (holds(orig) && !holds(adv))) {
 		rev.OriginalID = orig.ID
 		rev.stampAfter(a.cfg.Now(), orig.updatedAt)

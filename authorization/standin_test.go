@@ -162,3 +162,45 @@ func TestReversalsOfAdvicesNamingEachOtherDoNotWait(t *testing.T) {
 		e.wantBalance(t, h.Account, 10_000, 0)
 	}
 }
+
+// A stand-in advice that came while the bank's approval held confirmed it
+// and placed nothing: the gateway's own reversal of that approval (it had
+// answered 91) leaves the hold, which is the network's approval's now;
+// whether the advice came before the reversal was queued, or completed the
+// bank's slow decision itself. A network's reversal still releases it.
+func TestGatewaysOwnReversalLeavesAConfirmedHold(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		rl := &reversalLedger{Service: e.led}
+		a := e.another(t, db, func(c *authorization.Config) { c.Ledger = rl })
+		for _, slow := range []bool{false, true} {
+			h := e.holder(10_000, card.Controls{})
+			o := e.purchase(h, 2000)
+			if slow {
+				rl.set("", o.Network.Key()) // the bank's decision's answer lost
+				_, err := a.Authorize(ctx, o)
+				wantCode(t, err, errors.Unavailable)
+			} else {
+				must(t)(a.Authorize(ctx, o))
+			}
+			adv := e.purchase(h, 2000)
+			adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry = authorization.KindAdvice, true, &o.Network, "", ""
+			if ad := must(t)(a.Advise(ctx, adv)); ad.Detail != "confirms_original" {
+				t.Fatalf("advice %+v, want it to confirm", ad)
+			}
+			gw := gatewayReversal(o.Network)
+			if err := a.QueueReversal(ctx, gw); err != nil {
+				t.Fatal(err)
+			}
+			if d := must(t)(a.Reverse(ctx, gw)); d.Amount != 0 {
+				t.Errorf("slow %v: the gateway's reversal released %d under a confirmed stand-in", slow, d.Amount)
+			}
+			e.wantBalance(t, h.Account, 10_000, 2000)
+			if d := must(t)(a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: o.Network, Advice: true})); d.Amount != 2000 {
+				t.Errorf("slow %v: the network's reversal = %+v, want 2000 released", slow, d)
+			}
+			e.wantBalance(t, h.Account, 10_000, 0)
+		}
+	})
+}
