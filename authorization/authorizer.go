@@ -389,7 +389,18 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
+		// A retransmission has its first message's kind and amount;
+		// another request under the same network ids is not one, and
+		// must not hear the first's answer (for an amount nobody holds).
+		if amount, _ := req.billing(); r.Kind != req.Kind || r.Requested != amount {
+			return nil, errors.Errorf(errors.Conflict, "network ids already recorded for another request (%s of %d)", r.Kind, r.Requested)
+		}
 		return a.complete(ctx, r, nil)
+	}
+	if len(req.PAN) < minPAN {
+		// A number no card of ours can have (ISO/IEC 7812 allows 8
+		// digits; we issue at least 12).
+		return a.decline(ctx, a.newRecord(req, key, a.cfg.Now().UTC()), CardNotFound, "")
 	}
 
 	now := a.cfg.Now().UTC()

@@ -93,8 +93,8 @@ func (r *Request) validate(kinds ...Kind) error {
 	} else if r.Kind == KindIncremental {
 		return badf("an incremental authorization needs its original")
 	}
-	if len(r.PAN) < 12 || len(r.PAN) > 19 || !allDigits(string(r.PAN)) {
-		return badf("card number must be 12 to 19 digits")
+	if len(r.PAN) < 8 || len(r.PAN) > 19 || !allDigits(string(r.PAN)) {
+		return badf("card number must be 8 to 19 digits")
 	}
 	if r.Expiry != "" {
 		if len(r.Expiry) != 4 || !allDigits(r.Expiry) || r.Expiry[2:] < "01" || r.Expiry[2:] > "12" {
@@ -148,6 +148,10 @@ func allPrintable(s string) bool {
 
 // billing returns what the card's account is held or debited for: DE6/DE51
 // when present, else DE4/DE49.
+// minPAN is the shortest card number the card service issues or looks up;
+// a shorter one (ISO/IEC 7812 allows 8 digits) is declined card_not_found.
+const minPAN = 12
+
 func (r *Request) billing() (int64, money.Currency) {
 	if r.BillingAmount > 0 {
 		return r.BillingAmount, r.BillingCurrency

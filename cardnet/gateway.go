@@ -622,7 +622,10 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 	switch req.BaseMTI() {
 	case MTIAuthorizationRequest:
 		r := authRequest(req)
-		if req.Incremental() {
+		credit := req.ProcessingCode.Type() == Refund || req.ProcessingCode.Type() == OriginalCredit
+		if req.Incremental() && !credit {
+			// (A refund naming its purchase in DE90 is a refund: it
+			// holds nothing, it never grows the purchase's hold.)
 			r.Kind = authorization.KindIncremental
 			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Increment(ctx, r) }, true, ""
 		}
@@ -635,7 +638,7 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 		case CashWithdrawal:
 			r.Kind = authorization.KindCash
 		case Refund, OriginalCredit:
-			r.Kind = authorization.KindRefund
+			r.Kind, r.Original = authorization.KindRefund, nil
 		default:
 			return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
 		}
@@ -651,6 +654,21 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Financial(ctx, r) }, true, ""
 	case MTIAuthorizationAdvice:
 		r := authRequest(req)
+		if o := originalID(req); o != nil && *o == r.Network {
+			// An advice reusing its original's ids (acquirer, STAN, DE7,
+			// RRN) is a message of its own: it keeps DE90, and its
+			// identity is the original's marked "A" after DE7 (its RRN,
+			// which clearing matches by, unchanged).
+			r.Original = o
+			r.Network.TransmissionTime += "A"
+		}
+		if t := req.ProcessingCode.Type(); t == Refund || t == OriginalCredit {
+			// The network approved a refund on our behalf: a credit holds
+			// nothing, and its money moves with clearing, as for a 0100
+			// refund.
+			r.Kind, r.Original = authorization.KindRefund, nil
+			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, false, ""
+		}
 		r.Kind = authorization.KindAdvice
 		r.StandIn = req.ResponseCode.Approval()
 		if r.StandIn {
