@@ -1195,12 +1195,9 @@ func (a *Authorizer) retransmitted(ctx context.Context, r *record, origKey strin
 			defer a.lock("net:" + r.opOriginal)()
 		}
 		defer a.lock("card:" + r.CardID)()
-		again, err := a.find(ctx, r.networkKey)
+		again, err := a.findAgain(ctx, r.networkKey, r.ID)
 		if err != nil {
 			return nil, err
-		}
-		if again == nil {
-			return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", r.ID)
 		}
 		r = again
 	}
@@ -1226,14 +1223,17 @@ func (a *Authorizer) current(ctx context.Context, o *record) (*record, error) {
 			return nil, fmt.Errorf("authorization: complete reversal %s of %s first: %w", r.ID, o.ID, err)
 		}
 	}
-	again, err := a.find(ctx, o.networkKey)
-	if err != nil {
-		return nil, err
+	return a.findAgain(ctx, o.networkKey, o.ID)
+}
+
+// findAgain reads again the record of key, id, which must exist: it was
+// read or written before under the locks still held.
+func (a *Authorizer) findAgain(ctx context.Context, key, id string) (*record, error) {
+	r, err := a.find(ctx, key)
+	if err == nil && r == nil {
+		err = errors.Errorf(errors.Internal, "authorization: %s vanished", id)
 	}
-	if again == nil {
-		return nil, errors.Errorf(errors.Internal, "authorization: %s vanished", o.ID)
-	}
-	return again, nil
+	return r, err
 }
 
 // stampAfter times a reversal once its card's lock is held, and after
@@ -1354,9 +1354,6 @@ func (a *Authorizer) release(ctx context.Context, key string, rev, orig *record,
 	if err != nil {
 		return nil, err
 	}
-	if got == nil {
-		return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", rev.ID)
-	}
 	return a.complete(ctx, got, nil)
 }
 
@@ -1467,9 +1464,6 @@ func (a *Authorizer) reversal(ctx context.Context, rev *record) (*Decision, erro
 	if err != nil {
 		return nil, err
 	}
-	if got == nil {
-		return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", rev.ID)
-	}
 	if got.status == statusPending {
 		// Recorded meanwhile by another process, and under way there.
 		return a.complete(ctx, got, nil)
@@ -1576,14 +1570,7 @@ func (a *Authorizer) reversalsDone(ctx context.Context, r *record) (*record, err
 			return nil, fmt.Errorf("authorization: complete reversal %s of %s first: %w", rev.ID, r.ID, err)
 		}
 	}
-	again, err := a.find(ctx, r.networkKey)
-	if err != nil {
-		return nil, err
-	}
-	if again == nil {
-		return nil, errors.Errorf(errors.Internal, "authorization: %s vanished", r.ID)
-	}
-	return again, nil
+	return a.findAgain(ctx, r.networkKey, r.ID)
 }
 
 // ByReference implements Service.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/card"
-	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
@@ -495,7 +494,7 @@ func (a *Authorizer) recordReversal(ctx context.Context, rev, orig *record) (*re
 		return nil, err
 	}
 	if !inserted {
-		return a.find(ctx, rev.networkKey)
+		return a.findAgain(ctx, rev.networkKey, rev.ID) // recorded before
 	}
 	if rev.status == statusDone {
 		a.notify(rev)
@@ -544,14 +543,7 @@ func (a *Authorizer) finishReversal(ctx context.Context, rev *record, released b
 		return nil, err
 	}
 	if !done {
-		got, err := a.find(ctx, rev.networkKey)
-		if err != nil {
-			return nil, err
-		}
-		if got == nil {
-			return nil, errors.Errorf(errors.Internal, "authorization: reversal %s vanished", rev.ID)
-		}
-		return got, nil
+		return a.findAgain(ctx, rev.networkKey, rev.ID)
 	}
 	*rev = fin
 	a.notify(rev)
