@@ -389,6 +389,17 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
+		if req.Kind == KindAdvice && req.Original == nil && r.Kind != KindAdvice && r.Kind != KindReversal {
+			// An advice reusing its original's ids without DE90: a
+			// message of its own, as the gateway makes one with DE90
+			// naming itself (identity "A" after DE7, DE90 the ids).
+			held.release()
+			held = &heldLocks{}
+			o := req.Network
+			req.Original = &o
+			req.Network.TransmissionTime += "A"
+			return a.decide(ctx, req)
+		}
 		// A retransmission has its first message's kind and amount;
 		// another request under the same network ids is not one, and
 		// must not hear the first's answer (for an amount nobody holds).
@@ -446,6 +457,15 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	}
 
 	amount, currency := req.billing()
+	if req.Kind == KindRefund && req.StandIn {
+		// The network approved the refund on our behalf (its 0120): it
+		// stands whatever the card's state, under the network's code.
+		r.Approved, r.Reason, r.Amount, r.AuthCode = true, Approved, amount, req.AuthCode
+		if !isAuthCode(r.AuthCode) {
+			r.AuthCode = a.authCode()
+		}
+		return a.record(ctx, r)
+	}
 	if req.Kind == KindRefund {
 		// A refund is a credit: controls do not apply, and the money moves
 		// with clearing. A card that can no longer be used is refused.

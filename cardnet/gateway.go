@@ -662,11 +662,11 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 			r.Original = o
 			r.Network.TransmissionTime += "A"
 		}
-		if t := req.ProcessingCode.Type(); t == Refund || t == OriginalCredit {
+		if t := req.ProcessingCode.Type(); (t == Refund || t == OriginalCredit) && req.ResponseCode.Approval() {
 			// The network approved a refund on our behalf: a credit holds
 			// nothing, and its money moves with clearing, as for a 0100
 			// refund.
-			r.Kind, r.Original = authorization.KindRefund, nil
+			r.Kind, r.Original, r.StandIn, r.AuthCode = authorization.KindRefund, nil, true, req.AuthID
 			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, false, ""
 		}
 		r.Kind = authorization.KindAdvice

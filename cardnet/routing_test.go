@@ -89,3 +89,110 @@ func TestShortPANIsAnInvalidCardNumber(t *testing.T) {
 	req.PAN = "45999912345"
 	b.wantCode(req, cardnet.InvalidCardNumber)
 }
+
+// As TestStandInAdviceReusingItsOriginalsIDsHolds, but the 0120 reuses
+// the original's ids without DE90 (optional in an 0120): it is still a
+// message of its own, acknowledged 00, and it holds; its repeat changes
+// nothing.
+func TestStandInAdviceReusingIDsWithoutDE90Holds(t *testing.T) {
+	const deadline = 100 * time.Millisecond
+	b := newBank(t, bankOptions{wrap: func(s authorization.Service) authorization.Service { return stall{s, 3 * deadline} }, deadline: deadline})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 30_00)
+	b.wantCode(req, cardnet.IssuerUnavailable)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	adv := *req
+	adv.MTI = cardnet.MTIAuthorizationAdvice
+	adv.CVC2 = ""
+	adv.ResponseCode = cardnet.Approved
+	adv.AuthID = "NET123"
+	b.wantCode(&adv, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 30_00) // the network paid: held
+	adv.MTI = "0121"
+	b.wantCode(&adv, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 30_00)
+}
+
+// A refund advice (DE3 20) whose DE39 says the network declined the
+// refund is recorded network_declined, not an approved refund.
+func TestDeclinedRefundAdviceIsRecordedDeclined(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(100_00, card.Controls{})
+	adv := b.purchase(h, 30_00)
+	adv.MTI = cardnet.MTIAuthorizationAdvice
+	adv.ProcessingCode = "200000"
+	adv.ResponseCode = "05"
+	adv.CVC2 = ""
+	b.wantCode(adv, cardnet.Approved)
+	d, err := b.auth.ByNetworkID(context.Background(), authorization.NetworkID{Acquirer: "123456", STAN: adv.STAN, RRN: adv.RRN, TransmissionTime: "0315143005"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Approved {
+		t.Errorf("a refund the network declined is recorded %+v: approved, reason %s, auth code %q", d.Kind, d.Reason, d.AuthCode)
+	}
+}
+
+// The network approved a refund on our behalf (0120, DE3 20, DE39 00) on
+// a card since blocked lost: the refund stands (clearing will credit it),
+// recorded approved under the network's code.
+func TestApprovedRefundAdviceOfABlockedCardStands(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(100_00, card.Controls{})
+	if _, err := b.cards.Block(context.Background(), card.BlockRequest{Key: "blk", CardID: h.card.ID, Reason: card.BlockLost}); err != nil {
+		t.Fatal(err)
+	}
+	adv := b.purchase(h, 30_00)
+	adv.MTI = cardnet.MTIAuthorizationAdvice
+	adv.ProcessingCode = "200000"
+	adv.ResponseCode = cardnet.Approved
+	adv.AuthID = "NET123"
+	adv.CVC2 = ""
+	b.wantCode(adv, cardnet.Approved)
+	d, err := b.auth.ByNetworkID(context.Background(), authorization.NetworkID{Acquirer: "123456", STAN: adv.STAN, RRN: adv.RRN, TransmissionTime: "0315143005"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Approved || d.AuthCode != "NET123" {
+		t.Errorf("a refund the network approved is recorded %v %s %s under %q, want approved under NET123", d.Approved, d.Reason, d.Detail, d.AuthCode)
+	}
+	b.wantBalance(h.account, 100_00, 0)
+}
+
+// Repeats are not other requests under reused ids: a partial approval's,
+// one with its billing amount in DE6, an incremental's each hear their
+// first answer, never 94.
+func TestRepeatsOfEveryKindAreAnsweredAlike(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(20_00, card.Controls{})
+	// partial approval, repeated
+	req := b.purchase(h, 30_00)
+	req.PartialApproval = true
+	first := b.wantCode(req, cardnet.PartiallyApproved)
+	rep := *req
+	rep.MTI = "0101"
+	again := b.wantCode(&rep, cardnet.PartiallyApproved)
+	if first.Get(4) != again.Get(4) || first.Get(38) != again.Get(38) {
+		t.Errorf("repeat answered %s/%s, first %s/%s", again.Get(4), again.Get(38), first.Get(4), first.Get(38))
+	}
+	// billing in DE6/DE51, repeated
+	h2 := b.holder(100_00, card.Controls{})
+	fx := b.purchase(h2, 10_00)
+	fx.Currency, fx.BillingAmount, fx.BillingCurrency = "EUR", 9_00, "GBP"
+	b.wantCode(fx, cardnet.Approved)
+	fxr := *fx
+	fxr.MTI = "0101"
+	b.wantCode(&fxr, cardnet.Approved)
+	// incremental, repeated
+	inc := b.follow(fx, cardnet.MTIAuthorizationRequest)
+	inc.Amount, inc.BillingAmount = 2_00, 1_80
+	b.wantCode(inc, cardnet.Approved)
+	incr := *inc
+	incr.MTI = "0101"
+	b.wantCode(&incr, cardnet.Approved)
+	b.wantBalance(h2.account, 100_00, 10_80)
+}

@@ -295,6 +295,20 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		p.rec.Suspicious = append(p.rec.Suspicious, ReasonDeclined)
 		d = nil
 	}
+	if d != nil && d.Outstanding == 0 && d.HoldID != "" && l.RRN != "" && l.AuthCode != "" && d.AuthCode != l.AuthCode {
+		// The bank's approval under these ids holds nothing (reversed:
+		// the gateway undid a late answer) and the record bears another
+		// approval code: the network's stand-in, whose advice reused the
+		// ids (cardnet gives it an identity of its own), holds the money.
+		alt, err := c.cfg.Authorization.ByReference(ctx, authorization.ReferenceQuery{CardID: cd.ID, RRN: l.RRN, AuthCode: l.AuthCode})
+		switch {
+		case err == nil:
+			d, p.rec.AuthorizationID = alt, alt.ID
+		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest) || errors.Is(err, errors.Conflict):
+		default:
+			return nil, fmt.Errorf("authorization lookup by reference: %w", err)
+		}
+	}
 	// 2. No usable authorization by network ids (none given, none found,
 	// another card's, or declined): the card's own approved authorization
 	// with the record's RRN and auth code.

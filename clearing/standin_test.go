@@ -1,0 +1,55 @@
+package clearing_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// The gateway answered 91 past its deadline and reversed its late approval
+// (OwnDecision); the network stood in and sent an 0120 reusing the
+// original's ids with DE90 naming them. The gateway gives that advice the
+// identity "<DE7>A" and it places a forced hold. The
+// network's clearing of the transaction can only carry the ids the network
+// used (the original's), plus the RRN and the network's DE38. Clearing
+// must post the stand-in's hold, not force-post beside it.
+func TestClearingOfAStandInReusingIDsPostsItsHold(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t, "clearing"))
+	ctx := context.Background()
+	h := e.holder(100_00)
+	req := e.purchase(h, 30_00)
+	d := e.approve(e.auth, req)
+	// The gateway's own reversal of its late approval (cardnet lateReversal).
+	late := req.Network
+	late.RRN = "GW" + late.RRN
+	if _, err := e.auth.Reverse(ctx, authorization.ReversalRequest{Network: late, Original: req.Network, OwnDecision: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.wantBalance(t, h.Account, 100_00, 0)
+	// The advice as cardnet.Gateway.route builds it for ids reused with DE90.
+	adv := req
+	adv.Kind, adv.CVC = authorization.KindAdvice, ""
+	orig := req.Network
+	adv.Original = &orig
+	adv.Network.TransmissionTime += "A"
+	adv.StandIn, adv.AuthCode = true, "NET123"
+	ad, err := e.auth.Advise(ctx, adv)
+	if err != nil || !ad.Approved || ad.HoldID == "" {
+		t.Fatalf("Advise: %+v %v", ad, err)
+	}
+	e.wantBalance(t, h.Account, 100_00, 30_00)
+
+	// The network's clearing: the transaction's ids, its RRN, its DE38.
+	r := forAuth("r1", h, d, 30_00)
+	r.authCode = "NET123"
+	rep := e.ingest(t, "f1.csv", file("F1", r))
+	recs := e.records(t, rep.FileID)
+	t.Logf("record: %+v", recs["r1"])
+	// Want: the stand-in's hold posted; nothing left pending.
+	e.wantBalance(t, h.Account, 70_00, 0)
+	if got := recs["r1"].HoldID; got != ad.HoldID {
+		t.Errorf("clearing matched hold %q, want the stand-in's %q", got, ad.HoldID)
+	}
+}
