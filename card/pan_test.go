@@ -138,10 +138,17 @@ func TestSecretsAreRedacted(t *testing.T) {
 
 // logged returns what l wrote through a text and a JSON handler.
 func logged(f func(l *slog.Logger)) []string {
+	// No time: its digits could hold the CVC being searched for.
+	noTime := &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey && len(groups) == 0 {
+			return slog.Attr{}
+		}
+		return a
+	}}
 	var out []string
 	for _, h := range []func(*bytes.Buffer) slog.Handler{
-		func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
-		func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+		func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, noTime) },
+		func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, noTime) },
 	} {
 		var b bytes.Buffer
 		f(slog.New(h(&b)))
