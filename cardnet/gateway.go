@@ -370,6 +370,12 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	a := g.answer(req, f.d)
 	resp, err := Respond(msg, a)
 	if err == nil {
+		// The Server packs it; an answer the spec cannot carry (a loaded
+		// spec with DE38 of another length, say) would go out as 96 with
+		// the money held: find out now, while it can still be undone.
+		_, err = resp.Pack()
+	}
+	if err == nil {
 		return resp, string(a.Code)
 	}
 	if reconcile && f.d.Approved && (f.d.HoldID != "" || f.d.TransferID != "") {

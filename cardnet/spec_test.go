@@ -2,10 +2,13 @@ package cardnet_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 )
 
@@ -98,4 +101,36 @@ func TestDefaultSpecJSONIsACopy(t *testing.T) {
 	if cardnet.DefaultSpecJSON()[0] == 'X' {
 		t.Error("DefaultSpecJSON returns the embedded bytes themselves")
 	}
+}
+
+// A loaded spec under which the gateway's approval cannot be packed (DE38
+// of 8 characters; the gateway writes 6): the approval is undone and
+// answered per the timeout policy, never 96 with the money held.
+func TestUnpackableApprovalIsUndone(t *testing.T) {
+	raw := editSpec(t, func(f map[string]map[string]any) { f["38"]["length"] = 8 })
+	spec, err := cardnet.LoadSpec(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("LoadSpec: %v", err)
+	}
+	b := newBank(t, bankOptions{})
+	addr := StartServer(t, &cardnet.Server{Handler: b.gw, Spec: spec, Deadline: 5 * time.Second})
+	c, err := (&cardnet.Dialer{Spec: spec}).Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h := b.holder(100_00, card.Controls{})
+	m, err := b.purchase(h, 12_50).Message(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := MustSend(t, c, m); resp.Get(39) != string(cardnet.IssuerUnavailable) {
+		t.Errorf("answered %s, want 91", resp.Get(39))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.wantBalance(h.account, 100_00, 0)
 }
