@@ -103,6 +103,14 @@ func newSpec(ms *iso8583.MessageSpec) (*Spec, error) {
 			return nil, fmt.Errorf("invalid spec: field %d is required by cardnet and missing", n)
 		}
 	}
+	// The fixed elements corebank writes in its answers, at the standard's
+	// lengths: a spec with another (DE38 of 8, say) would accept requests
+	// and then fail to pack the approval.
+	for n, length := range map[int]int{3: 6, 4: 12, 7: 10, 11: 6, 18: 4, 38: 6, 39: 2, 49: 3} {
+		if sp := ms.Fields[n].Spec(); sp.Length != length || sp.Pref == nil || !isFixed(sp.Pref) {
+			return nil, fmt.Errorf("invalid spec: field %d must be fixed, %d characters (the standard's), as corebank writes it", n, length)
+		}
+	}
 	return s, nil
 }
 
