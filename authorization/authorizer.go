@@ -1457,8 +1457,22 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 	if err != nil {
 		return false, err
 	}
+	// What remains authorized less what clearing has already posted
+	// against the old hold (keep-open presentments). A voided hold is
+	// posted no more, so a rerun computes the same amount.
+	amount := r.opAmount - old.Posted
+	if amount <= 0 {
+		if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
+			r.Detail = strings.TrimPrefix(r.Detail+",hold_not_pending", ",")
+			return false, nil
+		}
+		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: old.ID}); err != nil && !errors.Is(err, errors.Conflict) {
+			return false, err
+		}
+		return true, nil
+	}
 	h, err := a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
-		Key: r.opKey + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: r.opAmount,
+		Key: r.opKey + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: amount,
 		Currency: old.Currency, ExpiresAt: time.Unix(0, r.opExpires).UTC(), Force: true, Metadata: meta,
 	})
 	if err != nil {

@@ -234,7 +234,7 @@ func (c *Clearer) process(ctx context.Context, fileID string, fence int64, l *li
 			return err
 		}
 	}
-	out, err := c.execute(ctx, fileID, l, p)
+	out, err := c.execute(ctx, fileID, fence, l, p)
 	if err != nil {
 		return err
 	}
@@ -377,7 +377,7 @@ func isRefusal(err error) bool {
 
 // execute makes a plan's ledger write, idempotently, and returns the
 // record's final state.
-func (c *Clearer) execute(ctx context.Context, fileID string, l *line, p *plan) (Record, error) {
+func (c *Clearer) execute(ctx context.Context, fileID string, fence int64, l *line, p *plan) (Record, error) {
 	out := p.rec
 	key := ledgerKey(fileID, l.ID)
 	meta := map[string]string{"clearing_file": fileID, "clearing_record": l.ID, "arn": l.ARN}
@@ -414,6 +414,7 @@ func (c *Clearer) execute(ctx context.Context, fileID string, l *line, p *plan) 
 		out.Status, out.TransferID = StatusForced, t.ID
 		return out, nil
 	case opPost:
+	post:
 		h, err := c.cfg.Ledger.PostHold(ctx, ledger.PostHoldRequest{
 			Key: key, HoldID: p.rec.HoldID, Amount: l.BillingAmount, KeepOpen: !l.Final,
 			Force:    true, // the network has already paid the acquirer
@@ -438,6 +439,21 @@ func (c *Clearer) execute(ctx context.Context, fileID string, l *line, p *plan) 
 		switch {
 		case gerr == nil && h.Status == ledger.HoldPending:
 			return out, fmt.Errorf("ledger: post hold %s refused while pending: %w", p.rec.HoldID, err)
+		case gerr == nil && h.Status == ledger.HoldVoided && p.rec.AuthorizationID != "":
+			// Voided by a partial reversal that replaced it: post the
+			// authorization's new hold, recorded first so that a rerun
+			// posts that one. The key is free: the refused post stored
+			// nothing under it.
+			if now, err := c.currentHold(ctx, p.rec.AuthorizationID); err != nil {
+				return out, err
+			} else if now != "" && now != p.rec.HoldID {
+				if err := c.replan(ctx, fileID, fence, l, now); err != nil {
+					return out, err
+				}
+				p.rec.HoldID, out.HoldID = now, now
+				goto post
+			}
+			out.Detail = "hold " + string(h.Status)
 		case gerr == nil:
 			out.Detail = "hold " + string(h.Status)
 			if h.Status == ledger.HoldPosted {
@@ -465,4 +481,20 @@ func over(posted, authorized int64, tol int) bool {
 	}
 	excess := posted - authorized
 	return excess > authorized/100*int64(tol)+authorized%100*int64(tol)/100
+}
+
+// currentHold is the hold authorization id reserves now, its pending
+// reversals completed first.
+func (c *Clearer) currentHold(ctx context.Context, id string) (string, error) {
+	d, err := c.cfg.Authorization.Get(ctx, id)
+	if err == nil {
+		d, err = c.cfg.Authorization.ByNetworkID(ctx, d.Network)
+	}
+	switch {
+	case err == nil:
+		return d.HoldID, nil
+	case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+		return "", nil
+	}
+	return "", fmt.Errorf("authorization lookup: %w", err)
 }

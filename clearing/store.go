@@ -405,3 +405,21 @@ func (c *Clearer) clearedAgainst(ctx context.Context, authorizationID, cardID st
 	}
 	return sum, nil
 }
+
+// replan records the hold a pending record's post now targets.
+func (c *Clearer) replan(ctx context.Context, fileID string, fence int64, l *line, holdID string) error {
+	return c.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := c.fenced(ctx, tx, fileID, fence); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, c.db.Rebind(`UPDATE clearing_records SET hold_id = ?, updated_at = ? WHERE file_id = ? AND record_id = ? AND status = ?`),
+			holdID, c.cfg.Now().UnixNano(), fileID, l.ID, string(StatusPending))
+		if err != nil {
+			return fmt.Errorf("clearing: record plan: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Errorf(errors.Conflict, "clearing: record %s/%s is no longer pending", fileID, l.ID)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,131 @@
+package clearing_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/clearing"
+	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// Presentment 1 (final=N) posts 600 of a 1000 hold, keeping 400 held. A
+// partial reversal then says 800 remains authorized: the bank should hold
+// at most 800-600=200 more (or 400, what it held), never more than before.
+func TestPartialReversalAfterAPartialClearingHoldsOnlyWhatRemains(t *testing.T) {
+	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		h := e.holder(10000)
+		d := e.authorize(h, 1000)
+		first := forAuth("P1", h, d, 600)
+		first.notFinal = true
+		e.ingest(t, "p1", file("P1F", first))
+		e.wantBalance(t, h.Account, 9400, 400)
+		n := e.n.Add(1)
+		rev, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{
+			Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
+			Original: d.Network, Amount: 800,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := e.balance(h.Account)
+		t.Logf("reversal %+v; balance posted %d pending %d", rev.Reason, b.Posted, b.Pending)
+		if b.Pending > 400 {
+			t.Errorf("a reversal raised the pending balance from 400 to %d: money already cleared is held again", b.Pending)
+		}
+		// The final presentment: 100 more.
+		second := forAuth("P2", h, d, 100)
+		second.presentment = 2
+		second.arn = arnFor("P1")
+		rep := e.ingest(t, "p2", file("P2F", second))
+		t.Logf("report %+v", rep)
+		b = e.balance(h.Account)
+		if b.Posted != 9300 || b.Pending != 0 {
+			t.Errorf("after final presentment: posted %d pending %d, want 9300 and 0", b.Posted, b.Pending)
+		}
+	})
+}
+
+// racingAuth is the real authorization service; after ByNetworkID answers,
+// it lets a partial reversal of that authorization through (as one arriving
+// from the gateway at that moment would), before clearing posts.
+type racingAuth struct {
+	authorization.Service
+	e    *env
+	once bool
+}
+
+func (r *racingAuth) ByNetworkID(ctx context.Context, n authorization.NetworkID) (*authorization.Decision, error) {
+	d, err := r.Service.ByNetworkID(ctx, n)
+	if err == nil && !r.once {
+		r.once = true
+		k := r.e.n.Add(1)
+		if _, err := r.Service.Reverse(ctx, authorization.ReversalRequest{
+			Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", k), RRN: fmt.Sprintf("RRN%09d", k), TransmissionTime: "0115090000"},
+			Original: n, Amount: 800,
+		}); err != nil {
+			r.e.t.Errorf("Reverse: %v", err)
+		}
+	}
+	return d, err
+}
+
+// A partial reversal replaces the hold (new hold for 800, old voided)
+// between clearing's lookup and its post: clearing force-posts 800 and the
+// replacement hold of 800 stays pending until it expires.
+func TestClearingRacingAPartialReversalPostsTheNewHold(t *testing.T) {
+	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		settle := map[money.Currency]string{"GBP": e.settlement}
+		c, err := clearing.Open(context.Background(), storetest.Like(t, db, "clearing"), clearing.Config{
+			Ledger: e.led, Authorization: &racingAuth{Service: e.auth, e: e}, Card: e.cards, Settlement: settle, Now: e.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := e.holder(10000)
+		d := e.authorize(h, 1000)
+		rep, err := c.Ingest(context.Background(), clearing.IngestRequest{FileName: "r", Content: file("RACE", forAuth("R1", h, d, 800))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("report %+v", rep)
+		b := e.balance(h.Account)
+		if b.Posted != 9200 || b.Pending != 0 {
+			t.Errorf("posted %d pending %d, want 9200 and 0 (the 800 cleared once, nothing left held)", b.Posted, b.Pending)
+		}
+	})
+}
+
+// The same without a race: the ledger is down when clearing posts (the
+// plan, naming the hold, is recorded), a partial reversal then replaces
+// the hold, and the file is ingested again.
+func TestClearingResumedAfterItsHoldWasReplacedPostsTheNewHold(t *testing.T) {
+	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		h := e.holder(10000)
+		d := e.authorize(h, 1000)
+		content := file("RESUME", forAuth("R1", h, d, 800))
+		e.flaky.fail.Store(1)
+		if _, err := e.c.Ingest(context.Background(), clearing.IngestRequest{FileName: "r", Content: content}); err == nil {
+			t.Fatal("want the injected failure")
+		}
+		e.flaky.fail.Store(0)
+		k := e.n.Add(1)
+		if _, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{
+			Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", k), RRN: fmt.Sprintf("RRN%09d", k), TransmissionTime: "0115090000"},
+			Original: d.Network, Amount: 800,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rep := e.ingest(t, "r", content)
+		t.Logf("report %+v; record %+v", rep, e.records(t, "RESUME")["R1"])
+		b := e.balance(h.Account)
+		if b.Posted != 9200 || b.Pending != 0 {
+			t.Errorf("posted %d pending %d, want 9200 and 0", b.Posted, b.Pending)
+		}
+	})
+}
