@@ -71,7 +71,7 @@ func TestFinancialDecidedTwiceAcrossProcesses(t *testing.T) {
 	h := e.holder(100, card.Controls{})
 	req := e.purchase(h, 600)
 	req.Kind, req.Channel, req.MCC = authorization.KindFinancial, card.ChannelATM, "6011"
-	bRefused, aMoved := make(chan struct{}), make(chan struct{})
+	bRefused, aMoved, bDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var onceB, onceA sync.Once // only each process's first transfer is staged
 	procB := e.another(t, db, func(c *authorization.Config) {
 		c.Ledger = &hookLedger{Service: e.led, after: func() { onceB.Do(func() { close(bRefused); <-aMoved }) }}
@@ -86,13 +86,13 @@ func TestFinancialDecidedTwiceAcrossProcesses(t *testing.T) {
 					}
 				})
 			},
-			after: func() { onceA.Do(func() { close(aMoved); time.Sleep(300 * time.Millisecond) }) },
+			after: func() { onceA.Do(func() { close(aMoved); <-bDone }) },
 		}
 	})
 	var dA, dB *authorization.Decision
 	var errA, errB error
 	var wg sync.WaitGroup
-	wg.Go(func() { dB, errB = procB.Financial(ctx, req) })
+	wg.Go(func() { defer close(bDone); dB, errB = procB.Financial(ctx, req) })
 	<-bRefused
 	wg.Go(func() { dA, errA = procA.Financial(ctx, req) })
 	wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,8 +20,9 @@ import (
 // arriving while the original is still being decided, is a message of its
 // own: it must not share the original's decision and hear its approval.
 func TestReversalReusingIDsDuringItsOriginalIsApplied(t *testing.T) {
+	st := &decidedStall{delay: 600 * time.Millisecond, decided: make(chan struct{})}
 	b := newBank(t, bankOptions{
-		wrap:     func(s authorization.Service) authorization.Service { return stall{s, 600 * time.Millisecond} },
+		wrap:     func(s authorization.Service) authorization.Service { st.Service = s; return st },
 		deadline: 3 * time.Second,
 	})
 	h := b.holder(100_00, card.Controls{})
@@ -34,7 +36,7 @@ func TestReversalReusingIDsDuringItsOriginalIsApplied(t *testing.T) {
 		}
 		done <- resp
 	}()
-	time.Sleep(200 * time.Millisecond) // the 0200 is being decided
+	<-st.decided // the 0200 is decided, its answer not yet given
 	rev := b.follow(fin, cardnet.MTIReversalRequest)
 	rev.STAN, rev.TransmissionTime = fin.STAN, fin.TransmissionTime
 	b.wantCode(rev, cardnet.Approved)
@@ -107,10 +109,15 @@ func (l *loseFirst) Authorize(ctx context.Context, req authorization.Request) (*
 
 // slowLog delays the gateway's "unknown outcome" log line: it widens the
 // moment between a decision ending and its handler answering.
-type slowLog struct{ slog.Handler }
+type slowLog struct {
+	slog.Handler
+	logging chan struct{} // closed when the line is reached
+	once    *sync.Once
+}
 
 func (h slowLog) Handle(ctx context.Context, r slog.Record) error {
 	if strings.Contains(r.Message, "unknown outcome") {
+		h.once.Do(func() { close(h.logging) })
 		time.Sleep(300 * time.Millisecond)
 	}
 	return nil
@@ -124,7 +131,8 @@ func (h slowLog) Enabled(context.Context, slog.Level) bool { return true }
 // an approval of money the gateway is releasing.
 func TestRepeatDuringUndoHearsTheSame(t *testing.T) {
 	b := newBank(t, bankOptions{wrap: func(s authorization.Service) authorization.Service { return &loseFirst{Service: s} }})
-	b.gw.Log = slog.New(slowLog{slog.DiscardHandler})
+	sl := slowLog{Handler: slog.DiscardHandler, logging: make(chan struct{}), once: new(sync.Once)}
+	b.gw.Log = slog.New(sl)
 	h := b.holder(100_00, card.Controls{})
 	req := b.purchase(h, 12_00)
 	first := make(chan *cardnet.Message, 1)
@@ -135,7 +143,7 @@ func TestRepeatDuringUndoHearsTheSame(t *testing.T) {
 		}
 		first <- resp
 	}()
-	time.Sleep(150 * time.Millisecond) // the decision has ended; its handler is logging
+	<-sl.logging // the decision has ended; its handler is logging
 	repeat := *req
 	repeat.MTI = "0101"
 	second := b.send(&repeat)
@@ -212,15 +220,38 @@ func TestLateDecisionsAreBounded(t *testing.T) {
 	}
 }
 
-// stallReverse answers reversals late.
-type stallReverse struct {
+// decidedStall answers the first financial request (or, with reversals,
+// the first reversal) late, and says when it has been decided: a second
+// message can then be sent while the first is decided and unanswered.
+type decidedStall struct {
 	authorization.Service
-	delay time.Duration
+	delay     time.Duration
+	reversals bool
+	decided   chan struct{}
+	once      sync.Once
 }
 
-func (s stallReverse) Reverse(ctx context.Context, r authorization.ReversalRequest) (*authorization.Decision, error) {
+func (s *decidedStall) stall() {
+	first := false
+	s.once.Do(func() { first = true; close(s.decided) })
+	if first {
+		time.Sleep(s.delay)
+	}
+}
+
+func (s *decidedStall) Financial(ctx context.Context, req authorization.Request) (*authorization.Decision, error) {
+	d, err := s.Service.Financial(ctx, req)
+	if !s.reversals {
+		s.stall()
+	}
+	return d, err
+}
+
+func (s *decidedStall) Reverse(ctx context.Context, r authorization.ReversalRequest) (*authorization.Decision, error) {
 	d, err := s.Service.Reverse(ctx, r)
-	time.Sleep(s.delay)
+	if s.reversals {
+		s.stall()
+	}
 	return d, err
 }
 
@@ -228,8 +259,9 @@ func (s stallReverse) Reverse(ctx context.Context, r authorization.ReversalReque
 // reusing them is being decided, is a reversal of its own: it does not
 // share the partial's decision.
 func TestFullReversalDuringPartialReusingIDsIsApplied(t *testing.T) {
+	st := &decidedStall{delay: 600 * time.Millisecond, decided: make(chan struct{}), reversals: true}
 	b := newBank(t, bankOptions{
-		wrap:     func(s authorization.Service) authorization.Service { return stallReverse{s, 600 * time.Millisecond} },
+		wrap:     func(s authorization.Service) authorization.Service { st.Service = s; return st },
 		deadline: 3 * time.Second,
 	})
 	h := b.holder(100_00, card.Controls{})
@@ -247,7 +279,7 @@ func TestFullReversalDuringPartialReusingIDsIsApplied(t *testing.T) {
 		}
 		done <- resp
 	}()
-	time.Sleep(200 * time.Millisecond) // the partial is being decided
+	<-st.decided // the partial is decided, its answer not yet given
 	full := *rev
 	full.ReplacementAmount = nil
 	b.wantCode(&full, cardnet.Approved)

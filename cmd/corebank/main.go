@@ -32,7 +32,7 @@ func commands() []command {
 		{"serve", "run one service over HTTP (scale-out shape): serve --service ledger", runServe},
 		{"simulate", "drive a gateway as the card network and write a clearing file", runSimulate},
 		{"clearing", "settle a clearing file on a running corebank: clearing ingest --file F", runClearing},
-		{"bench", "measure throughput and latency (bench ledger)", runBench},
+		{"bench", "measure throughput and latency (bench ledger, bench auth)", runBench},
 	}
 }
 

@@ -61,7 +61,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo printed no HTTP address; logs:\n%s", logs.String())
 	}
 	var rest syncBuffer
-	go io.Copy(&rest, outR)
+	copied := make(chan struct{})
+	go func() { io.Copy(&rest, outR); close(copied) }() // ends when run closes outW
 
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -180,7 +181,7 @@ func TestDemo(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("demo did not stop within 10s of cancellation")
 	}
-	time.Sleep(50 * time.Millisecond)
+	<-copied
 	if !strings.Contains(rest.String(), "stopped cleanly") {
 		t.Errorf("demo did not report a clean stop; stdout after banner:\n%s", rest.String())
 	}

@@ -102,7 +102,9 @@ func findServer() {
 		server.why = err.Error()
 		return
 	}
-	if os.Geteuid() != 0 && !serverInstalled() {
+	// A test never installs software: only a server already installed is
+	// started (.ci/run installs one for CI).
+	if !serverInstalled() {
 		server.why = "PostgreSQL server not installed (apt-get install postgresql), or set " + URLEnv
 		return
 	}
