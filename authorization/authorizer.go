@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -389,7 +390,9 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
-		if req.Kind == KindAdvice && req.Original == nil && r.Kind != KindAdvice && r.Kind != KindReversal {
+		standIn := req.Kind == KindAdvice || (req.Kind == KindRefund && req.StandIn)
+		recordedStandIn := r.Kind == KindAdvice || (r.Kind == KindRefund && r.Detail == "stand_in")
+		if standIn && req.Original == nil && !recordedStandIn && r.Kind != KindReversal {
 			// An advice reusing its original's ids without DE90: a
 			// message of its own, as the gateway makes one with DE90
 			// naming itself (identity "A" after DE7, DE90 the ids).
@@ -398,6 +401,9 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 			o := req.Network
 			req.Original = &o
 			req.Network.TransmissionTime += "A"
+			if err := req.Network.validate("advice"); err != nil {
+				return nil, err
+			}
 			return a.decide(ctx, req)
 		}
 		// A retransmission has its first message's kind and amount;
@@ -460,7 +466,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if req.Kind == KindRefund && req.StandIn {
 		// The network approved the refund on our behalf (its 0120): it
 		// stands whatever the card's state, under the network's code.
-		r.Approved, r.Reason, r.Amount, r.AuthCode = true, Approved, amount, req.AuthCode
+		r.Approved, r.Reason, r.Amount, r.AuthCode, r.Detail = true, Approved, amount, req.AuthCode, "stand_in"
 		if !isAuthCode(r.AuthCode) {
 			r.AuthCode = a.authCode()
 		}
@@ -1405,6 +1411,12 @@ func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision
 			// Already posted by clearing, or expired: nothing held to release.
 			r.Detail = strings.TrimPrefix(r.Detail+",hold_not_pending", ",")
 			err = nil
+			// Voided by a partial reversal that left nothing to hold (what
+			// clearing posted covers what remained, replaceHold): the
+			// authorization's outstanding still comes down.
+			if h, gerr := a.cfg.Ledger.GetHold(ctx, r.opTarget); gerr == nil && h.Status == ledger.HoldVoided {
+				released = true
+			}
 		}
 	case opReplace:
 		released, err = a.replaceHold(ctx, r, meta)
@@ -1446,6 +1458,10 @@ func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision
 	return got.decision(), nil
 }
 
+// clearedBeforeMeta is the metadata key of a replacement hold that holds
+// what was posted against the holds it replaced.
+const clearedBeforeMeta = "cleared_before"
+
 // replaceHold carries out a pending partial reversal of a hold: a new hold
 // for what remains (op_amount, the old hold's account and destination,
 // expiring at op_expires), then the old one voided; it sets r.HoldID to the
@@ -1460,7 +1476,24 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 	// What remains authorized less what clearing has already posted
 	// against the old hold (keep-open presentments). A voided hold is
 	// posted no more, so a rerun computes the same amount.
-	amount := r.opAmount - old.Posted
+	// cleared: what clearing posted against this authorization's holds,
+	// the old one and those it replaced (carried in each replacement's
+	// metadata): op_amount - old.Posted alone would hold again what was
+	// posted against a hold the old one replaced. All of it is stable once
+	// the old hold is voided, so a rerun computes the same amount.
+	cleared := old.Posted
+	if v, err := strconv.ParseInt(old.Metadata[clearedBeforeMeta], 10, 64); err == nil && v > 0 {
+		cleared += v
+	}
+	amount := r.opAmount - cleared
+	if cleared > 0 {
+		m := make(map[string]string, len(meta)+1)
+		for k, v := range meta {
+			m[k] = v
+		}
+		m[clearedBeforeMeta] = strconv.FormatInt(cleared, 10)
+		meta = m
+	}
 	if amount <= 0 {
 		if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
 			r.Detail = strings.TrimPrefix(r.Detail+",hold_not_pending", ",")

@@ -2,6 +2,7 @@ package authorization_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,4 +204,47 @@ func TestGatewaysOwnReversalLeavesAConfirmedHold(t *testing.T) {
 			e.wantBalance(t, h.Account, 10_000, 0)
 		}
 	})
+}
+
+// A refund (0100) the bank declined, then the network's approved 0120 for
+// it reusing its ids without DE90 (cardnet makes it a stand-in refund
+// under the same ids): a message of its own, approved under the network's
+// code; its retransmission hears the same.
+func TestStandInRefundReusingIDsWithoutDE90(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, storetest.SQLite(t, "authorization"))
+	h := e.holder(10_000, card.Controls{})
+	req := e.purchase(h, 1000)
+	req.Kind, req.Currency = authorization.KindRefund, "USD" // declined: not the card's currency
+	d, err := e.a.Authorize(ctx, req)
+	if err != nil || d.Approved {
+		t.Fatalf("refund: %+v %v, want declined", d, err)
+	}
+	adv := req
+	adv.CVC, adv.Expiry, adv.StandIn, adv.AuthCode = "", "", true, "NET123"
+	ad := must(t)(e.a.Authorize(ctx, adv))
+	if !ad.Approved || ad.ID == d.ID || ad.AuthCode != "NET123" {
+		t.Errorf("stand-in refund advice = %+v (the 0100's %s): want its own approved record under NET123", ad, d.ID)
+	}
+	if again := must(t)(e.a.Authorize(ctx, adv)); again.ID != ad.ID {
+		t.Errorf("retransmitted stand-in refund = %s, want %s", again.ID, ad.ID)
+	}
+	e.wantBalance(t, h.Account, 10_000, 0)
+}
+
+// An advice reusing ids whose DE7 is already the longest allowed cannot be
+// given an identity of its own: refused precisely, nothing recorded that
+// no reader could name.
+func TestAdviceRedirectPastTheFieldLimitIsRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, storetest.SQLite(t, "authorization"))
+	h := e.holder(10_000, card.Controls{})
+	req := e.purchase(h, 1000)
+	req.Network.TransmissionTime = strings.Repeat("1", 24)
+	must(t)(e.a.Authorize(ctx, req))
+	adv := req
+	adv.Kind, adv.StandIn, adv.CVC, adv.Expiry, adv.AuthCode = authorization.KindAdvice, true, "", "", "NET123"
+	_, err := e.a.Advise(ctx, adv)
+	wantCode(t, err, errors.BadRequest)
+	e.wantBalance(t, h.Account, 10_000, 1000)
 }

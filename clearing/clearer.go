@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/corebank/corebank/authorization"
@@ -304,6 +305,8 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		switch {
 		case err == nil:
 			d, p.rec.AuthorizationID = alt, alt.ID
+			// Matched under the record's own code: not an auth code mismatch.
+			p.rec.Suspicious = slices.DeleteFunc(p.rec.Suspicious, func(r Reason) bool { return r == ReasonAuthCode })
 		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest) || errors.Is(err, errors.Conflict):
 		default:
 			return nil, fmt.Errorf("authorization lookup by reference: %w", err)

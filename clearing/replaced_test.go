@@ -129,3 +129,108 @@ func TestClearingResumedAfterItsHoldWasReplacedPostsTheNewHold(t *testing.T) {
 		}
 	})
 }
+
+// 1000 authorized, 600 cleared (final=N), a partial reversal to 800 holds
+// 200 (800-600). A second partial reversal to 700 must hold at most 100
+// (700-600): a reversal never holds more than before.
+func TestSecondPartialReversalAfterAPartialClearingHoldsOnlyWhatRemains(t *testing.T) {
+	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		h := e.holder(10000)
+		d := e.authorize(h, 1000)
+		first := forAuth("P1", h, d, 600)
+		first.notFinal = true
+		e.ingest(t, "p1", file("P1F", first))
+		e.wantBalance(t, h.Account, 9400, 400)
+		reverse := func(amount int64) {
+			n := e.n.Add(1)
+			if _, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{
+				Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
+				Original: d.Network, Amount: amount,
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reverse(800)
+		e.wantBalance(t, h.Account, 9400, 200)
+		reverse(700)
+		b := e.balance(h.Account)
+		if b.Pending > 200 {
+			t.Errorf("second partial reversal (800 -> 700) raised the pending balance from 200 to %d (want 100)", b.Pending)
+		}
+	})
+}
+
+// The stand-in found by reference under its own code (the clearing
+// record's): the record is matched right, yet stays flagged auth_code.
+func TestStandInFoundByReferenceIsNotFlaggedAuthCode(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t, "clearing"))
+	ctx := context.Background()
+	h := e.holder(100_00)
+	req := e.purchase(h, 30_00)
+	d := e.approve(e.auth, req)
+	late := req.Network
+	late.RRN = "GW" + late.RRN
+	if _, err := e.auth.Reverse(ctx, authorization.ReversalRequest{Network: late, Original: req.Network, OwnDecision: true}); err != nil {
+		t.Fatal(err)
+	}
+	adv := req
+	adv.Kind, adv.CVC = authorization.KindAdvice, ""
+	orig := req.Network
+	adv.Original = &orig
+	adv.Network.TransmissionTime += "A"
+	adv.StandIn, adv.AuthCode = true, "NET123"
+	ad, err := e.auth.Advise(ctx, adv)
+	if err != nil || !ad.Approved {
+		t.Fatalf("Advise: %+v %v", ad, err)
+	}
+	r := forAuth("r1", h, d, 30_00)
+	r.authCode = "NET123"
+	rep := e.ingest(t, "f1.csv", file("F1", r))
+	rec := e.records(t, rep.FileID)["r1"]
+	if rec.HoldID != ad.HoldID {
+		t.Fatalf("matched hold %q, want the stand-in's %q", rec.HoldID, ad.HoldID)
+	}
+	for _, s := range rec.Suspicious {
+		if s == clearing.ReasonAuthCode {
+			t.Errorf("record matched to the stand-in by its own auth code is flagged suspicious %v", rec.Suspicious)
+		}
+	}
+}
+
+// 1000 authorized, 600 cleared (final=N); a partial reversal to 500 leaves
+// nothing to hold (500 < 600), so replaceHold only voids the old hold and
+// the authorization keeps outstanding 500 on that voided hold. A full
+// reversal then finds the hold voided (hold_not_pending) and releases
+// nothing: the authorization stays outstanding 500, counted as spend.
+func TestFullReversalAfterNothingLeftToHoldBringsOutstandingToZero(t *testing.T) {
+	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		h := e.holder(10000)
+		d := e.authorize(h, 1000)
+		first := forAuth("P1", h, d, 600)
+		first.notFinal = true
+		e.ingest(t, "p1", file("P1F", first))
+		reverse := func(amount int64) *authorization.Decision {
+			n := e.n.Add(1)
+			r, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{
+				Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
+				Original: d.Network, Amount: amount,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		reverse(500)
+		e.wantBalance(t, h.Account, 9400, 0)
+		r := reverse(0)
+		got, err := e.auth.ByNetworkID(context.Background(), d.Network)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Outstanding != 0 {
+			t.Errorf("after a full reversal (%s %q): outstanding %d on hold %s, want 0", r.Reason, r.Detail, got.Outstanding, got.HoldID)
+		}
+	})
+}
