@@ -292,7 +292,7 @@ func (a *Authorizer) recoverOne(ctx context.Context, key string) error {
 		// Completed as its retransmission would be, under the same locks:
 		// the reversal's, its original's, the record it changes and its
 		// card's (retransmitted).
-		d, err := a.reverse(ctx, ReversalRequest{Network: r.Network, Original: *r.Original})
+		d, err := a.reverseAgain(ctx, r)
 		if err != nil {
 			return fmt.Errorf("authorization: recover %s: %w", r.ID, err)
 		}
@@ -456,7 +456,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		if err != nil {
 			return nil, err
 		}
-		if orig == nil || !orig.Approved || orig.HoldID == "" || orig.Outstanding == 0 || orig.CardID != c.ID {
+		if orig == nil || !orig.Approved || orig.HoldID == "" || orig.Outstanding == 0 {
 			return a.decline(ctx, r, OriginalNotFound, "")
 		}
 		r.OriginalID = orig.ID
@@ -646,7 +646,7 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 		if err != nil {
 			return nil, err
 		}
-		if orig != nil && orig.Approved && orig.HoldID != "" && orig.Outstanding > 0 && orig.CardID == c.ID {
+		if orig != nil && orig.Approved && orig.HoldID != "" && orig.Outstanding > 0 {
 			// The bank approved it already (a late answer the network did
 			// not wait for) and still holds it: the advice confirms it,
 			// nothing more is held. An original since reversed (the gateway
@@ -708,7 +708,7 @@ func (a *Authorizer) originalOf(ctx context.Context, n NetworkID, cardID string)
 	if err != nil || full {
 		return nil, err
 	}
-	if o, err = a.original(ctx, n); err != nil {
+	if o, err = a.finished(ctx, o); err != nil {
 		return nil, err
 	}
 	return a.current(ctx, o)
@@ -721,11 +721,16 @@ func (a *Authorizer) original(ctx context.Context, n NetworkID) (*record, error)
 	if err != nil || o == nil {
 		return nil, err
 	}
+	return a.finished(ctx, o)
+}
+
+// finished returns o, completed first if it is pending.
+func (a *Authorizer) finished(ctx context.Context, o *record) (*record, error) {
 	if o.status == statusPending {
 		if _, err := a.complete(ctx, o, nil); err != nil {
 			return nil, err
 		}
-		return a.find(ctx, n.Key())
+		return a.find(ctx, o.networkKey)
 	}
 	return o, nil
 }
@@ -1168,7 +1173,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 		if n > 0 {
 			a.copyOriginal(rev, orig)
 			rev.OriginalID = orig.ID
-			rev.Detail += ",confirmed_by_stand_in"
+			rev.addDetail("confirmed_by_stand_in")
 			rev.stampAfter(a.cfg.Now(), orig.updatedAt)
 			return a.reversal(ctx, rev)
 		}
@@ -1179,7 +1184,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 		return a.release(ctx, key, rev, orig, req.Amount)
 	}
 	rev.OriginalID, rev.origAbsent = adv.ID, orig == nil
-	rev.Detail = strings.TrimPrefix(rev.Detail+",stand_in", ",")
+	rev.addDetail("stand_in")
 	rev.stampAfter(a.cfg.Now(), adv.updatedAt)
 	return a.release(ctx, key, rev, adv, req.Amount)
 }
@@ -1197,16 +1202,15 @@ func (adv *record) cardOr(orig *record) string {
 // that placed (or is placing) a hold of its own, not one confirming the
 // bank's approval; or nil.
 func (a *Authorizer) standIn(ctx context.Context, origKey string) (*record, error) {
-	var k string
-	err := a.db.QueryRow(ctx, `SELECT network_key FROM authorizations WHERE original_key = ? AND kind = 'advice'
-		AND detail <> 'confirms_original' AND (status = 'pending' OR (approved = 1 AND hold_id <> '')) ORDER BY at LIMIT 1`, origKey).Scan(&k)
+	r, err := scanRecord(a.db.QueryRow(ctx, `SELECT `+columns+` FROM authorizations WHERE original_key = ? AND kind = 'advice'
+		AND detail <> 'confirms_original' AND (status = 'pending' OR (approved = 1 AND hold_id <> '')) ORDER BY at LIMIT 1`, origKey))
 	if errors.IsErr(err, errNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authorization: stand-in advice for %s: %w", origKey, err)
 	}
-	return a.find(ctx, k)
+	return r, nil
 }
 
 // retransmitted answers a reversal recorded already (origKey: the
@@ -1240,16 +1244,36 @@ func (a *Authorizer) current(ctx context.Context, o *record) (*record, error) {
 	if o == nil {
 		return nil, nil
 	}
+	return a.afterPendingReversals(ctx, o, func(r *record) error {
+		_, err := a.complete(ctx, r, nil)
+		return err
+	})
+}
+
+// afterPendingReversals returns o as it is once each reversal pending on
+// it is completed by completeOne.
+func (a *Authorizer) afterPendingReversals(ctx context.Context, o *record, completeOne func(r *record) error) (*record, error) {
 	revs, err := a.pendingReversals(ctx, o.networkKey)
 	if err != nil || len(revs) == 0 {
 		return o, err
 	}
 	for _, r := range revs {
-		if _, err := a.complete(ctx, r, nil); err != nil {
+		if err := completeOne(r); err != nil {
 			return nil, fmt.Errorf("authorization: complete reversal %s of %s first: %w", r.ID, o.ID, err)
 		}
 	}
 	return a.findAgain(ctx, o.networkKey, o.ID)
+}
+
+// reverseAgain completes the recorded reversal r as its retransmission
+// would, under its own locks.
+func (a *Authorizer) reverseAgain(ctx context.Context, r *record) (*Decision, error) {
+	return a.reverse(ctx, ReversalRequest{Network: r.Network, Original: *r.Original})
+}
+
+// addDetail appends word to r's comma-separated detail.
+func (r *record) addDetail(word string) {
+	r.Detail = strings.TrimPrefix(r.Detail+","+word, ",")
 }
 
 // findAgain reads again the record of key, id, which must exist: it was
@@ -1282,10 +1306,10 @@ func (r *record) stampAfter(now time.Time, after int64) {
 // take it off twice.
 func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req ReversalRequest, rev, inc *record) (*Decision, error) {
 	rev.OriginalID = inc.ID
-	rev.Detail = strings.TrimPrefix(rev.Detail+",incremental", ",")
+	rev.addDetail("incremental")
 	nothing := func() (*Decision, error) {
 		a.copyOriginal(rev, inc)
-		rev.Detail += ",nothing_to_release"
+		rev.addDetail("nothing_to_release")
 		return a.reversal(ctx, rev)
 	}
 	undo := inc.Amount - req.Amount
@@ -1347,7 +1371,7 @@ func (a *Authorizer) release(ctx context.Context, key string, rev, orig *record,
 	release := orig.Outstanding - keep
 	rev.Requested = max(release, 0)
 	if !orig.Approved || release <= 0 || (orig.HoldID == "" && orig.TransferID == "") {
-		rev.Detail = strings.TrimPrefix(rev.Detail+",nothing_to_release", ",")
+		rev.addDetail("nothing_to_release")
 		return a.reversal(ctx, rev)
 	}
 
@@ -1365,7 +1389,7 @@ func (a *Authorizer) release(ctx context.Context, key string, rev, orig *record,
 		}
 		if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
 			// Already posted by clearing, or expired: nothing held to release.
-			rev.Detail = strings.TrimPrefix(rev.Detail+",hold_not_pending", ",")
+			rev.addDetail("hold_not_pending")
 			return a.reversal(ctx, rev)
 		}
 		op, target, expires = opReplace, old.ID, old.ExpiresAt.UnixNano()
@@ -1409,7 +1433,7 @@ func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision
 			released = true
 		case errors.Is(err, errors.Conflict):
 			// Already posted by clearing, or expired: nothing held to release.
-			r.Detail = strings.TrimPrefix(r.Detail+",hold_not_pending", ",")
+			r.addDetail("hold_not_pending")
 			err = nil
 			// Voided by a partial reversal that left nothing to hold (what
 			// clearing posted covers what remained, replaceHold): the
@@ -1441,7 +1465,7 @@ func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision
 		case errors.NotFound, errors.Conflict, errors.BadRequest, errors.AccountClosed, errors.CurrencyMismatch, errors.InsufficientFunds:
 			a.cfg.Log.ErrorContext(ctx, "authorization: the ledger refused a reversal's operation; recorded as releasing nothing",
 				"authorization_id", r.ID, "original_id", target.ID, "op", r.op, "err", err)
-			r.Detail = strings.TrimPrefix(r.Detail+",ledger_"+string(code), ",")
+			r.addDetail("ledger_" + string(code))
 		default:
 			return nil, fmt.Errorf("authorization: %s for reversal %s: %w", r.op, r.ID, err)
 		}
@@ -1496,7 +1520,7 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 	}
 	if amount <= 0 {
 		if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
-			r.Detail = strings.TrimPrefix(r.Detail+",hold_not_pending", ",")
+			r.addDetail("hold_not_pending")
 			return false, nil
 		}
 		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: old.ID}); err != nil && !errors.Is(err, errors.Conflict) {
@@ -1515,7 +1539,7 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":undo", HoldID: h.ID}); err != nil && !errors.Is(err, errors.Conflict) {
 			return false, err
 		}
-		r.Detail = strings.TrimPrefix(r.Detail+",hold_not_pending", ",")
+		r.addDetail("hold_not_pending")
 		return false, nil
 	}
 	if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: old.ID}); err != nil && !errors.Is(err, errors.Conflict) {
@@ -1571,7 +1595,7 @@ func (a *Authorizer) ByNetworkID(ctx context.Context, n NetworkID) (*Decision, e
 	if r != nil && r.Kind == KindReversal && r.status == statusPending && r.Original != nil {
 		// A reversal begun and not finished (its ledger answer lost):
 		// reading it completes it, as its retransmission would.
-		return a.reverse(ctx, ReversalRequest{Network: r.Network, Original: *r.Original})
+		return a.reverseAgain(ctx, r)
 	}
 	if r != nil {
 		if r, err = a.settled(ctx, r); err != nil {
@@ -1625,19 +1649,13 @@ func (a *Authorizer) reversalsDone(ctx context.Context, r *record) (*record, err
 	if r.Kind == KindReversal {
 		return r, nil
 	}
-	revs, err := a.pendingReversals(ctx, r.networkKey)
-	if err != nil || len(revs) == 0 {
-		return r, err
-	}
-	for _, rev := range revs {
+	return a.afterPendingReversals(ctx, r, func(rev *record) error {
 		if rev.Original == nil {
-			continue
+			return nil
 		}
-		if _, err := a.reverse(ctx, ReversalRequest{Network: rev.Network, Original: *rev.Original}); err != nil {
-			return nil, fmt.Errorf("authorization: complete reversal %s of %s first: %w", rev.ID, r.ID, err)
-		}
-	}
-	return a.findAgain(ctx, r.networkKey, r.ID)
+		_, err := a.reverseAgain(ctx, rev)
+		return err
+	})
 }
 
 // ByReference implements Service.

@@ -32,59 +32,38 @@ func (l *reversalLedger) set(fail, lose string) {
 	l.mu.Unlock()
 }
 
-// before fails the call with key if it is to fail.
-func (l *reversalLedger) before(key string) error {
+// call makes a ledger call with key: failed before it is made if key is
+// to fail, its answer lost after if key is to be lost.
+func call[T any](l *reversalLedger, key string, do func() (*T, error)) (*T, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if key != "" && key == l.fail {
+	fail := key != "" && key == l.fail
+	if fail {
 		l.fail = ""
-		return errors.New(errors.Unavailable, "connection lost")
 	}
-	return nil
-}
-
-// after loses the answer of the call with key if it is to be lost.
-func (l *reversalLedger) after(key string, err error) error {
+	l.mu.Unlock()
+	if fail {
+		return nil, errors.New(errors.Unavailable, "connection lost")
+	}
+	v, err := do()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err == nil && key != "" && key == l.lose {
 		l.lose = ""
-		return errors.New(errors.Unavailable, "connection lost")
+		return nil, errors.New(errors.Unavailable, "connection lost")
 	}
-	return err
+	return v, err
 }
 
 func (l *reversalLedger) VoidHold(ctx context.Context, req ledger.VoidHoldRequest) (*ledger.Hold, error) {
-	if err := l.before(req.Key); err != nil {
-		return nil, err
-	}
-	h, err := l.Service.VoidHold(ctx, req)
-	if err = l.after(req.Key, err); err != nil {
-		return nil, err
-	}
-	return h, nil
+	return call(l, req.Key, func() (*ledger.Hold, error) { return l.Service.VoidHold(ctx, req) })
 }
 
 func (l *reversalLedger) PlaceHold(ctx context.Context, req ledger.PlaceHoldRequest) (*ledger.Hold, error) {
-	if err := l.before(req.Key); err != nil {
-		return nil, err
-	}
-	h, err := l.Service.PlaceHold(ctx, req)
-	if err = l.after(req.Key, err); err != nil {
-		return nil, err
-	}
-	return h, nil
+	return call(l, req.Key, func() (*ledger.Hold, error) { return l.Service.PlaceHold(ctx, req) })
 }
 
 func (l *reversalLedger) Transfer(ctx context.Context, req ledger.TransferRequest) (*ledger.Transfer, error) {
-	if err := l.before(req.Key); err != nil {
-		return nil, err
-	}
-	tr, err := l.Service.Transfer(ctx, req)
-	if err = l.after(req.Key, err); err != nil {
-		return nil, err
-	}
-	return tr, nil
+	return call(l, req.Key, func() (*ledger.Transfer, error) { return l.Service.Transfer(ctx, req) })
 }
 
 // reversedEvents counts the authorization.reversed events of a reversal.

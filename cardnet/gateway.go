@@ -300,9 +300,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 			return g.timeoutAnswer(msg)
 		}
 		g.mu.Lock()
-		if _, ok := g.timedOut[key]; !ok {
-			g.rememberTimeout(key, false)
-		}
+		g.markTimedOut(key)
 		g.mu.Unlock()
 		return g.reconciledAnswer(ctx, msg, n, log)
 	}
@@ -369,16 +367,18 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	}
 	a := g.answer(req, f.d)
 	resp, err := Respond(msg, a)
-	if err == nil {
-		// The Server packs it; an answer the spec cannot carry (a loaded
-		// spec with DE38 of another length, say) would go out as 96 with
+	undoable := reconcile && f.d.Approved && (f.d.HoldID != "" || f.d.TransferID != "")
+	if err == nil && undoable {
+		// The Server packs it; an approval the spec cannot carry (a
+		// loaded spec with a numeric DE38, say) would go out as 96 with
 		// the money held: find out now, while it can still be undone.
+		// (Other answers hold nothing: the Server's 96 is enough.)
 		_, err = resp.Pack()
 	}
 	if err == nil {
 		return resp, string(a.Code)
 	}
-	if reconcile && f.d.Approved && (f.d.HoldID != "" || f.d.TransferID != "") {
+	if undoable {
 		// An approval that cannot be said: undo it, as after a timeout,
 		// so that the books agree with what the network hears.
 		log.Error("cardnet: an approval cannot be laid out; reversing it and answering per the timeout policy", "err", err)
@@ -394,9 +394,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 func (g *Gateway) undo(ctx context.Context, msg *Message, n authorization.NetworkID, f *flight, log *slog.Logger) (*Message, string) {
 	key := n.Key()
 	g.mu.Lock()
-	if _, ok := g.timedOut[key]; !ok {
-		g.rememberTimeout(key, false)
-	}
+	g.markTimedOut(key)
 	first := !f.undoing
 	f.undoing = true
 	if first {
@@ -464,9 +462,7 @@ func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, fkey strin
 	if reconcile && !f.timedOut && err != nil && unknownOutcome(err) {
 		// Answered per the timeout policy (see undo): a retransmission
 		// arriving from now on must hear the same, not start a decision.
-		if _, ok := g.timedOut[n.Key()]; !ok {
-			g.rememberTimeout(n.Key(), false)
-		}
+		g.markTimedOut(n.Key())
 	}
 	timedOut := f.timedOut
 	g.mu.Unlock()
@@ -598,6 +594,14 @@ func (g *Gateway) rememberTimeout(key string, queued bool) {
 	}
 	g.timedOut[key] = timedOut{at: now, queued: queued}
 	g.expiry = append(g.expiry, timedOutKey{key, now})
+}
+
+// markTimedOut records, under g.mu, that the request with key is answered
+// per the timeout policy, unless it is already (its reversal maybe queued).
+func (g *Gateway) markTimedOut(key string) {
+	if _, ok := g.timedOut[key]; !ok {
+		g.rememberTimeout(key, false)
+	}
 }
 
 // timeoutAnswer answers msg per the timeout policy.
@@ -776,10 +780,7 @@ func reversalRequest(req *Request) authorization.ReversalRequest {
 			// DE95 is in the transaction currency; the hold in the billing
 			// currency: scale by the original's rate. Something left must
 			// stay something: 0 would mean a full reversal.
-			r.Amount = scale(*req.ReplacementAmount, req.BillingAmount, req.Amount)
-			if *req.ReplacementAmount > 0 {
-				r.Amount = max(r.Amount, 1)
-			}
+			r.Amount = scaleRemaining(*req.ReplacementAmount, req.BillingAmount, req.Amount)
 		}
 	}
 	return r
@@ -805,7 +806,7 @@ func (g *Gateway) billReplacement(ctx context.Context, req *Request, r *authoriz
 	if orig.Currency == req.Currency {
 		return nil
 	}
-	r.Amount = max(scale(*req.ReplacementAmount, orig.Requested, req.Amount), 1)
+	r.Amount = scaleRemaining(*req.ReplacementAmount, orig.Requested, req.Amount)
 	return nil
 }
 
@@ -829,6 +830,16 @@ func (g *Gateway) answer(req *Request, d *authorization.Decision) Answer {
 		a.Amount = min(max(a.Amount, 1), req.Amount-1)
 	}
 	return a
+}
+
+// scaleRemaining scales what remains after a partial reversal (DE95) by
+// num/den: something left stays something, never 0, which would mean a
+// full reversal.
+func scaleRemaining(remain, num, den int64) int64 {
+	if remain == 0 {
+		return 0
+	}
+	return max(scale(remain, num, den), 1)
 }
 
 // scale returns x*num/den rounded down, for non-negative amounts of up to

@@ -160,6 +160,12 @@ func (b *bank) follow(orig *cardnet.Request, mti string) *cardnet.Request {
 	return &r
 }
 
+// recorded is the authorization service's record of request r.
+func (b *bank) recorded(r *cardnet.Request) (*authorization.Decision, error) {
+	return b.auth.ByNetworkID(context.Background(), authorization.NetworkID{
+		Acquirer: "123456", STAN: r.STAN, RRN: r.RRN, TransmissionTime: r.TransmissionTime.String()})
+}
+
 func (b *bank) send(r *cardnet.Request) *cardnet.Message {
 	b.t.Helper()
 	return MustSend(b.t, b.client, MustMessage(b.t, r))
@@ -204,7 +210,7 @@ func TestGatewayApproves(t *testing.T) {
 			}
 			b.wantBalance(h.account, 100_00, 12_50)
 			b.wantBalance(b.settlement, 0, 0)
-			d, err := b.auth.ByNetworkID(context.Background(), authorization.NetworkID{Acquirer: "123456", STAN: req.STAN, RRN: req.RRN, TransmissionTime: "0315143005"})
+			d, err := b.recorded(req)
 			if err != nil || !d.Approved || d.AuthCode != resp.Get(38) || d.HoldID == "" {
 				t.Fatalf("recorded decision %+v, %v; want approved with the code answered and a hold", d, err)
 			}
@@ -411,7 +417,7 @@ func TestGatewayPaymentLifecycle(t *testing.T) {
 		inc.Amount = 15_00
 		b.wantCode(inc, cardnet.Approved)
 		b.wantBalance(h.account, 100_00, 45_00)
-		d, err := b.auth.ByNetworkID(ctx, authorization.NetworkID{Acquirer: "123456", STAN: inc.STAN, RRN: inc.RRN, TransmissionTime: inc.TransmissionTime.String()})
+		d, err := b.recorded(inc)
 		if err != nil || d.Kind != authorization.KindIncremental {
 			t.Fatalf("recorded %+v, %v; want an incremental", d, err)
 		}
@@ -449,7 +455,7 @@ func TestGatewayPaymentLifecycle(t *testing.T) {
 			t.Errorf("0120 answered %s", resp.MTI())
 		}
 		b.wantBalance(h.account, 5_00, 20_00)
-		d, err := b.auth.ByNetworkID(ctx, authorization.NetworkID{Acquirer: "123456", STAN: adv.STAN, RRN: adv.RRN, TransmissionTime: adv.TransmissionTime.String()})
+		d, err := b.recorded(adv)
 		if err != nil || !d.Forced || d.AuthCode != "STNDIN" {
 			t.Fatalf("recorded %+v, %v; want a forced advice with the network's approval code", d, err)
 		}
@@ -537,7 +543,7 @@ func TestGatewayUnknownOutcome(t *testing.T) {
 	}
 	// The hold the lost answer placed is released: the books agree with 91.
 	b.wantBalance(h.account, 100_00, 0)
-	d, err := b.auth.ByNetworkID(ctx, authorization.NetworkID{Acquirer: "123456", STAN: req.STAN, RRN: req.RRN, TransmissionTime: "0315143005"})
+	d, err := b.recorded(req)
 	if err != nil || !d.Approved || d.Outstanding != 0 {
 		t.Fatalf("original %+v, %v; want approved, then reversed to nothing outstanding", d, err)
 	}
@@ -572,7 +578,7 @@ func TestGatewayDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.wantBalance(h.account, 100_00, 0)
-		d, err := b.auth.ByNetworkID(ctx, authorization.NetworkID{Acquirer: "123456", STAN: req.STAN, RRN: req.RRN, TransmissionTime: "0315143005"})
+		d, err := b.recorded(req)
 		if err != nil || !d.Approved || d.Outstanding != 0 {
 			t.Fatalf("original %+v, %v; want approved, then reversed to nothing outstanding", d, err)
 		}

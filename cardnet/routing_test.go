@@ -39,12 +39,7 @@ func TestStandInAdviceReusingItsOriginalsIDsHolds(t *testing.T) {
 func TestRefundAdviceHoldsNothing(t *testing.T) {
 	b := newBank(t, bankOptions{})
 	h := b.holder(100_00, card.Controls{})
-	adv := b.purchase(h, 30_00)
-	adv.MTI = cardnet.MTIAuthorizationAdvice
-	adv.ProcessingCode = "200000"
-	adv.ResponseCode = cardnet.Approved
-	adv.AuthID = "NET123"
-	adv.CVC2 = ""
+	adv := refundAdvice(b, h, cardnet.Approved)
 	b.wantCode(adv, cardnet.Approved)
 	b.wantBalance(h.account, 100_00, 0)
 }
@@ -122,13 +117,9 @@ func TestStandInAdviceReusingIDsWithoutDE90Holds(t *testing.T) {
 func TestDeclinedRefundAdviceIsRecordedDeclined(t *testing.T) {
 	b := newBank(t, bankOptions{})
 	h := b.holder(100_00, card.Controls{})
-	adv := b.purchase(h, 30_00)
-	adv.MTI = cardnet.MTIAuthorizationAdvice
-	adv.ProcessingCode = "200000"
-	adv.ResponseCode = "05"
-	adv.CVC2 = ""
+	adv := refundAdvice(b, h, "05")
 	b.wantCode(adv, cardnet.Approved)
-	d, err := b.auth.ByNetworkID(context.Background(), authorization.NetworkID{Acquirer: "123456", STAN: adv.STAN, RRN: adv.RRN, TransmissionTime: "0315143005"})
+	d, err := b.recorded(adv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,14 +137,9 @@ func TestApprovedRefundAdviceOfABlockedCardStands(t *testing.T) {
 	if _, err := b.cards.Block(context.Background(), card.BlockRequest{Key: "blk", CardID: h.card.ID, Reason: card.BlockLost}); err != nil {
 		t.Fatal(err)
 	}
-	adv := b.purchase(h, 30_00)
-	adv.MTI = cardnet.MTIAuthorizationAdvice
-	adv.ProcessingCode = "200000"
-	adv.ResponseCode = cardnet.Approved
-	adv.AuthID = "NET123"
-	adv.CVC2 = ""
+	adv := refundAdvice(b, h, cardnet.Approved)
 	b.wantCode(adv, cardnet.Approved)
-	d, err := b.auth.ByNetworkID(context.Background(), authorization.NetworkID{Acquirer: "123456", STAN: adv.STAN, RRN: adv.RRN, TransmissionTime: "0315143005"})
+	d, err := b.recorded(adv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,4 +181,18 @@ func TestRepeatsOfEveryKindAreAnsweredAlike(t *testing.T) {
 	incr.MTI = "0101"
 	b.wantCode(&incr, cardnet.Approved)
 	b.wantBalance(h2.account, 100_00, 10_80)
+}
+
+// refundAdvice is the network's 0120 of a 30.00 refund (DE3 20) on h's
+// card that it decided with code (DE38 NET123 if approved).
+func refundAdvice(b *bank, h *cardholder, code cardnet.ResponseCode) *cardnet.Request {
+	adv := b.purchase(h, 30_00)
+	adv.MTI = cardnet.MTIAuthorizationAdvice
+	adv.ProcessingCode = "200000"
+	adv.ResponseCode = code
+	if code.Approval() {
+		adv.AuthID = "NET123"
+	}
+	adv.CVC2 = ""
+	return adv
 }

@@ -139,11 +139,27 @@ func (e *env) holder(balance int64) *holder {
 }
 
 // purchase is a purchase of amount pence on h with fresh network ids.
-func (e *env) purchase(h *holder, amount int64) authorization.Request {
+// net returns network ids no message has had.
+func (e *env) net() authorization.NetworkID {
 	n := e.n.Add(1)
+	return authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"}
+}
+
+// reverse has the authorization service reverse orig down to keep (0: in
+// full) under new network ids.
+func (e *env) reverse(orig authorization.NetworkID, keep int64) *authorization.Decision {
+	e.t.Helper()
+	d, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{Network: e.net(), Original: orig, Amount: keep})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+func (e *env) purchase(h *holder, amount int64) authorization.Request {
 	return authorization.Request{
 		Kind:    authorization.KindPurchase,
-		Network: authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
+		Network: e.net(),
 		PAN:     authorization.PAN(h.PAN), Expiry: "3401", CVC: authorization.CVC(h.CVC),
 		Amount: amount, Currency: "GBP", MCC: "5814", Channel: card.ChannelContactless,
 		MerchantName: "OZONE COFFEE", MerchantCity: "LONDON", MerchantCountry: "GB",

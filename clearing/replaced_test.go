@@ -2,7 +2,6 @@ package clearing_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/corebank/corebank/authorization"
@@ -19,31 +18,16 @@ func TestPartialReversalAfterAPartialClearingHoldsOnlyWhatRemains(t *testing.T) 
 	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
 		h := e.holder(10000)
-		d := e.authorize(h, 1000)
-		first := forAuth("P1", h, d, 600)
-		first.notFinal = true
-		e.ingest(t, "p1", file("P1F", first))
+		d := e.partlyCleared(t, h)
 		e.wantBalance(t, h.Account, 9400, 400)
-		n := e.n.Add(1)
-		rev, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{
-			Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
-			Original: d.Network, Amount: 800,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := e.balance(h.Account)
-		t.Logf("reversal %+v; balance posted %d pending %d", rev.Reason, b.Posted, b.Pending)
-		if b.Pending > 400 {
-			t.Errorf("a reversal raised the pending balance from 400 to %d: money already cleared is held again", b.Pending)
-		}
+		e.reverse(d.Network, 800)
+		e.wantBalance(t, h.Account, 9400, 200) // 800 authorized, 600 of it cleared: 200 to come
 		// The final presentment: 100 more.
 		second := forAuth("P2", h, d, 100)
 		second.presentment = 2
 		second.arn = arnFor("P1")
-		rep := e.ingest(t, "p2", file("P2F", second))
-		t.Logf("report %+v", rep)
-		b = e.balance(h.Account)
+		e.ingest(t, "p2", file("P2F", second))
+		b := e.balance(h.Account)
 		if b.Posted != 9300 || b.Pending != 0 {
 			t.Errorf("after final presentment: posted %d pending %d, want 9300 and 0", b.Posted, b.Pending)
 		}
@@ -63,11 +47,7 @@ func (r *racingAuth) ByNetworkID(ctx context.Context, n authorization.NetworkID)
 	d, err := r.Service.ByNetworkID(ctx, n)
 	if err == nil && !r.once {
 		r.once = true
-		k := r.e.n.Add(1)
-		if _, err := r.Service.Reverse(ctx, authorization.ReversalRequest{
-			Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", k), RRN: fmt.Sprintf("RRN%09d", k), TransmissionTime: "0115090000"},
-			Original: n, Amount: 800,
-		}); err != nil {
+		if _, err := r.Service.Reverse(ctx, authorization.ReversalRequest{Network: r.e.net(), Original: n, Amount: 800}); err != nil {
 			r.e.t.Errorf("Reverse: %v", err)
 		}
 	}
@@ -88,11 +68,9 @@ func TestClearingRacingAPartialReversalPostsTheNewHold(t *testing.T) {
 		}
 		h := e.holder(10000)
 		d := e.authorize(h, 1000)
-		rep, err := c.Ingest(context.Background(), clearing.IngestRequest{FileName: "r", Content: file("RACE", forAuth("R1", h, d, 800))})
-		if err != nil {
+		if _, err := c.Ingest(context.Background(), clearing.IngestRequest{FileName: "r", Content: file("RACE", forAuth("R1", h, d, 800))}); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("report %+v", rep)
 		b := e.balance(h.Account)
 		if b.Posted != 9200 || b.Pending != 0 {
 			t.Errorf("posted %d pending %d, want 9200 and 0 (the 800 cleared once, nothing left held)", b.Posted, b.Pending)
@@ -114,15 +92,8 @@ func TestClearingResumedAfterItsHoldWasReplacedPostsTheNewHold(t *testing.T) {
 			t.Fatal("want the injected failure")
 		}
 		e.flaky.fail.Store(0)
-		k := e.n.Add(1)
-		if _, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{
-			Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", k), RRN: fmt.Sprintf("RRN%09d", k), TransmissionTime: "0115090000"},
-			Original: d.Network, Amount: 800,
-		}); err != nil {
-			t.Fatal(err)
-		}
-		rep := e.ingest(t, "r", content)
-		t.Logf("report %+v; record %+v", rep, e.records(t, "RESUME")["R1"])
+		e.reverse(d.Network, 800)
+		e.ingest(t, "r", content)
 		b := e.balance(h.Account)
 		if b.Posted != 9200 || b.Pending != 0 {
 			t.Errorf("posted %d pending %d, want 9200 and 0", b.Posted, b.Pending)
@@ -137,23 +108,11 @@ func TestSecondPartialReversalAfterAPartialClearingHoldsOnlyWhatRemains(t *testi
 	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
 		h := e.holder(10000)
-		d := e.authorize(h, 1000)
-		first := forAuth("P1", h, d, 600)
-		first.notFinal = true
-		e.ingest(t, "p1", file("P1F", first))
+		d := e.partlyCleared(t, h)
 		e.wantBalance(t, h.Account, 9400, 400)
-		reverse := func(amount int64) {
-			n := e.n.Add(1)
-			if _, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{
-				Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
-				Original: d.Network, Amount: amount,
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		reverse(800)
+		e.reverse(d.Network, 800)
 		e.wantBalance(t, h.Account, 9400, 200)
-		reverse(700)
+		e.reverse(d.Network, 700)
 		b := e.balance(h.Account)
 		if b.Pending > 200 {
 			t.Errorf("second partial reversal (800 -> 700) raised the pending balance from 200 to %d (want 100)", b.Pending)
@@ -161,70 +120,19 @@ func TestSecondPartialReversalAfterAPartialClearingHoldsOnlyWhatRemains(t *testi
 	})
 }
 
-// The stand-in found by reference under its own code (the clearing
-// record's): the record is matched right, yet stays flagged auth_code.
-func TestStandInFoundByReferenceIsNotFlaggedAuthCode(t *testing.T) {
-	e := newEnv(t, storetest.SQLite(t, "clearing"))
-	ctx := context.Background()
-	h := e.holder(100_00)
-	req := e.purchase(h, 30_00)
-	d := e.approve(e.auth, req)
-	late := req.Network
-	late.RRN = "GW" + late.RRN
-	if _, err := e.auth.Reverse(ctx, authorization.ReversalRequest{Network: late, Original: req.Network, OwnDecision: true}); err != nil {
-		t.Fatal(err)
-	}
-	adv := req
-	adv.Kind, adv.CVC = authorization.KindAdvice, ""
-	orig := req.Network
-	adv.Original = &orig
-	adv.Network.TransmissionTime += "A"
-	adv.StandIn, adv.AuthCode = true, "NET123"
-	ad, err := e.auth.Advise(ctx, adv)
-	if err != nil || !ad.Approved {
-		t.Fatalf("Advise: %+v %v", ad, err)
-	}
-	r := forAuth("r1", h, d, 30_00)
-	r.authCode = "NET123"
-	rep := e.ingest(t, "f1.csv", file("F1", r))
-	rec := e.records(t, rep.FileID)["r1"]
-	if rec.HoldID != ad.HoldID {
-		t.Fatalf("matched hold %q, want the stand-in's %q", rec.HoldID, ad.HoldID)
-	}
-	for _, s := range rec.Suspicious {
-		if s == clearing.ReasonAuthCode {
-			t.Errorf("record matched to the stand-in by its own auth code is flagged suspicious %v", rec.Suspicious)
-		}
-	}
-}
-
 // 1000 authorized, 600 cleared (final=N); a partial reversal to 500 leaves
-// nothing to hold (500 < 600), so replaceHold only voids the old hold and
-// the authorization keeps outstanding 500 on that voided hold. A full
-// reversal then finds the hold voided (hold_not_pending) and releases
-// nothing: the authorization stays outstanding 500, counted as spend.
+// nothing to hold (500 < 600), so the old hold is only voided and the
+// authorization keeps outstanding 500 on it. A full reversal then finds
+// that hold voided and still brings the outstanding amount to zero (not
+// left counted as spend).
 func TestFullReversalAfterNothingLeftToHoldBringsOutstandingToZero(t *testing.T) {
 	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
 		h := e.holder(10000)
-		d := e.authorize(h, 1000)
-		first := forAuth("P1", h, d, 600)
-		first.notFinal = true
-		e.ingest(t, "p1", file("P1F", first))
-		reverse := func(amount int64) *authorization.Decision {
-			n := e.n.Add(1)
-			r, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{
-				Network:  authorization.NetworkID{Acquirer: "123456", STAN: fmt.Sprintf("%06d", n), RRN: fmt.Sprintf("RRN%09d", n), TransmissionTime: "0115090000"},
-				Original: d.Network, Amount: amount,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		reverse(500)
+		d := e.partlyCleared(t, h)
+		e.reverse(d.Network, 500)
 		e.wantBalance(t, h.Account, 9400, 0)
-		r := reverse(0)
+		r := e.reverse(d.Network, 0)
 		got, err := e.auth.ByNetworkID(context.Background(), d.Network)
 		if err != nil {
 			t.Fatal(err)
@@ -233,4 +141,15 @@ func TestFullReversalAfterNothingLeftToHoldBringsOutstandingToZero(t *testing.T)
 			t.Errorf("after a full reversal (%s %q): outstanding %d on hold %s, want 0", r.Reason, r.Detail, got.Outstanding, got.HoldID)
 		}
 	})
+}
+
+// partlyCleared authorizes 1000 on h and clears 600 of it with more to
+// come (presentment P1, final=N): 400 stays held.
+func (e *env) partlyCleared(t *testing.T, h *holder) *authorization.Decision {
+	t.Helper()
+	d := e.authorize(h, 1000)
+	first := forAuth("P1", h, d, 600)
+	first.notFinal = true
+	e.ingest(t, "p1", file("P1F", first))
+	return d
 }

@@ -2,9 +2,11 @@ package clearing_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/clearing"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -45,11 +47,14 @@ func TestClearingOfAStandInReusingIDsPostsItsHold(t *testing.T) {
 	r := forAuth("r1", h, d, 30_00)
 	r.authCode = "NET123"
 	rep := e.ingest(t, "f1.csv", file("F1", r))
-	recs := e.records(t, rep.FileID)
-	t.Logf("record: %+v", recs["r1"])
-	// Want: the stand-in's hold posted; nothing left pending.
+	rec := e.records(t, rep.FileID)["r1"]
+	// Want: the stand-in's hold posted; nothing left pending; and, matched
+	// under the record's own code, not flagged auth_code.
 	e.wantBalance(t, h.Account, 70_00, 0)
-	if got := recs["r1"].HoldID; got != ad.HoldID {
-		t.Errorf("clearing matched hold %q, want the stand-in's %q", got, ad.HoldID)
+	if rec.HoldID != ad.HoldID {
+		t.Errorf("clearing matched hold %q, want the stand-in's %q", rec.HoldID, ad.HoldID)
+	}
+	if slices.Contains(rec.Suspicious, clearing.ReasonAuthCode) {
+		t.Errorf("record matched to the stand-in by its own auth code is flagged suspicious %v", rec.Suspicious)
 	}
 }

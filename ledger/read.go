@@ -114,16 +114,9 @@ func (l *Ledger) Balance(ctx context.Context, accountID string, asOf time.Time) 
 	if !asOf.IsZero() && asOf.UnixNano() < a.lastAt {
 		b.AsOf = asOf.UTC()
 		// The newest entry at or before asOf carries the running balances.
-		seq, err := l.entryAsOf(ctx, a, asOf.UnixNano())
+		b.Posted, b.Pending, err = l.entryAsOf(ctx, a, asOf.UnixNano())
 		if err != nil {
 			return nil, errors.Wrap(err, errors.Unavailable, "ledger read failed")
-		}
-		b.Posted, b.Pending = 0, 0
-		if seq > 0 {
-			row := l.db.Read.QueryRowContext(ctx, l.db.Rebind(`SELECT posted_after, pending_after FROM entries WHERE account_id = ? AND seq = ?`), a.ID, seq)
-			if err := row.Scan(&b.Posted, &b.Pending); err != nil {
-				return nil, errors.Wrap(err, errors.Unavailable, "ledger read failed")
-			}
 		}
 	} else if !asOf.IsZero() {
 		b.AsOf = asOf.UTC() // at or after the newest entry: the balance now
@@ -135,28 +128,28 @@ func (l *Ledger) Balance(ctx context.Context, accountID string, asOf time.Time) 
 	return b, nil
 }
 
-// entryAsOf returns the seq of a's newest entry at or before asOf (unix
-// nanoseconds), or 0 if there is none: a binary search over the account's
+// entryAsOf returns the running balances after a's newest entry at or
+// before asOf (unix nanoseconds), or zeros if there is none: a binary search over the account's
 // entries by seq, one primary-key read per step, so that a balance long ago
 // on an account with millions of entries (a settlement account) costs
 // about twenty reads, not a scan of everything since. It relies on each
 // account's entries' times following their seqs, which the group commit
 // keeps (accounts.last_at).
-func (l *Ledger) entryAsOf(ctx context.Context, a *acct, asOf int64) (int64, error) {
+func (l *Ledger) entryAsOf(ctx context.Context, a *acct, asOf int64) (posted, pending int64, err error) {
 	lo, hi := int64(0), a.lastSeq // entry lo is at or before asOf (0: none); entries after hi are after it
 	for lo < hi {
 		mid := hi - (hi-lo)/2 // in (lo, hi]
-		var at int64
-		if err := l.db.Read.QueryRowContext(ctx, l.db.Rebind(`SELECT at FROM entries WHERE account_id = ? AND seq = ?`), a.ID, mid).Scan(&at); err != nil {
-			return 0, err
+		var at, p, q int64
+		if err := l.db.Read.QueryRowContext(ctx, l.db.Rebind(`SELECT at, posted_after, pending_after FROM entries WHERE account_id = ? AND seq = ?`), a.ID, mid).Scan(&at, &p, &q); err != nil {
+			return 0, 0, err
 		}
 		if at <= asOf {
-			lo = mid
+			lo, posted, pending = mid, p, q
 		} else {
 			hi = mid - 1
 		}
 	}
-	return lo, nil
+	return posted, pending, nil
 }
 
 // History implements Service.
