@@ -49,6 +49,18 @@ func ParseTimeoutPolicy(s string) (TimeoutPolicy, error) {
 	return 0, fmt.Errorf("timeout policy must be 91 or none, not %q", s)
 }
 
+// MarshalText spells the policy as String does (flag.TextVar shows it).
+func (p TimeoutPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads the policy as ParseTimeoutPolicy does.
+func (p *TimeoutPolicy) UnmarshalText(b []byte) error {
+	v, err := ParseTimeoutPolicy(string(b))
+	if err == nil {
+		*p = v
+	}
+	return err
+}
+
 // DefaultReconcileTimeout bounds a decision that outlives its deadline,
 // together with the reversal that reconciles it.
 const DefaultReconcileTimeout = 30 * time.Second

@@ -286,6 +286,13 @@ func formatMoney(minor int64, c money.Currency) string {
 
 // summarize renders a ledger event for the demo's log.
 func summarize(e event.Event) string {
+	if e.Topic == ledger.TopicAccountCreated || e.Topic == ledger.TopicAccountClosed {
+		var a ledger.Account
+		if json.Unmarshal(e.Payload, &a) != nil {
+			return ""
+		}
+		return fmt.Sprintf("account %s %s (%s, owner %s)", a.ID, map[string]string{ledger.TopicAccountCreated: "opened", ledger.TopicAccountClosed: "closed"}[e.Topic], a.Currency, a.Owner)
+	}
 	var c ledger.ChangeEvent
 	if json.Unmarshal(e.Payload, &c) != nil {
 		return ""

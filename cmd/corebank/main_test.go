@@ -242,7 +242,8 @@ func TestBadFlagValues(t *testing.T) {
 		}
 		var out, errs bytes.Buffer
 		err := run(context.Background(), args, &out, &errs)
-		if err == nil || !strings.Contains(err.Error(), flagName) {
+		// "-name" (the flag package's parse errors) or "--name" (ours).
+		if err == nil || !strings.Contains(err.Error(), flagName[1:]) {
 			t.Errorf("corebank %s = %v, want an error naming %s", strings.Join(args, " "), err, flagName)
 		}
 	}

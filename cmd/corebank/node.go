@@ -584,14 +584,14 @@ func (n *authorizationNode) stop(ctx context.Context) error {
 type gatewayConfig struct {
 	addr      string
 	deadline  time.Duration
-	onTimeout string
+	onTimeout cardnet.TimeoutPolicy
 	workers   int
 }
 
 func (c *gatewayConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "iso8583", cardnet.DefaultAddr, "TCP address the ISO 8583 gateway listens on for the card network")
 	fs.DurationVar(&c.deadline, "iso8583-deadline", cardnet.DefaultDeadline, "decision deadline of an ISO 8583 request")
-	fs.StringVar(&c.onTimeout, "iso8583-on-timeout", "91", "answer past the deadline: 91 (issuer unavailable) or none (let the network stand in)")
+	fs.TextVar(&c.onTimeout, "iso8583-on-timeout", cardnet.Decline91, "answer past the deadline: 91 (issuer unavailable) or none (let the network stand in)")
 	fs.IntVar(&c.workers, "iso8583-workers", cardnet.DefaultWorkers, "requests decided at once over all ISO 8583 connections")
 }
 
@@ -610,9 +610,6 @@ func (c *gatewayConfig) check() error {
 	if c.workers < 1 || c.workers > maxWorkers {
 		return fmt.Errorf("--iso8583-workers %d: want 1 to %d", c.workers, maxWorkers)
 	}
-	if _, err := cardnet.ParseTimeoutPolicy(c.onTimeout); err != nil {
-		return fmt.Errorf("--iso8583-on-timeout: %w", err)
-	}
 	return nil
 }
 
@@ -627,12 +624,8 @@ type gatewayNode struct {
 // startGateway listens for the card network and answers it with auth's
 // decisions.
 func (p *platform) startGateway(gc gatewayConfig, auth authorization.Service) (*gatewayNode, error) {
-	policy, err := cardnet.ParseTimeoutPolicy(gc.onTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("--iso8583-on-timeout: %w", err)
-	}
 	log := p.log.With("service", "cardnet")
-	gw := &cardnet.Gateway{Auth: auth, Deadline: gc.deadline, OnTimeout: policy, Log: log, Metrics: p.reg}
+	gw := &cardnet.Gateway{Auth: auth, Deadline: gc.deadline, OnTimeout: gc.onTimeout, Log: log, Metrics: p.reg}
 	srv := &cardnet.Server{Handler: gw, Deadline: gc.deadline, Workers: gc.workers, Log: log}
 	ln, err := net.Listen("tcp", gc.addr)
 	if err != nil {
