@@ -2,8 +2,8 @@
 // (process a clearing file, run a scheduled job), with a fencing token the
 // work's store checks so that a holder that lost its lock cannot write.
 //
-// Local is the in-process implementation; an etcd one (lock/etcd) satisfies
-// the same Locker for scale-out.
+// Local is the in-process implementation. Scale-out needs a Locker shared
+// by the processes (etcd); none is built yet, and Locker is its seam.
 package lock
 
 import (
