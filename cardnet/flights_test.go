@@ -293,3 +293,28 @@ func TestFullReversalDuringPartialReusingIDsIsApplied(t *testing.T) {
 	}
 	b.wantBalance(h.account, 100_00, 0)
 }
+
+// A request that waited out its deadline for a worker is answered per the
+// timeout policy without being decided: deciding it would only hold money
+// to release it again.
+func TestGatewayDoesNotDecideAnExpiredRequest(t *testing.T) {
+	auth := &hung{}
+	gw := &cardnet.Gateway{Auth: auth, Deadline: time.Second, ReconcileTimeout: 200 * time.Millisecond}
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	defer cancel()
+	resp := gw.Handle(ctx, MustMessage(t, authRequest("000001", "RRN000000001")))
+	if resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
+		t.Fatalf("answered %v, want 91", resp)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if err := gw.Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := auth.calls.Load(); n != 0 {
+		t.Errorf("%d decisions asked for a request already past its deadline", n)
+	}
+	if n := auth.queued.Load(); n != 1 {
+		t.Errorf("%d reversals queued, want 1 (as for any request answered per the timeout policy)", n)
+	}
+}

@@ -299,15 +299,25 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	if req.ReplacementAmount != nil {
 		fkey += " R" + strconv.FormatInt(*req.ReplacementAmount, 10)
 	}
-	f, joined, late := g.join(fkey, key, reconcile)
+	// A request that waited out its deadline for a worker is answered per
+	// the timeout policy as it stands: deciding it now would only hold
+	// money to release it again. (Advices and reversals are applied
+	// whenever they come: they report what happened.)
+	expired := reconcile && ctx.Err() != nil
+	f, joined, late := g.join(fkey, key, reconcile, expired)
 	if late {
 		log.Info("cardnet: retransmission of a request answered per the timeout policy; answering alike")
 		return g.reconciledAnswer(ctx, msg, n, log)
 	}
 	if f == nil {
-		// MaxDecisions in progress: shed, as if this one were late.
-		g.shed.WithLabelValues(baseMTI(req.MTI)).Inc()
-		log.Warn("cardnet: too many decisions in progress; answering per the timeout policy without deciding", "max", g.MaxDecisions, "policy", g.OnTimeout.String())
+		if expired {
+			g.timeouts.WithLabelValues(baseMTI(req.MTI)).Inc()
+			log.Warn("cardnet: request past its deadline before it was decided; answering per the timeout policy without deciding", "policy", g.OnTimeout.String())
+		} else {
+			// MaxDecisions in progress: shed, as if this one were late.
+			g.shed.WithLabelValues(baseMTI(req.MTI)).Inc()
+			log.Warn("cardnet: too many decisions in progress; answering per the timeout policy without deciding", "max", g.MaxDecisions, "policy", g.OnTimeout.String())
+		}
 		if !reconcile {
 			return g.timeoutAnswer(msg)
 		}
@@ -365,10 +375,12 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		// Gateway started: what was answered then is forgotten.
 		reversed, err := g.reversedLate(ctx, key, n)
 		if err != nil {
-			// Whether the first answer was a timeout's is unknown: no
-			// answer; the network will send the repeat again.
-			log.Error("cardnet: cannot tell whether a repeat's request was reversed late; leaving it unanswered", "err", err)
-			return nil, "none"
+			// Whether the first answer was a timeout's is unknown, so
+			// this decision cannot be answered; and it must not stand
+			// unanswered either (silence would leave its money held):
+			// undone and answered as a late decision is.
+			log.Error("cardnet: cannot tell whether a repeat's request was reversed late; answering per the timeout policy and reversing it", "err", err)
+			return g.undo(ctx, msg, n, f, log)
 		}
 		if reversed {
 			// A repeat after a restart of a request whose late approval
@@ -428,12 +440,12 @@ func (g *Gateway) undo(ctx context.Context, msg *Message, n authorization.Networ
 }
 
 // join returns the flight of fkey, starting one if there is none (joined
-// false: the caller must fly it), or nil if MaxDecisions are in progress;
+// false: the caller must fly it), or nil if MaxDecisions are in progress or the request expired;
 // or late, if reconcile and the request with network key was answered per
 // the timeout policy: checked under the same lock, so that a decision
 // ending with an unknown outcome (fly records its 91) is never followed by
 // a new decision of its retransmission.
-func (g *Gateway) join(fkey, key string, reconcile bool) (f *flight, joined, late bool) {
+func (g *Gateway) join(fkey, key string, reconcile, expired bool) (f *flight, joined, late bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, ok := g.timedOut[key]; ok && reconcile {
@@ -442,7 +454,7 @@ func (g *Gateway) join(fkey, key string, reconcile bool) (f *flight, joined, lat
 	if f, ok := g.flights[fkey]; ok {
 		return f, true, false
 	}
-	if g.busy >= g.MaxDecisions {
+	if expired || g.busy >= g.MaxDecisions {
 		return nil, false, false
 	}
 	g.busy++

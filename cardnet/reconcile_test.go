@@ -101,7 +101,7 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		b.wantBalance(h.account, 100_00, 0)
 	})
 
-	t.Run("a repeat whose late reversal cannot be looked up is left unanswered", func(t *testing.T) {
+	t.Run("a repeat whose late reversal cannot be looked up is answered 91 and reversed", func(t *testing.T) {
 		b := newBank(t, bankOptions{deadline: deadline, wrap: func(s authorization.Service) authorization.Service {
 			return amnesiac{stall{s, 3 * deadline}}
 		}})
@@ -109,15 +109,45 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		req := b.purchase(h, 12_00)
 		b.wantCode(req, cardnet.IssuerUnavailable)
 		wait(t, b)
+		b.wantBalance(h.account, 100_00, 12_00) // the reversal was lost
 		// Restarted, with the authorization service briefly unreadable:
-		// the first answer may have been a timeout's, so no 00.
+		// the first answer may have been a timeout's, so no 00; and the
+		// approval is reversed, as after a timeout.
 		fresh := &cardnet.Gateway{Auth: unreadable{b.auth}, Deadline: time.Second}
 		repeat := *req
 		repeat.MTI = "0101"
-		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp != nil {
-			t.Errorf("repeat answered %s, want no answer", resp.Get(39))
+		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
+			t.Errorf("repeat answered %v, want 91", resp)
 		}
-		b.wantRecoveredQueued(1)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := fresh.Wait(wctx); err != nil {
+			t.Fatal(err)
+		}
+		b.wantBalance(h.account, 100_00, 0)
+		b.wantRecoveredQueued(0) // carried out by the fresh gateway
+	})
+
+	t.Run("a repeat approved now whose lookup fails leaves nothing held", func(t *testing.T) {
+		b := newBank(t, bankOptions{deadline: deadline})
+		h := b.holder(100_00, card.Controls{})
+		req := b.purchase(h, 12_00)
+		repeat := *req
+		repeat.MTI = "0101" // the network's repeat of an 0100 we never got
+		fresh := &cardnet.Gateway{Auth: unreadable{b.auth}, Deadline: time.Second}
+		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
+			t.Errorf("repeat answered %v, want 91", resp)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := fresh.Wait(wctx); err != nil {
+			t.Fatal(err)
+		}
+		b.wantBalance(h.account, 100_00, 0)
+		// Its retransmission hears the same, and holds nothing.
+		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
+			t.Errorf("second repeat answered %v, want 91", resp)
+		}
 		b.wantBalance(h.account, 100_00, 0)
 	})
 
