@@ -158,8 +158,9 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 		after = time.Minute
 	}
 	if _, err := a.RecoverPending(ctx, after); err != nil {
-		a.Close()
-		return nil, err
+		// Left pending: the sweep tries again, and a retransmission or
+		// a reversal completes its record meanwhile.
+		cfg.Log.WarnContext(ctx, "authorization: pending records not all completed at start", "err", err)
 	}
 	if _, err := a.RecoverQueued(ctx, after); err != nil {
 		// Left queued: the sweep tries again, and an original arriving
@@ -251,12 +252,17 @@ func (a *Authorizer) answered(d *Decision, err error) (*Decision, error) {
 // answer. Each is completed the way a retransmission would complete it:
 // the recorded ledger operation is replayed under its own idempotency key
 // (the ledger returns what it did), and the outcome recorded. It returns
-// how many it completed.
+// how many it completed. One that cannot be completed is left pending for
+// the next run, the others are completed all the same, and the first
+// failure is returned after them.
 func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration) (int, error) {
+	const limit = 100
 	n := 0
+	var first error
+	failed := make(map[string]bool)
 	for {
 		before := a.cfg.Now().Add(-olderThan).UnixNano()
-		rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations WHERE status = 'pending' AND updated_at <= ? ORDER BY updated_at LIMIT 100`, before)
+		rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations WHERE status = 'pending' AND updated_at <= ? ORDER BY updated_at LIMIT ?`, before, limit+len(failed))
 		if err != nil {
 			return n, fmt.Errorf("authorization: pending records: %w", err)
 		}
@@ -273,14 +279,24 @@ func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration
 		if err := rows.Err(); err != nil {
 			return n, fmt.Errorf("authorization: pending records: %w", err)
 		}
-		if len(batch) == 0 {
-			return n, nil
-		}
+		progress := false
 		for _, r := range batch {
-			if err := a.recoverOne(ctx, r.networkKey); err != nil {
-				return n, err
+			if failed[r.networkKey] {
+				continue
 			}
+			if err := a.recoverOne(ctx, r.networkKey); err != nil {
+				failed[r.networkKey] = true
+				if first == nil {
+					first = err
+				}
+				a.cfg.Log.WarnContext(ctx, "authorization: a pending record could not be completed; trying again later", "network_key", r.networkKey, "err", err)
+				continue
+			}
+			progress = true
 			n++
+		}
+		if !progress || len(batch) < limit+len(failed) {
+			return n, first
 		}
 	}
 }
@@ -516,6 +532,11 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		spent, err := a.spent(ctx, tx, c.ID, now, c.Controls.VelocityWindow)
 		if err != nil {
 			return err
+		}
+		if req.Kind == KindIncremental {
+			// Not another payment: it grows one the velocity count has
+			// already counted. Its amount is still spend.
+			spent.CountInWindow = 0
 		}
 		if d := c.Check(attempt, spent, now); d != card.NoDecline {
 			r.setDeclined(reasonFor(d), string(d))

@@ -606,3 +606,29 @@ func TestRPC(t *testing.T) {
 	wantCode(t, err, errors.BadRequest)
 	e.wantBalance(t, h.Account, 1000, 0)
 }
+
+// An incremental authorization is not another payment in the velocity
+// count: a card at its velocity limit can still grow the pre-authorization
+// it has, while a new payment is refused 65.
+func TestVelocityDoesNotRefuseAnIncrement(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(10_000, card.Controls{VelocityCount: 1, VelocityWindow: time.Hour})
+		pre := e.purchase(h, 1000)
+		pre.Kind = authorization.KindPreauth
+		if d := must(t)(e.a.Authorize(ctx, pre)); !d.Approved {
+			t.Fatalf("preauth = %+v", d)
+		}
+		inc := e.purchase(h, 200)
+		inc.Kind, inc.Original = authorization.KindIncremental, &pre.Network
+		if d := must(t)(e.a.Increment(ctx, inc)); !d.Approved {
+			t.Fatalf("increment of an approved preauth = %s/%s, want approved", d.Reason, d.Detail)
+		}
+		e.wantBalance(t, h.Account, 10_000, 1200)
+		if d := must(t)(e.a.Authorize(ctx, e.purchase(h, 100))); d.Approved || d.Reason != authorization.ExceedsFrequency {
+			t.Fatalf("a second payment = %v %s, want declined %s", d.Approved, d.Reason, authorization.ExceedsFrequency)
+		}
+		e.wantBalance(t, h.Account, 10_000, 1200)
+	})
+}
