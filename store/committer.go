@@ -22,9 +22,9 @@ import (
 // A function that fails is rolled back to its savepoint and gets its own
 // error; the others in the group are unaffected. Functions in one group run
 // one after another and see the writes of those before them, as if each had
-// committed alone in that order. If the commit itself fails, every function
-// that had succeeded gets an Unavailable error and nothing of the group is
-// stored.
+// committed alone in that order. If the commit itself fails, nothing of the
+// group is stored and every function gets an Unavailable error, refusals
+// included: a refusal may rest on an earlier function's writes.
 //
 // Functions must only run SQL on the transaction and the context they are
 // given (the group's, not the caller's: one caller giving up must not break
@@ -228,9 +228,7 @@ func (c *Committer) commit(group []*txOp) {
 	if err != nil {
 		fail := errors.Wrap(err, errors.Unavailable, "group commit failed; nothing was stored")
 		for _, o := range group {
-			if o.err == nil {
-				o.err = fail
-			}
+			o.err = fail
 		}
 	}
 	for _, o := range group {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -155,4 +156,82 @@ func TestCommitterClose(t *testing.T) {
 	if err := c.InTx(ctx, func(context.Context, *sql.Tx) error { return nil }); errors.CodeOf(err) != errors.Unavailable {
 		t.Errorf("InTx after Close = %v, want unavailable", err)
 	}
+}
+
+// When a group's commit fails, every function in it is answered
+// Unavailable, refusals included: a refusal may rest on an earlier
+// function's write, which is not stored either.
+func TestCommitterFailedCommitAnswersAllUnavailable(t *testing.T) {
+	storetest.Each(t, "committer", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		for _, q := range []string{
+			`CREATE TABLE items (id TEXT PRIMARY KEY)`,
+			`CREATE TABLE parent (id TEXT PRIMARY KEY)`,
+			`CREATE TABLE child (p TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)`,
+		} {
+			if _, err := db.Write.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := store.NewCommitter(db, 64)
+		defer c.Close()
+		// The first group blocks until the three below are queued, so that
+		// they make the next group together.
+		running, release := make(chan struct{}), make(chan struct{})
+		blocker := make(chan error, 1)
+		go func() {
+			blocker <- c.InTx(ctx, func(context.Context, *sql.Tx) error {
+				close(running)
+				<-release
+				return nil
+			})
+		}()
+		<-running
+		// Either of these two refuses because of the other's write,
+		// whichever runs first.
+		create := func(ctx context.Context, tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM items WHERE id = 'x'`).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return errors.New(errors.Conflict, "x already exists")
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO items (id) VALUES ('x')`)
+			return err
+		}
+		orphan := func(ctx context.Context, tx *sql.Tx) error { // fails the commit
+			_, err := tx.ExecContext(ctx, `INSERT INTO child (p) VALUES ('missing')`)
+			return err
+		}
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for i, fn := range []func(context.Context, *sql.Tx) error{create, create, orphan} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = c.InTx(ctx, fn)
+			}()
+		}
+		for c.Queued() < 3 {
+			runtime.Gosched()
+		}
+		close(release)
+		if err := <-blocker; err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		var n int
+		if err := db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM items`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("%d items stored by a group whose commit failed", n)
+		}
+		for i, err := range errs {
+			if errors.CodeOf(err) != errors.Unavailable {
+				t.Errorf("function %d of the failed group: %v, want unavailable", i, err)
+			}
+		}
+	})
 }
