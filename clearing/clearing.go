@@ -170,15 +170,26 @@ type Report struct {
 	Forced     int `json:"forced"`
 	Refunded   int `json:"refunded"`
 	Duplicates int `json:"duplicates"`
-	// Unmatched records posted nothing, each with its reason.
-	Unmatched []Issue `json:"unmatched"`
-	// Suspicious records, applied or not, with what is odd about them.
-	Suspicious []Issue `json:"suspicious"`
+	// Unmatched records posted nothing, each with its reason: the first
+	// MaxReportIssues of them; UnmatchedCount counts them all.
+	Unmatched      []Issue `json:"unmatched"`
+	UnmatchedCount int     `json:"unmatched_count"`
+	// Suspicious records, applied or not, with what is odd about them:
+	// the first MaxReportIssues; SuspiciousCount counts them all.
+	Suspicious      []Issue `json:"suspicious"`
+	SuspiciousCount int     `json:"suspicious_count"`
+	// Truncated is true when a list above was cut at MaxReportIssues.
+	// Every record's outcome is in ListRecords.
+	Truncated bool `json:"truncated,omitempty"`
 	// Replayed is true when the file had already been ingested with the
 	// same content and this report is the stored one: nothing was done.
 	Replayed    bool      `json:"replayed,omitempty"`
 	CompletedAt time.Time `json:"completed_at"`
 }
+
+// MaxReportIssues bounds each list of a Report, so that the report of any
+// file fits in an event and an RPC answer (about 250 bytes an issue).
+const MaxReportIssues = 1000
 
 // IngestRequest carries one clearing file, as the network delivered it.
 type IngestRequest struct {

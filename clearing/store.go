@@ -382,12 +382,19 @@ func buildReport(fileID string, recs []Record, now time.Time) *Report {
 		case StatusDuplicate:
 			rep.Duplicates++
 		case StatusUnmatched:
-			rep.Unmatched = append(rep.Unmatched, Issue{RecordID: r.ID, Reason: r.Reason, Detail: r.Detail})
+			rep.UnmatchedCount++
+			if len(rep.Unmatched) < MaxReportIssues {
+				rep.Unmatched = append(rep.Unmatched, Issue{RecordID: r.ID, Reason: r.Reason, Detail: r.Detail})
+			}
 		}
 		for _, s := range r.Suspicious {
-			rep.Suspicious = append(rep.Suspicious, Issue{RecordID: r.ID, Reason: s, Detail: r.Detail})
+			rep.SuspiciousCount++
+			if len(rep.Suspicious) < MaxReportIssues {
+				rep.Suspicious = append(rep.Suspicious, Issue{RecordID: r.ID, Reason: s, Detail: r.Detail})
+			}
 		}
 	}
+	rep.Truncated = rep.UnmatchedCount > len(rep.Unmatched) || rep.SuspiciousCount > len(rep.Suspicious)
 	return rep
 }
 

@@ -41,7 +41,10 @@ const appendChunk = 500
 //
 // Each event needs a Topic and a Time (the service's clock); Key and Payload
 // may be empty. ID is ignored: the outbox assigns it ("<service>-<seq>").
-// A missing topic or time is a bug and returns an errors.Internal error.
+// A missing topic or time, or a payload over MaxPayload, is a bug and
+// returns an errors.Internal error: refused with the change, rather than
+// committed and then refused by the broker, where it would stop the relay
+// (which publishes in order) for good.
 func Append(ctx context.Context, tx *sql.Tx, db *store.DB, evs ...Event) error {
 	for len(evs) > 0 {
 		n := min(len(evs), appendChunk)
@@ -53,11 +56,19 @@ func Append(ctx context.Context, tx *sql.Tx, db *store.DB, evs ...Event) error {
 	return nil
 }
 
-// checkEvents reports the first event without a topic or a time.
+// MaxPayload is the largest event payload the outbox takes: NATS's default
+// limit on a message (1 MiB), less room for the subject and headers.
+const MaxPayload = 1<<20 - 16<<10
+
+// checkEvents reports the first event without a topic or a time, or with a
+// payload over MaxPayload.
 func checkEvents(evs []Event) error {
 	for i := range evs {
 		if evs[i].Topic == "" || evs[i].Time.IsZero() {
 			return errors.Errorf(errors.Internal, "event: append: event %d (%q) has no topic or no time", i, evs[i].Topic)
+		}
+		if len(evs[i].Payload) > MaxPayload {
+			return errors.Errorf(errors.Internal, "event: append: event %d (%q) has a payload of %d bytes, over the %d a broker takes", i, evs[i].Topic, len(evs[i].Payload), MaxPayload)
 		}
 	}
 	return nil

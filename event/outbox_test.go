@@ -179,16 +179,17 @@ func testAppend(t *testing.T, open func(testing.TB) *store.DB, mk appender) {
 					}
 				}
 			})
-			t.Run("an event without topic or time is a bug", func(t *testing.T) {
+			t.Run("an event without topic or time, or too large for a broker, is a bug", func(t *testing.T) {
 				t.Parallel()
 				db := open(t)
 				app := mk(t, db)
-				for _, e := range []event.Event{{Time: t0}, {Topic: "ledger.x.y"}} {
+				huge := event.Event{Topic: "ledger.x.y", Time: t0, Payload: bytes.Repeat([]byte("x"), event.MaxPayload+1)}
+				for _, e := range []event.Event{{Time: t0}, {Topic: "ledger.x.y"}, huge} {
 					err := db.InTx(context.Background(), func(tx *sql.Tx) error {
 						return app(context.Background(), tx, mkEvents(1, 1)[0], e)
 					})
 					if errors.CodeOf(err) != errors.Internal {
-						t.Errorf("Append(%+v) = %v, want an internal error", e, err)
+						t.Errorf("Append(%s, %d bytes) = %v, want an internal error", e.Topic, len(e.Payload), err)
 					}
 				}
 				if n := outboxRows(t, db); n != 0 {

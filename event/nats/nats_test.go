@@ -1,6 +1,7 @@
 package nats_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -380,6 +381,24 @@ func TestEmbedded(t *testing.T) {
 	t.Run("a restarted consumer resumes where it acknowledged", func(t *testing.T) {
 		t.Parallel()
 		resume(t, embedded(t))
+	})
+	t.Run("the largest payload the outbox takes is published, alone and in a batch", func(t *testing.T) {
+		t.Parallel()
+		c := embedded(t)
+		big := func(id string) event.Event {
+			return event.Event{ID: id, Topic: "ledger.transfer.created", Key: "acc_1", Time: time.Now(),
+				Payload: bytes.Repeat([]byte("x"), event.MaxPayload)}
+		}
+		if err := c.Publish(context.Background(), []event.Event{big("max-1")}); err != nil {
+			t.Fatalf("one event of event.MaxPayload bytes: %v", err)
+		}
+		var batch []event.Event
+		for i := range 8 { // an atomic batch
+			batch = append(batch, big(fmt.Sprintf("max-b%d", i)))
+		}
+		if err := c.Publish(context.Background(), batch); err != nil {
+			t.Fatalf("a batch of events of event.MaxPayload bytes: %v", err)
+		}
 	})
 	t.Run("a server needs a store directory", func(t *testing.T) {
 		t.Parallel()
