@@ -106,6 +106,10 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 		Caller:  r.Header.Get(HeaderCaller),
 	}
 	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	if !ValidCaller(req.Caller) {
+		h.fail(ctx, w, Request{Service: req.Service, Method: req.Method}, errCaller)
+		return
+	}
 	if req.Caller != "" {
 		ctx = WithCaller(ctx, req.Caller)
 	}
@@ -153,9 +157,12 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // millis converts a millisecond count to a duration, saturating instead of
-// overflowing.
+// overflowing either way.
 func millis(ms int64) time.Duration {
-	if ms > math.MaxInt64/int64(time.Millisecond) {
+	switch {
+	case ms <= 0:
+		return 0 // passed already: the context is done at once
+	case ms > math.MaxInt64/int64(time.Millisecond):
 		return math.MaxInt64
 	}
 	return time.Duration(ms) * time.Millisecond
@@ -211,6 +218,9 @@ func (c *httpClient) call(ctx context.Context, req Request) Response {
 		// different string, which the server could not refuse as the
 		// in-process callee does.
 		return Response{Err: errors.Errorf(errors.BadRequest, "%s: request holds a string that is not UTF-8", name)}
+	}
+	if !ValidCaller(req.Caller) {
+		return Response{Err: errCaller}
 	}
 	body, err := json.Marshal(req.Body)
 	if err != nil {

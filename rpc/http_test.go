@@ -266,3 +266,62 @@ func TestHTTPClientPathAndHeaders(t *testing.T) {
 		t.Errorf("Content-Type: %q", h)
 	}
 }
+
+// A deadline header in the past is refused as a timeout whatever its size:
+// a large negative count must not wrap into a deadline centuries ahead.
+func TestHTTPNegativeDeadlineIsATimeout(t *testing.T) {
+	s := rpc.Chain(newTestRouter().Service(), rpc.Deadline(5*time.Second))
+	srv := httptest.NewServer(rpc.NewHTTPHandler(s))
+	defer srv.Close()
+	for _, v := range []string{"0", "-1", "-9223372036854", "-9223372036855", "-9000000000000000000"} {
+		req, err := http.NewRequest("POST", srv.URL+"/rpc/test/deadline", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(rpc.HeaderDeadline, v)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusGatewayTimeout {
+			t.Errorf("%s: %s: HTTP %d %s; want 504 timeout", rpc.HeaderDeadline, v, res.StatusCode, b)
+		}
+	}
+}
+
+// A caller's name is recorded (audit rows, events, logs): one that is not
+// a plain short name is refused, on every transport, before the handler.
+func TestCallerNameIsChecked(t *testing.T) {
+	r := newTestRouter()
+	srv := httptest.NewServer(rpc.NewHTTPHandler(r.Service()))
+	defer srv.Close()
+	bad := []string{"api\xff", "a\nb", "a b", strings.Repeat("x", rpc.MaxCallerLen+1)}
+	for _, caller := range bad {
+		req, err := http.NewRequest("POST", srv.URL+"/rpc/test/greet", strings.NewReader(`{"name":"ada"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header[rpc.HeaderCaller] = []string{caller} // as sent, unchecked
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusBadRequest || strings.Contains(string(b), "hello") {
+				t.Errorf("HTTP caller %q: %d %s, want 400 bad_request", caller, res.StatusCode, b)
+			}
+		} // else net/http itself refused to send it
+		for name, s := range map[string]rpc.Service{"in process": r.Service(), "HTTP client": rpc.NewHTTPClient(srv.URL, nil)} {
+			_, err := rpc.Call[greetResp](context.Background(), s.Filter(rpc.From(caller)), "test", "greet", greetReq{Name: "ada"})
+			if errors.CodeOf(err) != errors.BadRequest {
+				t.Errorf("%s, caller %q: %v, want bad_request", name, caller, err)
+			}
+		}
+	}
+	for _, caller := range []string{"", "authorization", "card-api.v2:eu-west-1_a", strings.Repeat("x", rpc.MaxCallerLen)} {
+		got, err := rpc.Call[greetResp](context.Background(), rpc.NewHTTPClient(srv.URL, nil).Filter(rpc.From(caller)), "test", "greet", greetReq{Name: "ada"})
+		if err != nil || got.Caller != caller {
+			t.Errorf("caller %q: %+v, %v", caller, got, err)
+		}
+	}
+}

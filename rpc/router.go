@@ -120,6 +120,9 @@ func (r *Router) serve(ctx context.Context, req Request) Response {
 	if !ok {
 		return Response{Err: errors.Wrap(errUnknownMethod, errors.NotFound, fmt.Sprintf("unknown method %s/%s", req.Service, req.Method))}
 	}
+	if !ValidCaller(req.Caller) {
+		return Response{Err: errCaller}
+	}
 	if CallerFrom(ctx) != req.Caller {
 		ctx = WithCaller(ctx, req.Caller)
 	}

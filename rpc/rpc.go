@@ -119,6 +119,29 @@ func CallerFrom(ctx context.Context) string {
 	return name
 }
 
+// MaxCallerLen is the longest caller name a request may carry.
+const MaxCallerLen = 64
+
+// ValidCaller reports whether name may be a Request.Caller: empty (no
+// caller named), or 1 to MaxCallerLen characters of [A-Za-z0-9_.:-]. A
+// caller's name is recorded (audit rows, events, logs, spans), so it is
+// bounded and plain.
+func ValidCaller(name string) bool {
+	if len(name) > MaxCallerLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// errCaller refuses a request whose caller name is not ValidCaller's.
+var errCaller = errors.Errorf(errors.BadRequest, "the caller's name must be 1 to %d characters of [A-Za-z0-9_.:-]", MaxCallerLen)
+
 // From returns a filter that names service as the caller of every request
 // that passes it, whatever the context says. Put it on the Service a
 // service uses to call others, so that a handler calling onwards is named

@@ -2,8 +2,10 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,5 +111,35 @@ func assertErr(t *testing.T, err error, want errors.Code, msg string) {
 	}
 	if msg != "" && e.Message != msg {
 		t.Errorf("message = %q, want %q", e.Message, msg)
+	}
+}
+
+// A key twice in one object, in any case (encoding/json matches fields
+// without regard to case and lets the last win), is refused: a proxy that
+// checked one and a service that used the other would disagree.
+func TestDuplicateKeyIsRefused(t *testing.T) {
+	s := newTestRouter().Service()
+	for _, body := range []string{
+		`{"name":"ada","name":"mallory"}`,
+		`{"name":"ada","NAME":"mallory"}`,
+		`{"NAME":"ada","nAmE":"mallory"}`,
+		"{\"times\":1,\"name\":\"ada\",\"time\u017f\":2}", // U+017F long s folds to s
+		`{"times":1,"name":"ada","Times":2}`,
+	} {
+		rsp := s(context.Background(), rpc.Request{Service: "test", Method: "greet", Body: json.RawMessage(body)})
+		if errors.CodeOf(rsp.Err) != errors.BadRequest || !strings.Contains(rsp.Err.Error(), "appears twice") {
+			t.Errorf("%s: %+v, %v; want bad_request naming the duplicate", body, rsp.Body, rsp.Err)
+		}
+	}
+	// The same key in different objects, and keys that are values, are fine.
+	for _, body := range []string{
+		`{"name":"name","times":1}`,
+		`{"name":"ada"}`,
+		`{"times":2,"name":"times"}`,
+	} {
+		rsp := s(context.Background(), rpc.Request{Service: "test", Method: "greet", Body: json.RawMessage(body)})
+		if rsp.Err != nil {
+			t.Errorf("%s: %v", body, rsp.Err)
+		}
 	}
 }

@@ -87,6 +87,12 @@ func parse(fs *flag.FlagSet, args []string, cmdLineOnly ...string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		// The flag package stops at the first word that is not a flag:
+		// every flag after it would be ignored ("--log-json false
+		// --store postgres" would run on SQLite).
+		return fmt.Errorf("unexpected argument %q: the flags after it would be ignored (a bool flag is set with --flag=false)", fs.Arg(0))
+	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error

@@ -249,6 +249,27 @@ func TestBadFlagValues(t *testing.T) {
 	}
 }
 
+// The flag package stops at the first word that is not a flag; the flags
+// after it must not be dropped in silence ("--log-json false --store
+// postgres" running on SQLite).
+func TestStrayArgumentIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"serve", "--service", "ledger", "--data", dir, "--http", "127.0.0.1:0", "--log-json", "false", "--store", "postgres", "--postgres-url", "postgres://bank/books"},
+		{"simulate", "--rate", "1", "oops", "--cards", "nope.json"},
+		{"bench", "ledger", "--data", dir, "--duration", "1s", "extra"},
+	} {
+		var out, errs bytes.Buffer
+		// Bounded: a command that ignored the stray word would run.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := run(ctx, args, &out, &errs)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "unexpected argument") {
+			t.Errorf("corebank %s = %v, want an unexpected argument refused", strings.Join(args, " "), err)
+		}
+	}
+}
+
 func TestUnknownCommand(t *testing.T) {
 	var out, errs bytes.Buffer
 	if err := run(context.Background(), []string{"frobnicate"}, &out, &errs); err == nil || !strings.Contains(err.Error(), "unknown command") {

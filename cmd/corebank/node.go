@@ -334,6 +334,9 @@ func (s *httpServer) addr() string { return s.ln.Addr().String() }
 
 func (s *httpServer) stop(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close() // cut what did not finish in time
+	}
 	if e := <-s.done; err == nil {
 		err = e
 	}

@@ -140,7 +140,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer cancel()
 		// HTTP first, so that no RPC reaches a stopped service; the
 		// gateway's stop drains its ISO 8583 connections itself.
-		return errors.Join(srv.stop(sctx), stopAll(sctx))
+		// HTTP gets half the grace, then its stalled connections are
+		// cut, so that the services keep time to drain and flush.
+		hctx, hcancel := context.WithTimeout(sctx, cfg.grace/2)
+		defer hcancel()
+		return errors.Join(srv.stop(hctx), stopAll(sctx))
 	case err := <-srv.done:
 		sctx, cancel := grace()
 		defer cancel()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -98,9 +99,15 @@ func startServe(t *testing.T, env []string, args ...string) *served {
 // in a child process, and waits until it is ready.
 func startCorebank(t *testing.T, env []string, addr string, args ...string) *served {
 	t.Helper()
+	return startCorebankTo(t, os.Stderr, env, addr, args...)
+}
+
+// startCorebankTo is startCorebank with the child's stderr going to stderr.
+func startCorebankTo(t *testing.T, stderr io.Writer, env []string, addr string, args ...string) *served {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), "COREBANK_TEST_MAIN=1"), env...)
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -267,4 +274,42 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// A client that sends its headers and stalls in its body must not take the
+// whole shutdown grace: HTTP gets half of it, then its connections are cut,
+// and the services still drain and flush their outboxes.
+func TestServeStopFlushesDespiteAStalledClient(t *testing.T) {
+	secrets := []string{
+		"COREBANK_CARD_KEYRING=k1:" + strings.Repeat("1f", 32),
+		"COREBANK_CARD_HASH_KEY=" + strings.Repeat("2e", 32),
+		"COREBANK_CARD_CVK=0123456789ABCDEF:FEDCBA9876543210",
+	}
+	var stderr syncBuffer
+	addr := freeAddr(t)
+	s := startCorebankTo(t, &stderr, secrets, addr, "serve", "--http", addr, "--data", t.TempDir(), "--log-level", "warn", "--service", "card", "--shutdown-grace", "2s")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /rpc/card/get HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+	// The server says "100 Continue" when the handler starts reading the
+	// body: from then on the request is in flight.
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(line, "100") {
+		t.Fatalf("no 100 Continue: %q, %v", line, err)
+	}
+	fmt.Fprint(conn, `{"id":`) // and no more
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15s of SIGTERM")
+	}
+	if strings.Contains(stderr.String(), "flush outbox") {
+		t.Errorf("a stalled client left the stop no time to flush the outbox:\n%s", stderr.String())
+	}
 }
