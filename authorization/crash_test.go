@@ -11,6 +11,7 @@ import (
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
+	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -152,4 +153,38 @@ func TestCrashBetweenLedgerAndRecord(t *testing.T) {
 	if !reflect.DeepEqual(again, d) {
 		t.Errorf("second retransmission = %+v, want %+v", again, d)
 	}
+}
+
+// lossyTransfers loses the answer of a Transfer that took effect.
+type lossyTransfers struct{ *lossyLedger }
+
+func (l lossyTransfers) Transfer(ctx context.Context, req ledger.TransferRequest) (*ledger.Transfer, error) {
+	t, err := l.Service.Transfer(ctx, req)
+	if err = l.lost(err); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// A 0200 whose ledger answer is lost after the money moved: the
+// retransmission completes it and moves the money once.
+func TestFinancialAnswerLostMovesMoneyOnce(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		lossy := &lossyLedger{Service: e.led, lose: true}
+		a := e.another(t, db, func(c *authorization.Config) { c.Ledger = lossyTransfers{lossy} })
+		h := e.holder(1000, card.Controls{})
+		req := e.purchase(h, 400)
+		req.Kind, req.Channel, req.MCC = authorization.KindFinancial, card.ChannelATM, "6011"
+		_, err := a.Financial(ctx, req)
+		wantCode(t, err, errors.Unavailable)
+		e.wantBalance(t, h.Account, 600, 0) // moved, unrecorded
+		lossy.setLose(false)
+		d := must(t)(a.Financial(ctx, req))
+		if !d.Approved || d.TransferID == "" || d.Amount != 400 {
+			t.Fatalf("retransmission = %+v", d)
+		}
+		e.wantBalance(t, h.Account, 600, 0) // moved once
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/storetest"
@@ -323,4 +324,38 @@ func TestRecoverPendingWhileRunning(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.wantBalance(t, h.Account, 1000, 400) // one hold
+}
+
+// With AnswerEarly, only approvals go out ahead of their finished record:
+// a decline is recorded before it is answered (the ledger does not
+// remember refusals, so a pending decline completed later, once funds
+// arrived, could approve what the network was told was declined).
+func TestAnswerEarlyRecordsADeclineFirst(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.SQLite(t, "authorization")
+	e := newEnv(t, db)
+	a := e.another(t, db, func(c *authorization.Config) { c.AnswerEarly = true })
+	h := e.holder(100, card.Controls{})
+	req := e.purchase(h, 400)
+	// The record cannot be finished.
+	if _, err := db.Write.Exec(`CREATE TRIGGER boom BEFORE UPDATE ON authorizations WHEN NEW.status = 'done' BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := a.Authorize(ctx, req); err == nil {
+		t.Fatalf("a decline whose record cannot be finished was answered: approved %v, %s", d.Approved, d.Reason)
+	}
+	if _, err := db.Write.Exec(`DROP TRIGGER boom`); err != nil {
+		t.Fatal(err)
+	}
+	// Funds arrive; the retransmission's answer is the only one given, and
+	// the books agree with it.
+	if _, err := e.led.Transfer(ctx, ledger.TransferRequest{Key: "salary", Legs: []ledger.Leg{{AccountID: e.fund, Amount: -1000, Currency: "GBP"}, {AccountID: h.Account, Amount: 1000, Currency: "GBP"}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := must(t)(a.Authorize(ctx, req))
+	held := int64(0)
+	if d.Approved {
+		held = 400
+	}
+	e.wantBalance(t, h.Account, 1100, held)
 }

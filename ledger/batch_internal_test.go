@@ -170,3 +170,20 @@ func TestRequestsAndResultsAreTheLedgersOwn(t *testing.T) {
 		t.Errorf("changing one caller's result changed another's: %+v", rb)
 	}
 }
+
+// Two different transfers under one key in one batch: the first takes
+// effect, the second is a conflict (not told it succeeded with the first's
+// result).
+func TestBatchKeyReusedForAnotherRequestOfTheSameKind(t *testing.T) {
+	f := newBatchFix(t)
+	a := &TransferRequest{Key: "k", Legs: []Leg{{f.cust, -10, "GBP"}, {f.settle, 10, "GBP"}}}
+	b := &TransferRequest{Key: "k", Legs: []Leg{{f.cust, -20, "GBP"}, {f.settle, 20, "GBP"}}}
+	first, second := queued(opTransfer, "k", a), queued(opTransfer, "k", b)
+	f.l.commit([]*op{first, second})
+	if first.err != nil {
+		t.Fatal(first.err)
+	}
+	if !errors.Is(second.err, errors.Conflict) {
+		t.Errorf("a different transfer reusing the key in its batch = %+v, %v; want conflict", second.res, second.err)
+	}
+}

@@ -10,7 +10,7 @@ import (
 )
 
 // Namespace prefixes every metric corebank defines: corebank_rpc_requests_total,
-// corebank_ledger_transfers_total. Use it as prometheus.Opts.Namespace.
+// corebank_ledger_writes_total. Use it as prometheus.Opts.Namespace.
 // Metrics from the Go runtime and process collectors keep their standard
 // go_ and process_ names.
 const Namespace = "corebank"
