@@ -318,3 +318,30 @@ func TestGatewayDoesNotDecideAnExpiredRequest(t *testing.T) {
 		t.Errorf("%d reversals queued, want 1 (as for any request answered per the timeout policy)", n)
 	}
 }
+
+// panicky is an authorization service whose decisions panic.
+type panicky struct{ hung }
+
+func (*panicky) Authorize(context.Context, authorization.Request) (*authorization.Decision, error) {
+	panic("bug in the decision")
+}
+
+// A decision that panics (it runs on a goroutine of its own) does not take
+// the process down: its outcome is unknown, so it is answered per the
+// timeout policy with its reversal queued and made.
+func TestGatewaySurvivesAPanickingDecision(t *testing.T) {
+	auth := &panicky{}
+	gw := &cardnet.Gateway{Auth: auth, Deadline: time.Second}
+	resp := gw.Handle(context.Background(), MustMessage(t, authRequest("000001", "RRN000000001")))
+	if resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
+		t.Fatalf("answered %v, want 91", resp)
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := gw.Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := auth.queued.Load(); n != 1 {
+		t.Errorf("%d reversals queued, want 1", n)
+	}
+}

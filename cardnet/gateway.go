@@ -478,7 +478,7 @@ func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, fkey strin
 	defer g.done() // after the late decision's reversal, if any
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
 	defer cancel()
-	d, err := call(dctx)
+	d, err := safely(dctx, call)
 	g.mu.Lock()
 	f.d, f.err = d, err
 	close(f.done)
@@ -497,6 +497,18 @@ func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, fkey strin
 
 // decide is one call to the authorization service.
 type decide func(ctx context.Context) (*authorization.Decision, error)
+
+// safely runs call, turning a panic into an Internal error: the decision
+// runs on a goroutine of its own, outside the Server's recovery, and its
+// outcome is unknown (answered and reversed as such).
+func safely(ctx context.Context, call decide) (d *authorization.Decision, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			d, err = nil, errors.Errorf(errors.Internal, "authorization panicked: %v", r)
+		}
+	}()
+	return call(ctx)
+}
 
 // latePrefix marks the network id of the Gateway's own reversal of a late
 // decision: "GW" and the RRN, which no 12-character network RRN equals.
