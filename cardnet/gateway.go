@@ -77,6 +77,10 @@ const DefaultMaxDecisions = 4 * DefaultWorkers
 // its TimeoutPolicy, to answer a retransmission of it the same way.
 const timedOutTTL = time.Hour
 
+// DefaultMaxRemembered bounds the requests answered per the timeout policy
+// that the Gateway remembers (about 200 bytes each).
+const DefaultMaxRemembered = 1 << 20
+
 // Gateway is the Handler that maps ISO 8583 requests to the authorization
 // service and its decisions back to responses:
 //
@@ -142,6 +146,15 @@ type Gateway struct {
 	// reversal queued, without calling for a decision. DefaultMaxDecisions
 	// if zero; it should be well above the Server's Workers.
 	MaxDecisions int
+	// MaxRemembered bounds the requests answered per the timeout policy
+	// that the Gateway remembers, for an hour at most, to answer their
+	// retransmissions alike (an hour of an issuer outage at a few hundred
+	// requests a second would otherwise grow without bound). Past it the
+	// oldest are forgotten, and a retransmission of a request decided no
+	// later than the forgotten ones could be is checked with the
+	// authorization service (a lookup), as after a restart.
+	// DefaultMaxRemembered if zero.
+	MaxRemembered int
 	// Log receives timeouts, reconciliations and failures; discarded if
 	// nil. Card numbers are masked, card secrets left out.
 	Log *slog.Logger
@@ -161,6 +174,7 @@ type Gateway struct {
 
 	started  time.Time // when the Gateway began: decisions before it are another life's
 	mu       sync.Mutex
+	forgot   time.Time           // decisions before it may have been answered per OnTimeout and forgotten
 	flights  map[string]*flight  // decisions in progress, by message type and network key
 	busy     int                 // flights, plus reversals of late decisions under way
 	timedOut map[string]timedOut // requests answered per OnTimeout, by network key
@@ -210,10 +224,14 @@ func (g *Gateway) init() {
 		if g.MaxDecisions <= 0 {
 			g.MaxDecisions = DefaultMaxDecisions
 		}
+		if g.MaxRemembered <= 0 {
+			g.MaxRemembered = DefaultMaxRemembered
+		}
 		if g.Log == nil {
 			g.Log = slog.New(slog.DiscardHandler)
 		}
 		g.started = time.Now()
+		g.forgot = g.started
 		g.flights = make(map[string]*flight)
 		g.timedOut = make(map[string]timedOut)
 		g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -370,9 +388,13 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		log.Error("cardnet: authorization failed", "err", f.err, "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
-	if reconcile && (req.IsRepeat() || f.d.At.Before(g.started)) {
+	g.mu.Lock()
+	forgot := g.forgot
+	g.mu.Unlock()
+	if reconcile && (req.IsRepeat() || f.d.At.Before(forgot)) {
 		// A repeat, or a duplicate of a request decided before this
-		// Gateway started: what was answered then is forgotten.
+		// Gateway started (or before the timeouts it has forgotten):
+		// what was answered then is forgotten.
 		reversed, err := g.reversedLate(ctx, key, n)
 		if err != nil {
 			// Whether the first answer was a timeout's is unknown, so
@@ -618,14 +640,19 @@ func (g *Gateway) reversedLate(ctx context.Context, key string, n authorization.
 
 // rememberTimeout records, under g.mu, that the request with key was
 // answered per the timeout policy (queued: its reversal is queued), and
-// forgets old ones.
+// forgets old ones: past timedOutTTL, or the oldest past MaxRemembered.
 func (g *Gateway) rememberTimeout(key string, queued bool) {
 	now := time.Now()
-	for len(g.expiry) > 0 && now.Sub(g.expiry[0].at) > timedOutTTL {
+	for len(g.expiry) > 0 && (now.Sub(g.expiry[0].at) > timedOutTTL || len(g.expiry) >= g.MaxRemembered) {
 		e := g.expiry[0]
 		g.expiry = g.expiry[1:]
 		if t, ok := g.timedOut[e.key]; ok && t.at.Equal(e.at) {
 			delete(g.timedOut, e.key) // not recorded again since
+			// Its decision ended at most ReconcileTimeout after it was
+			// answered: a duplicate decided before then is checked.
+			if w := e.at.Add(g.ReconcileTimeout); w.After(g.forgot) {
+				g.forgot = w
+			}
 		}
 	}
 	g.timedOut[key] = timedOut{at: now, queued: queued}

@@ -212,3 +212,59 @@ func (b *bank) wantRecoveredQueued(n int) {
 		b.t.Fatalf("RecoverQueued = %d, %v; want %d", got, err, n)
 	}
 }
+
+// slowWhile is an authorization service whose decisions take delay while
+// slow is set.
+type slowWhile struct {
+	authorization.Service
+	slow  *atomic.Bool
+	delay time.Duration
+}
+
+func (s slowWhile) Authorize(ctx context.Context, req authorization.Request) (*authorization.Decision, error) {
+	d, err := s.Service.Authorize(ctx, req)
+	if s.slow.Load() {
+		time.Sleep(s.delay)
+	}
+	return d, err
+}
+
+// The Gateway remembers at most MaxRemembered requests it answered per the
+// timeout policy. A duplicate of one it has forgotten is not answered 00
+// for an approval it reversed: it is checked with the authorization
+// service, as after a restart.
+func TestForgottenTimeoutIsCheckedAgain(t *testing.T) {
+	const deadline = 100 * time.Millisecond
+	ctx := context.Background()
+	b := newBank(t, bankOptions{deadline: deadline})
+	slow := new(atomic.Bool)
+	slow.Store(true)
+	gw := &cardnet.Gateway{Auth: slowWhile{b.auth, slow, 3 * deadline}, Deadline: deadline, MaxRemembered: 1}
+	send := func(req *cardnet.Request) string {
+		t.Helper()
+		resp := gw.Handle(ctx, MustMessage(t, req))
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := gw.Wait(wctx); err != nil {
+			t.Fatal(err)
+		}
+		if resp == nil {
+			return "none"
+		}
+		return resp.Get(39)
+	}
+	h := b.holder(100_00, card.Controls{})
+	first, second := b.purchase(h, 12_00), b.purchase(h, 5_00)
+	if code := send(first); code != "91" {
+		t.Fatalf("first answered %s, want 91", code)
+	}
+	if code := send(second); code != "91" { // and the first is forgotten
+		t.Fatalf("second answered %s, want 91", code)
+	}
+	b.wantBalance(h.account, 100_00, 0) // both late approvals reversed
+	slow.Store(false)
+	if code := send(first); code != "91" {
+		t.Errorf("a duplicate of the forgotten first answered %s, want 91 as before", code)
+	}
+	b.wantBalance(h.account, 100_00, 0)
+}
