@@ -193,11 +193,29 @@ func (c *Clearer) GetFile(ctx context.Context, id string) (*File, error) {
 }
 
 // ListRecords implements Service.
-func (c *Clearer) ListRecords(ctx context.Context, fileID string) ([]Record, error) {
-	if _, err := c.GetFile(ctx, fileID); err != nil {
+func (c *Clearer) ListRecords(ctx context.Context, req ListRecordsRequest) (*RecordPage, error) {
+	if req.After < 0 {
+		return nil, errors.Errorf(errors.BadRequest, "clearing: after %d: want 0 or a record's seq", req.After)
+	}
+	if req.Limit < 0 || req.Limit > MaxRecordsPage {
+		return nil, errors.Errorf(errors.BadRequest, "clearing: limit %d: want 1 to %d, or 0 for %d", req.Limit, MaxRecordsPage, MaxRecordsPage)
+	}
+	if _, err := c.GetFile(ctx, req.FileID); err != nil {
 		return nil, err
 	}
-	return c.listRecords(ctx, fileID)
+	limit := req.Limit
+	if limit == 0 {
+		limit = MaxRecordsPage
+	}
+	recs, err := c.listRecords(ctx, req.FileID, req.After, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	p := &RecordPage{Records: recs}
+	if len(recs) > limit {
+		p.Records, p.More = recs[:limit], true
+	}
+	return p, nil
 }
 
 // plan is what is to be done with one record, decided from lookups before

@@ -220,9 +220,32 @@ type Service interface {
 	// NotFound.
 	GetFile(ctx context.Context, id string) (*File, error)
 
-	// ListRecords returns a file's records in file order. Errors:
-	// BadRequest (malformed id), NotFound (no such file).
-	ListRecords(ctx context.Context, fileID string) ([]Record, error)
+	// ListRecords returns a page of a file's records in file order: those
+	// after req.After (a Seq), at most req.Limit. Errors: BadRequest
+	// (malformed id, After below 0, Limit outside 0 to MaxRecordsPage),
+	// NotFound (no such file).
+	ListRecords(ctx context.Context, req ListRecordsRequest) (*RecordPage, error)
+}
+
+// MaxRecordsPage is the most records one ListRecords returns (about 700
+// bytes each on the wire).
+const MaxRecordsPage = 1000
+
+// ListRecordsRequest asks for a page of a file's records.
+type ListRecordsRequest struct {
+	FileID string `json:"file_id"`
+	// After is the Seq of the last record of the previous page; 0 for the
+	// first.
+	After int `json:"after,omitempty"`
+	// Limit is the most records to return; MaxRecordsPage if 0.
+	Limit int `json:"limit,omitempty"`
+}
+
+// RecordPage is a page of a file's records. More says that records follow
+// the last: ask again with After set to its Seq.
+type RecordPage struct {
+	Records []Record `json:"records"`
+	More    bool     `json:"more"`
 }
 
 // Event topics the service publishes. No payload holds a full card number.

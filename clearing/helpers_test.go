@@ -309,12 +309,8 @@ func (e *env) hold(t *testing.T, id string) *ledger.Hold {
 
 func (e *env) records(t *testing.T, fileID string) map[string]clearing.Record {
 	t.Helper()
-	rs, err := e.c.ListRecords(context.Background(), fileID)
-	if err != nil {
-		t.Fatalf("ListRecords: %v", err)
-	}
 	m := map[string]clearing.Record{}
-	for _, r := range rs {
+	for _, r := range e.allRecords(t, fileID) {
 		m[r.ID] = r
 	}
 	return m
@@ -333,5 +329,31 @@ func wantCode(t *testing.T, err error, code errors.Code) {
 	t.Helper()
 	if errors.CodeOf(err) != code {
 		t.Fatalf("error = %v, want code %s", err, code)
+	}
+}
+
+// allRecords reads a file's records page by page, checking the pages.
+func (e *env) allRecords(t *testing.T, fileID string) []clearing.Record {
+	t.Helper()
+	var all []clearing.Record
+	after := 0
+	for {
+		p, err := e.c.ListRecords(context.Background(), clearing.ListRecordsRequest{FileID: fileID, After: after})
+		if err != nil {
+			t.Fatalf("ListRecords: %v", err)
+		}
+		for _, r := range p.Records {
+			if r.Seq <= after {
+				t.Fatalf("ListRecords after %d returned seq %d", after, r.Seq)
+			}
+			after = r.Seq
+		}
+		all = append(all, p.Records...)
+		if !p.More {
+			return all
+		}
+		if len(p.Records) != clearing.MaxRecordsPage {
+			t.Fatalf("a page of %d records with more to come, want %d", len(p.Records), clearing.MaxRecordsPage)
+		}
 	}
 }

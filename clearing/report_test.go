@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/corebank/corebank/clearing"
+	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/store/storetest"
 )
@@ -56,11 +57,26 @@ func TestLongReportIsCut(t *testing.T) {
 		t.Error("second ingest not replayed")
 	}
 	check("replay", again)
-	all, err := e.c.ListRecords(t.Context(), rep.FileID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(all) != n || all[n-1].Status != clearing.StatusUnmatched {
+	all := e.allRecords(t, rep.FileID) // two pages
+	if len(all) != n || all[n-1].Status != clearing.StatusUnmatched || all[n-1].Seq != n {
 		t.Errorf("ListRecords: %d records, want all %d, the last unmatched", len(all), n)
+	}
+	// A page's bounds.
+	p, err := e.c.ListRecords(t.Context(), clearing.ListRecordsRequest{FileID: rep.FileID, After: n - 3, Limit: 2})
+	if err != nil || len(p.Records) != 2 || p.Records[0].Seq != n-2 || !p.More {
+		t.Errorf("2 after %d: %+v, %v; want seqs %d and %d, more", n-3, p, err, n-2, n-1)
+	}
+	p, err = e.c.ListRecords(t.Context(), clearing.ListRecordsRequest{FileID: rep.FileID, After: n - 1, Limit: 2})
+	if err != nil || len(p.Records) != 1 || p.Records[0].Seq != n || p.More {
+		t.Errorf("2 after %d: %+v, %v; want the last only", n-1, p, err)
+	}
+	for _, bad := range []clearing.ListRecordsRequest{
+		{FileID: rep.FileID, After: -1},
+		{FileID: rep.FileID, Limit: -1},
+		{FileID: rep.FileID, Limit: clearing.MaxRecordsPage + 1},
+	} {
+		if _, err := e.c.ListRecords(t.Context(), bad); errors.CodeOf(err) != errors.BadRequest {
+			t.Errorf("ListRecords(%+v) = %v, want bad_request", bad, err)
+		}
 	}
 }

@@ -21,22 +21,11 @@ type FileRequest struct {
 	ID string `json:"id"`
 }
 
-// RecordList is ListRecords' answer on the wire.
-type RecordList struct {
-	Records []Record `json:"records"`
-}
-
 // Register serves s's methods on r under the service name "clearing".
 func Register(r *rpc.Router, s Service) {
 	rpc.Handle(r, Name, MethodIngest, s.Ingest)
 	rpc.Handle(r, Name, MethodGetFile, func(ctx context.Context, req FileRequest) (*File, error) { return s.GetFile(ctx, req.ID) })
-	rpc.Handle(r, Name, MethodListRecords, func(ctx context.Context, req FileRequest) (*RecordList, error) {
-		recs, err := s.ListRecords(ctx, req.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &RecordList{Records: recs}, nil
-	})
+	rpc.Handle(r, Name, MethodListRecords, s.ListRecords)
 }
 
 // Client is the clearing service as seen through an RPC Service: in
@@ -59,10 +48,6 @@ func (c *Client) GetFile(ctx context.Context, id string) (*File, error) {
 }
 
 // ListRecords implements Service.
-func (c *Client) ListRecords(ctx context.Context, fileID string) ([]Record, error) {
-	l, err := rpc.Call[RecordList](ctx, c.RPC, Name, MethodListRecords, FileRequest{ID: fileID})
-	if err != nil {
-		return nil, err
-	}
-	return l.Records, nil
+func (c *Client) ListRecords(ctx context.Context, req ListRecordsRequest) (*RecordPage, error) {
+	return rpc.Call[RecordPage](ctx, c.RPC, Name, MethodListRecords, req)
 }

@@ -156,8 +156,8 @@ func scanRecord(s interface{ Scan(...any) error }) (*Record, *plan, error) {
 	return &r, &p, nil
 }
 
-func (c *Clearer) listRecords(ctx context.Context, fileID string) ([]Record, error) {
-	rows, err := c.db.Read.QueryContext(ctx, c.db.Rebind(`SELECT `+recordColumns+` FROM clearing_records WHERE file_id = ? ORDER BY seq`), fileID)
+func (c *Clearer) listRecords(ctx context.Context, fileID string, after, limit int) ([]Record, error) {
+	rows, err := c.db.Read.QueryContext(ctx, c.db.Rebind(`SELECT `+recordColumns+` FROM clearing_records WHERE file_id = ? AND seq > ? ORDER BY seq LIMIT ?`), fileID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("clearing: list records of %s: %w", fileID, err)
 	}

@@ -26,7 +26,7 @@ func runClearing(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var (
 		file    = fs.String("file", "", "the clearing file (format: docs/clearing.md), e.g. what corebank simulate --clearing-out wrote")
 		url     = fs.String("url", "http://127.0.0.1:8080", "the running corebank's HTTP address")
-		timeout = fs.Duration("timeout", 2*time.Minute, "how long to wait for the file to be applied")
+		timeout = fs.Duration("timeout", 30*time.Minute, "how long the file may take to be applied (the service stops there too; running the command again completes it)")
 	)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
