@@ -306,11 +306,7 @@ func TestGatewayDoesNotDecideAnExpiredRequest(t *testing.T) {
 	if resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
 		t.Fatalf("answered %v, want 91", resp)
 	}
-	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer wcancel()
-	if err := gw.Wait(wctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, gw)
 	if n := auth.calls.Load(); n != 0 {
 		t.Errorf("%d decisions asked for a request already past its deadline", n)
 	}
@@ -332,15 +328,10 @@ func (*panicky) Authorize(context.Context, authorization.Request) (*authorizatio
 func TestGatewaySurvivesAPanickingDecision(t *testing.T) {
 	auth := &panicky{}
 	gw := &cardnet.Gateway{Auth: auth, Deadline: time.Second}
-	resp := gw.Handle(context.Background(), MustMessage(t, authRequest("000001", "RRN000000001")))
-	if resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
-		t.Fatalf("answered %v, want 91", resp)
+	if code := handled(t, gw, MustMessage(t, authRequest("000001", "RRN000000001"))); code != "91" {
+		t.Fatalf("answered %s, want 91", code)
 	}
-	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := gw.Wait(wctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, gw)
 	if n := auth.queued.Load(); n != 1 {
 		t.Errorf("%d reversals queued, want 1", n)
 	}

@@ -232,3 +232,25 @@ func WantFields(tb testing.TB, m *cardnet.Message, want map[int]string) {
 
 // hexASCII joins parts: hand-written messages read better in pieces.
 func hexASCII(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
+
+// handled hands msg to gw directly (no Server) and returns its response
+// code, "none" when it gives no answer.
+func handled(t *testing.T, gw *cardnet.Gateway, msg *cardnet.Message) string {
+	t.Helper()
+	resp := gw.Handle(context.Background(), msg)
+	if resp == nil {
+		return "none"
+	}
+	return resp.Get(39)
+}
+
+// waitLate waits, ten seconds at most, for gw's decisions that outlived
+// their deadline and their reconciliation.
+func waitLate(t *testing.T, gw *cardnet.Gateway) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gw.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

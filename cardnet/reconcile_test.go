@@ -116,14 +116,10 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		fresh := &cardnet.Gateway{Auth: unreadable{b.auth}, Deadline: time.Second}
 		repeat := *req
 		repeat.MTI = "0101"
-		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
-			t.Errorf("repeat answered %v, want 91", resp)
+		if code := handled(t, fresh, MustMessage(t, &repeat)); code != "91" {
+			t.Errorf("repeat answered %s, want 91", code)
 		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := fresh.Wait(wctx); err != nil {
-			t.Fatal(err)
-		}
+		waitLate(t, fresh)
 		b.wantBalance(h.account, 100_00, 0)
 		b.wantRecoveredQueued(0) // carried out by the fresh gateway
 	})
@@ -135,18 +131,12 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		repeat := *req
 		repeat.MTI = "0101" // the network's repeat of an 0100 we never got
 		fresh := &cardnet.Gateway{Auth: unreadable{b.auth}, Deadline: time.Second}
-		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
-			t.Errorf("repeat answered %v, want 91", resp)
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := fresh.Wait(wctx); err != nil {
-			t.Fatal(err)
-		}
-		b.wantBalance(h.account, 100_00, 0)
-		// Its retransmission hears the same, and holds nothing.
-		if resp := fresh.Handle(ctx, MustMessage(t, &repeat)); resp == nil || resp.Get(39) != string(cardnet.IssuerUnavailable) {
-			t.Errorf("second repeat answered %v, want 91", resp)
+		for i := range 2 { // its retransmission hears the same, and holds nothing
+			if code := handled(t, fresh, MustMessage(t, &repeat)); code != "91" {
+				t.Errorf("repeat %d answered %s, want 91", i+1, code)
+			}
+			waitLate(t, fresh)
+			b.wantBalance(h.account, 100_00, 0)
 		}
 		b.wantBalance(h.account, 100_00, 0)
 	})
@@ -235,23 +225,15 @@ func (s slowWhile) Authorize(ctx context.Context, req authorization.Request) (*a
 // service, as after a restart.
 func TestForgottenTimeoutIsCheckedAgain(t *testing.T) {
 	const deadline = 100 * time.Millisecond
-	ctx := context.Background()
 	b := newBank(t, bankOptions{deadline: deadline})
 	slow := new(atomic.Bool)
 	slow.Store(true)
 	gw := &cardnet.Gateway{Auth: slowWhile{b.auth, slow, 3 * deadline}, Deadline: deadline, MaxRemembered: 1}
 	send := func(req *cardnet.Request) string {
 		t.Helper()
-		resp := gw.Handle(ctx, MustMessage(t, req))
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := gw.Wait(wctx); err != nil {
-			t.Fatal(err)
-		}
-		if resp == nil {
-			return "none"
-		}
-		return resp.Get(39)
+		code := handled(t, gw, MustMessage(t, req))
+		waitLate(t, gw)
+		return code
 	}
 	h := b.holder(100_00, card.Controls{})
 	first, second := b.purchase(h, 12_00), b.purchase(h, 5_00)
