@@ -236,6 +236,21 @@ const (
 	opCredit = "credit" // refund: settlement -> card account
 )
 
+// byReference finds the card's approved authorization with the record's RRN
+// and auth code: nil if there is none, or (ambiguous) if there are several.
+func (c *Clearer) byReference(ctx context.Context, cardID string, l *line) (d *authorization.Decision, ambiguous bool, err error) {
+	d, err = c.cfg.Authorization.ByReference(ctx, authorization.ReferenceQuery{CardID: cardID, RRN: l.RRN, AuthCode: l.AuthCode})
+	switch {
+	case err == nil:
+		return d, false, nil
+	case errors.Is(err, errors.Conflict):
+		return nil, true, nil
+	case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+		return nil, false, nil
+	}
+	return nil, false, fmt.Errorf("authorization lookup by reference: %w", err)
+}
+
 // ledgerKey is the idempotency key of a record's ledger write.
 func ledgerKey(fileID, recordID string) string { return "clr:" + fileID + ":" + recordID }
 
@@ -319,35 +334,32 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		// the gateway undid a late answer) and the record bears another
 		// approval code: the network's stand-in, whose advice reused the
 		// ids (cardnet gives it an identity of its own), holds the money.
-		alt, err := c.cfg.Authorization.ByReference(ctx, authorization.ReferenceQuery{CardID: cd.ID, RRN: l.RRN, AuthCode: l.AuthCode})
-		switch {
-		case err == nil:
+		alt, _, err := c.byReference(ctx, cd.ID, l)
+		if err != nil {
+			return nil, err
+		}
+		if alt != nil {
 			d, p.rec.AuthorizationID = alt, alt.ID
 			// Matched under the record's own code: not an auth code mismatch.
 			p.rec.Suspicious = slices.DeleteFunc(p.rec.Suspicious, func(r Reason) bool { return r == ReasonAuthCode })
-		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest) || errors.Is(err, errors.Conflict):
-		default:
-			return nil, fmt.Errorf("authorization lookup by reference: %w", err)
 		}
 	}
 	// 2. No usable authorization by network ids (none given, none found,
 	// another card's, or declined): the card's own approved authorization
 	// with the record's RRN and auth code.
 	if d == nil && l.RRN != "" && l.AuthCode != "" {
-		d, err = c.cfg.Authorization.ByReference(ctx, authorization.ReferenceQuery{CardID: cd.ID, RRN: l.RRN, AuthCode: l.AuthCode})
+		var ambiguous bool
+		if d, ambiguous, err = c.byReference(ctx, cd.ID, l); err != nil {
+			return nil, err
+		}
 		switch {
-		case err == nil:
+		case d != nil:
 			p.rec.AuthorizationID = d.ID
-		case errors.Is(err, errors.Conflict):
+		case ambiguous:
 			// Several authorizations share the reference: guessing could
 			// post against the wrong hold, so force-post and flag it.
-			d = nil
 			p.rec.Suspicious = append(p.rec.Suspicious, ReasonAmbiguousReference)
 			p.rec.Detail = "rrn and auth code match more than one authorization of the card"
-		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
-			d = nil
-		default:
-			return nil, fmt.Errorf("authorization lookup by reference: %w", err)
 		}
 	}
 	// 3. Without a match: force-post.
