@@ -30,10 +30,13 @@ import (
 // transactions that are serialized anyway, for example by a row lock taken
 // before Append.
 //
-// Run one Relay per service database (one process of a scaled-out service,
-// chosen with the lock package). Two relays on one outbox lose nothing but
-// publish rows twice, which the broker's de-duplication absorbs only within
-// its window.
+// Two relays on one outbox (two processes of a scaled-out service: `serve`
+// runs one in each, with no election yet) lose nothing but may publish a
+// row twice. The broker drops the second publish of an id within its
+// de-duplication window (two minutes by default); past it, consumers see a
+// duplicate, which they absorb by id (Seen), as they must for at-least-once
+// delivery anyway. One relay per database, chosen with the lock package,
+// would publish each row once; it comes with a shared Locker.
 //
 // Set the fields, then call Run in a goroutine; call Notify after each commit
 // that appended events. The fields must not change once Run or Flush started.
