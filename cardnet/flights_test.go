@@ -336,3 +336,26 @@ func TestGatewaySurvivesAPanickingDecision(t *testing.T) {
 		t.Errorf("%d reversals queued, want 1", n)
 	}
 }
+
+// panickyReversal is an authorization service whose decisions hang and
+// whose reversals panic.
+type panickyReversal struct{ hung }
+
+func (*panickyReversal) Reverse(context.Context, authorization.ReversalRequest) (*authorization.Decision, error) {
+	panic("bug in the reversal")
+}
+
+// The Gateway's own reversal of a late decision runs on its own goroutine
+// too: a panic there is a failed reversal (left to the authorization
+// service's queue), not a crash.
+func TestGatewaySurvivesAPanickingLateReversal(t *testing.T) {
+	auth := &panickyReversal{}
+	gw := &cardnet.Gateway{Auth: auth, Deadline: 50 * time.Millisecond, ReconcileTimeout: 100 * time.Millisecond}
+	if code := handled(t, gw, MustMessage(t, authRequest("000001", "RRN000000001"))); code != "91" {
+		t.Fatalf("answered %s, want 91", code)
+	}
+	waitLate(t, gw)
+	if n := auth.queued.Load(); n != 1 {
+		t.Errorf("%d reversals queued, want 1", n)
+	}
+}

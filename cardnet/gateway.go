@@ -296,6 +296,7 @@ func (g *Gateway) Handle(ctx context.Context, msg *Message) *Message {
 // handle returns the response and its code for the metrics ("none" when
 // there is no response).
 func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
+	arrived := time.Now()
 	req, err := ParseRequest(msg)
 	if err != nil {
 		return g.respond(msg, Answer{Code: ResponseCodeFor(err)})
@@ -391,6 +392,11 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	g.mu.Lock()
 	forgot := g.forgot
 	g.mu.Unlock()
+	if arrived.Before(forgot) {
+		// A decision made for this request is nobody's duplicate: only
+		// one made before it arrived can be a forgotten request's.
+		forgot = arrived
+	}
 	if reconcile && (req.IsRepeat() || f.d.At.Before(forgot)) {
 		// A repeat, or a duplicate of a request decided before this
 		// Gateway started (or before the timeouts it has forgotten):
@@ -520,6 +526,16 @@ func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, fkey strin
 // decide is one call to the authorization service.
 type decide func(ctx context.Context) (*authorization.Decision, error)
 
+// reverseSafely is the Gateway's reversal of the request with network id n,
+// run as safely runs a decision: on the Gateway's own goroutines, a panic
+// is an Internal error (not retried here; the queued reversal is carried
+// out by the authorization service's sweep).
+func (g *Gateway) reverseSafely(ctx context.Context, n authorization.NetworkID) (*authorization.Decision, error) {
+	return safely(ctx, func(ctx context.Context) (*authorization.Decision, error) {
+		return g.Auth.Reverse(ctx, lateReversal(n))
+	})
+}
+
 // safely runs call, turning a panic into an Internal error: the decision
 // runs on a goroutine of its own, outside the Server's recovery, and its
 // outcome is unknown (answered and reversed as such).
@@ -595,14 +611,14 @@ func (g *Gateway) reconciledAnswer(ctx context.Context, msg *Message, n authoriz
 // when retransmitted). A decline is reversed too, releasing nothing, so
 // that the queue is emptied at once.
 func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d *authorization.Decision, derr error, log *slog.Logger) {
-	rd, err := g.Auth.Reverse(ctx, lateReversal(n))
+	rd, err := g.reverseSafely(ctx, n)
 	for wait := 100 * time.Millisecond; err != nil && errors.CodeOf(err).Retryable(); wait = min(2*wait, 5*time.Second) {
 		// The authorization service or the ledger is briefly away: the
 		// reversal is idempotent, try again until ReconcileTimeout.
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
-			rd, err = g.Auth.Reverse(ctx, lateReversal(n))
+			rd, err = g.reverseSafely(ctx, n)
 			continue
 		}
 		break
@@ -643,7 +659,8 @@ func (g *Gateway) reversedLate(ctx context.Context, key string, n authorization.
 // forgets old ones: past timedOutTTL, or the oldest past MaxRemembered.
 func (g *Gateway) rememberTimeout(key string, queued bool) {
 	now := time.Now()
-	for len(g.expiry) > 0 && (now.Sub(g.expiry[0].at) > timedOutTTL || len(g.expiry) >= g.MaxRemembered) {
+	_, again := g.timedOut[key] // recorded again (its reversal queued since): no new request
+	for len(g.expiry) > 0 && (now.Sub(g.expiry[0].at) > timedOutTTL || (!again && len(g.timedOut) >= g.MaxRemembered)) {
 		e := g.expiry[0]
 		g.expiry = g.expiry[1:]
 		if t, ok := g.timedOut[e.key]; ok && t.at.Equal(e.at) {

@@ -250,3 +250,67 @@ func TestForgottenTimeoutIsCheckedAgain(t *testing.T) {
 	}
 	b.wantBalance(h.account, 100_00, 0)
 }
+
+// lookupCounting counts ByNetworkID calls and fails them while fail is set.
+type lookupCounting struct {
+	authorization.Service
+	lookups *atomic.Int64
+	fail    *atomic.Bool
+}
+
+func (l lookupCounting) ByNetworkID(ctx context.Context, n authorization.NetworkID) (*authorization.Decision, error) {
+	l.lookups.Add(1)
+	if l.fail.Load() {
+		return nil, errors.New(errors.Unavailable, "briefly away")
+	}
+	return l.Service.ByNetworkID(ctx, n)
+}
+
+// Forgetting timed-out requests costs nothing to the requests that follow:
+// the last MaxRemembered are remembered (each recorded twice, answered and
+// then its reversal queued, counts once), and a fresh request, which is
+// nobody's duplicate, is answered as decided without a lookup, even one
+// that would fail.
+func TestForgettingTimeoutsSparesFreshRequests(t *testing.T) {
+	const deadline = 100 * time.Millisecond
+	b := newBank(t, bankOptions{deadline: deadline})
+	slow := new(atomic.Bool)
+	slow.Store(true)
+	lookups, fail := new(atomic.Int64), new(atomic.Bool)
+	gw := &cardnet.Gateway{Auth: lookupCounting{slowWhile{b.auth, slow, 3 * deadline}, lookups, fail}, Deadline: deadline, MaxRemembered: 3}
+	send := func(req *cardnet.Request) string {
+		t.Helper()
+		code := handled(t, gw, MustMessage(t, req))
+		waitLate(t, gw)
+		return code
+	}
+	h := b.holder(100_00, card.Controls{})
+	var timedOut []*cardnet.Request
+	for range 4 { // the first is forgotten
+		req := b.purchase(h, 1_00)
+		if code := send(req); code != "91" {
+			t.Fatalf("answered %s, want 91", code)
+		}
+		timedOut = append(timedOut, req)
+	}
+	b.wantBalance(h.account, 100_00, 0)
+	slow.Store(false)
+	lookups.Store(0)
+	// The last three are remembered: their duplicates need no lookup.
+	for _, req := range timedOut[1:] {
+		if code := send(req); code != "91" {
+			t.Errorf("a duplicate of a remembered timeout answered %s, want 91", code)
+		}
+	}
+	if n := lookups.Load(); n != 0 {
+		t.Errorf("%d lookups for duplicates of the last %d timeouts (MaxRemembered 3)", n, len(timedOut)-1)
+	}
+	fail.Store(true)
+	if code := send(b.purchase(h, 12_00)); code != "00" {
+		t.Errorf("a fresh request approved on time answered %s, want 00", code)
+	}
+	if n := lookups.Load(); n != 0 {
+		t.Errorf("%d late-reversal lookups for a fresh request", n)
+	}
+	b.wantBalance(h.account, 100_00, 12_00)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -141,8 +142,11 @@ type run struct {
 // and the run then ends as usual. Requests that got no answer are counted
 // in the Result, not returned as errors.
 func (s *Simulator) Run(ctx context.Context) (*Result, error) {
-	if s.Addr == "" || len(s.Cards) == 0 || s.Rate <= 0 || s.Duration <= 0 {
+	if s.Addr == "" || len(s.Cards) == 0 || !(s.Rate > 0) || s.Duration <= 0 {
 		return nil, errors.New("sim: Addr, Cards, Rate and Duration are required")
+	}
+	if s.Rate > MaxRate {
+		return nil, fmt.Errorf("sim: Rate %g: at most %g scenarios a second", s.Rate, float64(MaxRate))
 	}
 	for i, c := range s.Cards {
 		if err := c.check(); err != nil {
@@ -203,7 +207,7 @@ func (s *Simulator) Run(ctx context.Context) (*Result, error) {
 	}
 	sem := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
-	interval := time.Duration(float64(time.Second) / s.Rate)
+	interval := Interval(s.Rate)
 	t0 := time.Now()
 schedule:
 	for i := 0; ; i++ {
@@ -245,7 +249,7 @@ schedule:
 		return r.res, fmt.Errorf("sim: sign off: %w", err)
 	}
 	r.res.Elapsed = r.now().Sub(start)
-	r.res.Clearing = r.clearing(rnd)
+	r.res.Clearing = r.clearing()
 	r.log.Info("sim: signed off", "elapsed", r.res.Elapsed.Round(time.Millisecond), "approvals", len(r.res.Approvals),
 		"errors", r.res.Errors, "mismatches", r.res.Mismatches, "clearing_records", len(r.res.Clearing.Records))
 	if s.Clearing != nil {
@@ -605,6 +609,21 @@ func (r *run) increment(ctx context.Context, pl *plan, a *Approval, amount int64
 	r.mu.Unlock()
 }
 
+// MaxRate is the fastest rate a Simulator (or a load generator pacing with
+// Interval) is asked for: one a microsecond.
+const MaxRate = 1e6
+
+// Interval is the time between two sends at rate per second (rate > 0): at
+// least a nanosecond, and at most the longest Duration, for a rate so low
+// that its interval would not fit (which would wrap to a negative one).
+func Interval(rate float64) time.Duration {
+	iv := float64(time.Second) / rate
+	if !(iv < float64(math.MaxInt64)) {
+		return math.MaxInt64
+	}
+	return max(time.Duration(iv), 1)
+}
+
 // parseDE7 reads "MMDDhhmmss".
 func parseDE7(s string) (cardnet.DateTime, error) {
 	if !digits(s, 10, 10) {
@@ -616,14 +635,17 @@ func parseDE7(s string) (cardnet.DateTime, error) {
 // clearing builds the clearing file of the run: a final first presentment
 // of what remains of each approval, a refund record for each approved
 // refund. Fully reversed approvals are not cleared.
-func (r *run) clearing(rnd *rand.Rand) *ClearingFile {
+func (r *run) clearing() *ClearingFile {
 	now := r.now().UTC()
 	network := r.s.Network
 	if network == "" {
 		network = "SIMNET"
 	}
 	f := &ClearingFile{
-		ID:      fmt.Sprintf("%s-%s-%04x", network, now.Format("20060102T150405"), rnd.IntN(1<<16)),
+		// The id's suffix and the ARNs come from the process's own
+		// random source, not the run's Rand: two runs of one seed (a run
+		// reproduced) must not present under one reference either.
+		ID:      fmt.Sprintf("%s-%s-%04x", network, now.Format("20060102T150405"), rand.IntN(1<<16)),
 		Network: network,
 		Date:    now,
 	}
@@ -633,7 +655,7 @@ func (r *run) clearing(rnd *rand.Rand) *ClearingFile {
 	// The ARNs' sequence starts at random: two runs on one day must not
 	// present different transactions under one reference (clearing would
 	// skip the second as a duplicate presentment).
-	base := rnd.IntN(100_000_000_000 - 1_000_000)
+	base := rand.IntN(100_000_000_000 - 1_000_000)
 	for _, a := range r.res.Approvals {
 		if a.Outstanding <= 0 || a.OutstandingBilling <= 0 {
 			continue

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -360,18 +361,52 @@ func parseClearing(t *testing.T, b []byte) map[string]clearingRecord {
 func TestSimulatorRunsDoNotShareARNs(t *testing.T) {
 	is := newIssuer(t)
 	addr := startIssuer(t, is)
-	a := runSim(t, addr, 21, nil)
-	b := runSim(t, addr, 22, nil)
-	seen := map[string]bool{}
-	for _, r := range a.Clearing.Records {
-		seen[r.ARN] = true
+	// Two seeds, and one seed twice (a run reproduced).
+	for _, seeds := range [][2]uint64{{21, 22}, {21, 21}} {
+		a := runSim(t, addr, seeds[0], nil)
+		b := runSim(t, addr, seeds[1], nil)
+		seen := map[string]bool{}
+		for _, r := range a.Clearing.Records {
+			seen[r.ARN] = true
+		}
+		if len(seen) == 0 || len(b.Clearing.Records) == 0 {
+			t.Fatalf("runs cleared %d and %d records: the test proves nothing", len(seen), len(b.Clearing.Records))
+		}
+		for _, r := range b.Clearing.Records {
+			if seen[r.ARN] {
+				t.Fatalf("seeds %d and %d: ARN %s in both runs' clearing files", seeds[0], seeds[1], r.ARN)
+			}
+		}
+		if a.Clearing.ID == b.Clearing.ID {
+			t.Errorf("seeds %d and %d: both files are %s", seeds[0], seeds[1], a.Clearing.ID)
+		}
 	}
-	if len(seen) == 0 || len(b.Clearing.Records) == 0 {
-		t.Fatalf("runs cleared %d and %d records: the test proves nothing", len(seen), len(b.Clearing.Records))
+}
+
+// A rate so low that its interval would not fit a Duration plays one
+// scenario, not a flood (the interval wrapped to a negative one); rates a
+// Simulator cannot pace are refused.
+func TestSimulatorTinyAndBadRates(t *testing.T) {
+	addr := startIssuer(t, newIssuer(t))
+	s := &sim.Simulator{Addr: addr, Cards: testCards, Rate: 1e-10, Duration: time.Second,
+		Rand: rand.New(rand.NewPCG(1, 1)), Timeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	res, err := s.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, r := range b.Clearing.Records {
-		if seen[r.ARN] {
-			t.Fatalf("ARN %s in both runs' clearing files", r.ARN)
+	n := 0
+	for _, c := range res.Scenarios {
+		n += c
+	}
+	if n != 1 {
+		t.Errorf("a 1 s run at 1e-10 scenarios/s played %d scenarios, want 1", n)
+	}
+	for _, rate := range []float64{math.NaN(), math.Inf(1), 0, -1, sim.MaxRate * 2} {
+		s := &sim.Simulator{Addr: addr, Cards: testCards, Rate: rate, Duration: time.Second}
+		if _, err := s.Run(ctx); err == nil {
+			t.Errorf("Rate %v: ran", rate)
 		}
 	}
 }

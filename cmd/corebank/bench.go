@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/postgres"
@@ -154,7 +155,9 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	day := time.Now().UTC().Format("0102")
 	rands := make([]*rand.Rand, *clients)
 	for c := range rands {
-		rands[c] = rand.New(rand.NewPCG(uint64(c), 42))
+		// Seeded per run: --keys random on a store kept between runs
+		// (--data, PostgreSQL) must not send the last run's keys again.
+		rands[c] = rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
 	}
 	out, err := ld.run(ctx, func(ctx context.Context, c int, n int64) (string, error) {
 		r := rands[c]
@@ -206,7 +209,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // their queueing shows in the latency.
 func pace(ctx context.Context, work chan<- time.Time, rate float64, d time.Duration) {
 	defer close(work)
-	interval := time.Duration(float64(time.Second) / rate)
+	interval := sim.Interval(rate)
 	start := time.Now()
 	for i := 0; ; i++ {
 		at := start.Add(time.Duration(i) * interval)

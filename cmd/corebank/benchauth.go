@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	stderrors "errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,29 +16,35 @@ import (
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/cardnet/sim"
+	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
 )
 
 // benchAuthResult is what `corebank bench auth --json` prints.
 type benchAuthResult struct {
-	Target      string           `json:"target"`
-	Connections int              `json:"connections"`
-	Clients     int              `json:"clients"`
-	OfferedRate float64          `json:"offered_rate,omitempty"`
-	DurationS   float64          `json:"duration_s"`
-	Auths       int64            `json:"auths"`
-	AuthsPerS   float64          `json:"auths_per_s"`
-	Approved    int64            `json:"approved"`
-	P50ms       float64          `json:"p50_ms"`
-	P99ms       float64          `json:"p99_ms"`
-	P999ms      float64          `json:"p999_ms"`
-	Maxms       float64          `json:"max_ms"`
-	Errors      int64            `json:"errors"`
-	Codes       map[string]int64 `json:"codes"`
-	GOMAXPROCS  int              `json:"gomaxprocs"`
-	Embedded    bool             `json:"embedded"`
-	Cards       int              `json:"cards"`
+	Target      string  `json:"target"`
+	Connections int     `json:"connections"`
+	Clients     int     `json:"clients"`
+	OfferedRate float64 `json:"offered_rate,omitempty"`
+	DurationS   float64 `json:"duration_s"`
+	Auths       int64   `json:"auths"`
+	AuthsPerS   float64 `json:"auths_per_s"`
+	Approved    int64   `json:"approved"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	P999ms      float64 `json:"p999_ms"`
+	Maxms       float64 `json:"max_ms"`
+	// Errors counts the requests without a decision: no answer in time,
+	// or an answer that says the issuer failed (91, 96) or could not read
+	// the request (30). Auths and the latencies leave them out; Codes
+	// counts every answer.
+	Errors     int64            `json:"errors"`
+	ErrorCodes map[string]int64 `json:"error_codes"`
+	Codes      map[string]int64 `json:"codes"`
+	GOMAXPROCS int              `json:"gomaxprocs"`
+	Embedded   bool             `json:"embedded"`
+	Cards      int              `json:"cards"`
 }
 
 // benchAuth drives a running gateway with 0100 purchases over real TCP.
@@ -75,8 +81,14 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, args, "iso8583", "cards"); err != nil {
 		return err
 	}
-	if *conns < 1 {
-		return fmt.Errorf("bench: --connections %d: want at least 1", *conns)
+	if *conns < 1 || *conns > 1024 {
+		return fmt.Errorf("bench: --connections %d: want 1 to 1024", *conns)
+	}
+	if *timeout <= 0 {
+		return fmt.Errorf("bench: --timeout %v: want a positive duration", *timeout)
+	}
+	if *workers < 1 || *workers > maxWorkers {
+		return fmt.Errorf("bench: --workers %d: want 1 to %d", *workers, maxWorkers)
 	}
 	ld := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf, trace: *traceOut}
 	if err := ld.check(); err != nil {
@@ -140,7 +152,12 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return "", err
 		}
-		return resp.Get(39), nil
+		switch code := cardnet.ResponseCode(resp.Get(39)); code {
+		case cardnet.IssuerUnavailable, cardnet.SystemMalfunction, cardnet.FormatError:
+			return string(code), errors.Errorf(errors.Unavailable, "answered %s", code)
+		default:
+			return string(code), nil
+		}
 	})
 	if err != nil {
 		return err
@@ -151,7 +168,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		DurationS: elapsed.Seconds(), Auths: int64(len(lat)), AuthsPerS: float64(len(lat)) / elapsed.Seconds(),
 		Approved: codes[string(cardnet.Approved)] + codes[string(cardnet.PartiallyApproved)],
 		P50ms:    pct(lat, 0.50), P99ms: pct(lat, 0.99), P999ms: pct(lat, 0.999), Maxms: pct(lat, 1),
-		Errors: out.nerr, Codes: codes, GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Errors: out.nerr, ErrorCodes: out.errs, Codes: codes, GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Embedded: embedded, Cards: len(cards),
 	}
 	if embedded {
@@ -265,7 +282,7 @@ func openBenchCards(ctx context.Context, st *stack, n int) ([]sim.Card, error) {
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := stderrors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("open bench cards: %w", err)
 	}
 	details, err := demoCardDetails(ctx, cs, issued)

@@ -158,3 +158,59 @@ func TestBenchAuthCardsFlag(t *testing.T) {
 		t.Errorf("a cards file without --iso8583: %v", err)
 	}
 }
+
+// An answer that says the issuer failed (91, 96) is not an authorization:
+// it is counted as an error, and left out of the rate and the latencies.
+func TestBenchAuthCountsFailedAnswersAsErrors(t *testing.T) {
+	h := cardnet.HandlerFunc(func(ctx context.Context, m *cardnet.Message) *cardnet.Message {
+		code := cardnet.SystemMalfunction
+		if m.MTI() == cardnet.MTINetworkRequest {
+			code = cardnet.Approved
+		}
+		resp, _ := cardnet.Respond(m, cardnet.Answer{Code: code})
+		return resp
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &cardnet.Server{Handler: h}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"bench", "auth", "--iso8583", ln.Addr().String(), "--cards", writeCards(t),
+		"--duration", "300ms", "--clients", "8", "--json"}, &stdout, &stderr); err != nil {
+		t.Fatalf("bench auth: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Auths      int64            `json:"auths"`
+		AuthsPerS  float64          `json:"auths_per_s"`
+		Errors     int64            `json:"errors"`
+		ErrorCodes map[string]int64 `json:"error_codes"`
+		Codes      map[string]int64 `json:"codes"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Auths != 0 || got.AuthsPerS != 0 || got.Errors == 0 || got.Codes["96"] != got.Errors || got.ErrorCodes["unavailable"] != got.Errors {
+		t.Errorf("every answer 96: %s; want 0 auths, every request an error, and 96 in codes", stdout.String())
+	}
+}
+
+// bench auth refuses flags it cannot mean, before it dials anything.
+func TestBenchAuthRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--timeout", "-1s"},
+		{"--timeout", "0s"},
+		{"--workers", "-1"},
+		{"--workers", "100000000"},
+		{"--clients", "100000000"},
+		{"--connections", "0"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"bench", "auth", "--iso8583", "127.0.0.1:1", "--cards", writeCards(t), "--duration", "100ms"}, args...), &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("bench auth %v: %v, want the flag refused", args, err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/errors"
 )
 
@@ -111,6 +112,9 @@ func (ld load) run(ctx context.Context, do func(ctx context.Context, client int,
 				d := time.Since(t0)
 				if err != nil {
 					errs[string(errors.CodeOf(err))]++
+					if label != "" { // an answer that is a failure
+						labels[label]++
+					}
 					continue
 				}
 				local = append(local, d)
@@ -139,8 +143,8 @@ func (ld load) run(ctx context.Context, do func(ctx context.Context, client int,
 // check refuses a load its flags cannot mean; the commands call it before
 // they start anything.
 func (ld load) check() error {
-	if ld.clients < 1 {
-		return fmt.Errorf("bench: --clients %d: want at least 1", ld.clients)
+	if ld.clients < 1 || ld.clients > maxClients {
+		return fmt.Errorf("bench: --clients %d: want 1 to %d", ld.clients, maxClients)
 	}
 	if ld.duration <= 0 {
 		return fmt.Errorf("bench: --duration %v: want a positive duration", ld.duration)
@@ -151,9 +155,12 @@ func (ld load) check() error {
 	return nil
 }
 
+// maxClients bounds --clients: each is a goroutine with its own buffers.
+const maxClients = 1 << 16
+
 // maxRate bounds the rates the benches and the simulator pace: beyond it
 // the pacing interval rounds to nothing.
-const maxRate = 1e6
+const maxRate = sim.MaxRate
 
 // checkRate refuses a rate that is negative, not a number, or too high to
 // pace.

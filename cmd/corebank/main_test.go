@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -304,5 +305,51 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	}
 	if res.Clients != 3 || res.DurationS < 0.3 || res.DurationS > 2 {
 		t.Errorf("environment not applied: clients %d, duration %.2fs", res.Clients, res.DurationS)
+	}
+}
+
+// --keys random sends fresh keys each run: on a store kept between runs the
+// second run's transfers are new ones, not conflicts with the first's.
+func TestBenchLedgerRandomKeysAreFreshEachRun(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 2 {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"bench", "ledger", "--duration", "300ms", "--keys", "random",
+			"--data", dir, "--clients", "4", "--accounts", "10", "--json"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", i+1, err, stderr.String())
+		}
+		var got struct {
+			Transfers  int64            `json:"transfers"`
+			Errors     int64            `json:"errors"`
+			ErrorCodes map[string]int64 `json:"error_codes"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Transfers == 0 || got.Errors != 0 {
+			t.Errorf("run %d: %d transfers, %d errors %v", i+1, got.Transfers, got.Errors, got.ErrorCodes)
+		}
+	}
+}
+
+// A rate so low its interval would not fit a Duration sends one request,
+// not a flood (the interval wrapped to a negative one).
+func TestBenchTinyRateEnds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var calls atomic.Int64
+	ld := load{clients: 1, rate: 1e-10, duration: 100 * time.Millisecond}
+	if err := ld.check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ld.run(ctx, func(ctx context.Context, c int, n int64) (string, error) {
+		calls.Add(1)
+		return "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("a 100 ms run at 1e-10/s sent %d requests, want 1", n)
 	}
 }
