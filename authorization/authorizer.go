@@ -262,7 +262,8 @@ func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration
 	failed := make(map[string]bool)
 	for {
 		before := a.cfg.Now().Add(-olderThan).UnixNano()
-		rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations WHERE status = 'pending' AND updated_at <= ? ORDER BY updated_at LIMIT ?`, before, limit+len(failed))
+		want := limit + len(failed)
+		rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations WHERE status = 'pending' AND updated_at <= ? ORDER BY updated_at LIMIT ?`, before, want)
 		if err != nil {
 			return n, fmt.Errorf("authorization: pending records: %w", err)
 		}
@@ -279,11 +280,12 @@ func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration
 		if err := rows.Err(); err != nil {
 			return n, fmt.Errorf("authorization: pending records: %w", err)
 		}
-		progress := false
+		progress := false // a record not tried before was tried
 		for _, r := range batch {
 			if failed[r.networkKey] {
 				continue
 			}
+			progress = true
 			if err := a.recoverOne(ctx, r.networkKey); err != nil {
 				failed[r.networkKey] = true
 				if first == nil {
@@ -292,10 +294,9 @@ func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration
 				a.cfg.Log.WarnContext(ctx, "authorization: a pending record could not be completed; trying again later", "network_key", r.networkKey, "err", err)
 				continue
 			}
-			progress = true
 			n++
 		}
-		if !progress || len(batch) < limit+len(failed) {
+		if !progress || len(batch) < want {
 			return n, first
 		}
 	}
@@ -1051,15 +1052,17 @@ func (a *Authorizer) RecoverQueued(ctx context.Context, olderThan time.Duration)
 	var first error
 	failed := make(map[string]bool)
 	for {
-		qs, err := a.queuedReversals(ctx, a.cfg.Now().Add(-olderThan).UnixNano(), batch+len(failed))
+		want := batch + len(failed)
+		qs, err := a.queuedReversals(ctx, a.cfg.Now().Add(-olderThan).UnixNano(), want)
 		if err != nil {
 			return n, err
 		}
-		progress := false
+		progress := false // a reversal not tried before was tried
 		for _, q := range qs {
 			if failed[q.key] {
 				continue
 			}
+			progress = true
 			if q.bad != nil {
 				// Left for an operator; the rest of the queue goes on.
 				failed[q.key] = true
@@ -1078,12 +1081,11 @@ func (a *Authorizer) RecoverQueued(ctx context.Context, olderThan time.Duration)
 				a.cfg.Log.WarnContext(ctx, "authorization: a queued reversal failed; trying again later", "network_key", q.key, "err", err)
 				continue
 			}
-			progress = true
 			n++
 			a.queuedDone.Inc()
 			a.cfg.Log.InfoContext(ctx, "authorization: carried out a queued reversal", "authorization_id", d.ID, "network_key", q.key, "released", d.Amount)
 		}
-		if !progress || len(qs) < batch+len(failed) {
+		if !progress || len(qs) < want {
 			return n, first
 		}
 	}
