@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/corebank/corebank/errors"
@@ -24,67 +26,130 @@ func decodeRequest(name string, b []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.Errorf(errors.BadRequest, "%s: request body: unexpected data after the JSON value, at byte %d", name, end)
 	}
-	if key, ok := duplicateKey(b); ok {
+	if key, ok := duplicateKey(b, reflect.TypeOf(v)); ok {
 		return errors.Errorf(errors.BadRequest, "%s: request body: field %q appears twice", name, key)
 	}
 	return nil
 }
 
 // duplicateKey returns a key that appears twice in one object of the JSON
-// value b (compared as encoding/json matches fields: without regard to
-// case), if any. encoding/json lets the last one win, so a body holding
-// "customer_id" and "Customer_ID" would mean one thing to a proxy that
-// checked the first and another to the service. b must be valid JSON.
-func duplicateKey(b []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	// One frame per open object or array: the keys seen (nil for an
-	// array), and whether the next string token is a key.
-	type frame struct {
-		keys  map[string]struct{}
-		isKey bool
+// value b, which decodes into a value of type t, if any. In an object
+// decoded into a struct keys are compared as encoding/json matches fields,
+// without regard to case; in a map, or where the type is not known, they
+// are compared exactly (map keys decode exactly). encoding/json lets the
+// last of two keys win, so a body holding "customer_id" and "Customer_ID"
+// would mean one thing to a proxy that checked the first and another to
+// the service. b must be valid JSON.
+func duplicateKey(b []byte, t reflect.Type) (string, bool) {
+	key, dup, _ := walkKeys(json.NewDecoder(bytes.NewReader(b)), t)
+	return key, dup
+}
+
+var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// walkKeys reads one JSON value from dec, which decodes into type t (nil:
+// not known), and returns the first key found twice in one of its objects.
+func walkKeys(dec *json.Decoder, t reflect.Type) (string, bool, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", false, err
 	}
-	var stack []frame
-	for {
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return "", false, nil // a scalar
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t != nil && (t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshaler)) {
+		t = nil // decoded its own way: keys compared exactly
+	}
+	if d == '[' {
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for dec.More() {
+			if k, dup, err := walkKeys(dec, elem); dup || err != nil {
+				return k, dup, err
+			}
+		}
+		_, err := dec.Token() // ]
+		return "", false, err
+	}
+	var fields map[string]reflect.Type // a struct's, by folded JSON name
+	var elem reflect.Type              // a map's values
+	switch {
+	case t != nil && t.Kind() == reflect.Struct:
+		fields = jsonFields(t)
+	case t != nil && t.Kind() == reflect.Map:
+		elem = t.Elem()
+	}
+	seen := map[string]struct{}{}
+	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", false // io.EOF; any other error was reported by Decode
+			return "", false, err
 		}
-		top := len(stack) - 1
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{':
-				if top >= 0 && stack[top].keys != nil {
-					stack[top].isKey = true // this object was a value
-				}
-				stack = append(stack, frame{keys: map[string]struct{}{}, isKey: true})
-			case '[':
-				if top >= 0 && stack[top].keys != nil {
-					stack[top].isKey = true
-				}
-				stack = append(stack, frame{})
-			default:
-				stack = stack[:top]
-			}
-		case string:
-			if top >= 0 && stack[top].keys != nil && stack[top].isKey {
-				k := fold(t)
-				if _, dup := stack[top].keys[k]; dup {
-					return t, true
-				}
-				stack[top].keys[k] = struct{}{}
-				stack[top].isKey = false
-				continue
-			}
-			if top >= 0 && stack[top].keys != nil {
-				stack[top].isKey = true
-			}
-		default:
-			if top >= 0 && stack[top].keys != nil {
-				stack[top].isKey = true
-			}
+		k, _ := tok.(string)
+		id, vt := k, elem
+		if fields != nil {
+			id = fold(k)
+			vt = fields[id]
+		}
+		if _, dup := seen[id]; dup {
+			return k, true, nil
+		}
+		seen[id] = struct{}{}
+		if k, dup, err := walkKeys(dec, vt); dup || err != nil {
+			return k, dup, err
 		}
 	}
+	_, err = dec.Token() // }
+	return "", false, err
+}
+
+// structFields caches jsonFields by type.
+var structFields sync.Map // reflect.Type -> map[string]reflect.Type
+
+// jsonFields returns the fields encoding/json decodes into struct type t,
+// by folded JSON name, embedded structs' fields included.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := structFields.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			et := f.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				for k, v := range jsonFields(et) {
+					if _, ok := m[k]; !ok {
+						m[k] = v
+					}
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[fold(name)] = f.Type
+	}
+	structFields.Store(t, m)
+	return m
 }
 
 // describeJSONError says what a decoding error means, for a caller.

@@ -143,3 +143,36 @@ func TestDuplicateKeyIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Keys are compared as they decode: without regard to case into a
+// struct's fields, at any depth; exactly into a map, whose keys decode
+// exactly (so "Ref" and "ref" are two metadata keys, as in process).
+func TestDuplicateKeyFollowsTheType(t *testing.T) {
+	type item struct {
+		ID string `json:"id"`
+	}
+	type metaReq struct {
+		Name  string            `json:"name"`
+		Meta  map[string]string `json:"meta"`
+		Items []item            `json:"items"`
+		Any   any               `json:"any"`
+	}
+	r := rpc.NewRouter()
+	rpc.Handle(r, "test", "meta", func(ctx context.Context, req metaReq) (*metaReq, error) { return &req, nil })
+	s := r.Service()
+	for body, dup := range map[string]bool{
+		`{"meta":{"Ref":"a","ref":"b"}}`:               false,
+		`{"meta":{"ref":"a","ref":"b"}}`:               true,
+		`{"items":[{"id":"a"},{"id":"b"}]}`:            false,
+		`{"items":[{"id":"a","ID":"b"}]}`:              true,
+		`{"name":"x","meta":{},"Meta":{}}`:             true,
+		`{"any":{"k":1,"K":2}}`:                        false,
+		`{"any":{"k":1,"k":2}}`:                        true,
+		`{"meta":{"a":"{\"b\":1,\"b\":2}"},"name":""}`: false,
+	} {
+		rsp := s(context.Background(), rpc.Request{Service: "test", Method: "meta", Body: json.RawMessage(body)})
+		if got := errors.CodeOf(rsp.Err) == errors.BadRequest && strings.Contains(rsp.Err.Error(), "appears twice"); got != dup {
+			t.Errorf("%s: %v, want a duplicate refused: %v", body, rsp.Err, dup)
+		}
+	}
+}
