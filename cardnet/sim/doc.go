@@ -15,6 +15,7 @@
 // repeat (0401, 0121), up to five times, and counts it on its own side
 // whatever the issuer says: the clearing file presents what remains after
 // reversals, and every stand-in approval, since the network paid it. Each
-// run's acquirer references (ARNs) start at a random point, so that two
-// runs on one day never present under one reference.
+// run's acquirer references (ARNs) start at a random point of the
+// process's own, not the run's seed, so that two runs on one day, even of
+// one seed, never present under one reference.
 package sim
