@@ -116,9 +116,11 @@ func parseMerchant(v string) (Merchant, error) {
 	if len(v) != merchantLen {
 		return Merchant{}, fmt.Errorf("%d characters, want %d", len(v), merchantLen)
 	}
+	// A card number in the name or city (an acquirer's mistake) is masked
+	// here, before the merchant is recorded and published.
 	return Merchant{
-		Name:    strings.TrimRight(v[:merchantNameLen], " "),
-		City:    strings.TrimRight(v[merchantNameLen:merchantNameLen+merchantCityLen], " "),
+		Name:    hideDigitRuns(strings.TrimRight(v[:merchantNameLen], " ")),
+		City:    hideDigitRuns(strings.TrimRight(v[merchantNameLen:merchantNameLen+merchantCityLen], " ")),
 		Country: strings.TrimRight(v[merchantNameLen+merchantCityLen:], " "),
 	}, nil
 }

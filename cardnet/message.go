@@ -305,14 +305,55 @@ func (m *Message) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
+// shown lists the data elements logged as sent: codes, amounts, dates,
+// ids and the original data elements, which cannot carry card data. Free
+// text (41 to 43) is logged with long digit runs hidden; any other element
+// by its length only, since a network may put anything in it (Visa carries
+// the CVV2 in DE126).
+func shown(n int) bool {
+	switch n {
+	case 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 15, 16, 18, 19, 22, 23, 25, 26,
+		32, 33, 37, 38, 39, 49, 50, 51, 70, 90, 95:
+		return true
+	}
+	return false
+}
+
 func (m *Message) safe(e element) string {
 	switch {
 	case e.n == 2 || e.n == 34:
 		return PAN(e.v).Masked()
 	case redacted(e.n):
 		return "[redacted]"
+	case shown(e.n):
+		return e.v
+	case e.n >= 41 && e.n <= 43:
+		return hideDigitRuns(e.v)
 	}
-	return e.v
+	return "[" + strconv.Itoa(len(e.v)) + " characters]"
+}
+
+// hideDigitRuns masks each run of 12 or more digits in s, which may be a
+// card number, as a PAN is masked.
+func hideDigitRuns(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
+			j++
+		}
+		switch {
+		case j-i >= 12:
+			b.WriteString(PAN(s[i:j]).Masked())
+		case j > i:
+			b.WriteString(s[i:j])
+		default:
+			b.WriteByte(s[i])
+			j++
+		}
+		i = j
+	}
+	return b.String()
 }
 
 // isDigits reports whether s is exactly n ASCII digits (any length if n < 0).

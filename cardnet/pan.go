@@ -1,8 +1,11 @@
 package cardnet
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/corebank/corebank/card"
 )
 
 // PAN is a primary account number (a card number). Its String, GoString,
@@ -32,6 +35,9 @@ func (p PAN) String() string { return p.Masked() }
 // GoString returns the masked PAN, for %#v.
 func (p PAN) GoString() string { return `"` + p.Masked() + `"` }
 
+// Format prints the masked PAN whatever the verb (%d included).
+func (p PAN) Format(f fmt.State, verb rune) { card.FormatMasked(f, verb, p.Masked(), p.GoString) }
+
 // LogValue logs the masked PAN.
 func (p PAN) LogValue() slog.Value { return slog.StringValue(p.Masked()) }
 
@@ -56,6 +62,9 @@ func (c CVC) String() string { return c.hidden() }
 
 // GoString returns the hidden form, for %#v.
 func (c CVC) GoString() string { return `"` + c.hidden() + `"` }
+
+// Format prints the hidden form whatever the verb.
+func (c CVC) Format(f fmt.State, verb rune) { card.FormatMasked(f, verb, c.hidden(), c.GoString) }
 
 // LogValue logs the hidden form.
 func (c CVC) LogValue() slog.Value { return slog.StringValue(c.hidden()) }

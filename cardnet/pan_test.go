@@ -67,3 +67,48 @@ func TestSecretsStayOutOfLogsAndEncodings(t *testing.T) {
 		t.Errorf("log lacks the masked PAN: %s", logged.String())
 	}
 }
+
+// A PAN or CVC prints masked under every fmt verb, not only those that call
+// String.
+func TestPANAndCVCNeverFormatInClear(t *testing.T) {
+	const pan, cvc = "4599993523778640", "987"
+	for _, verb := range []string{"%v", "%s", "%q", "%x", "%d", "%c", "%U", "%08d", "%#v", "%+v", "%T %v"} {
+		if got := fmt.Sprintf(verb, cardnet.PAN(pan)); strings.Contains(got, pan) || strings.Contains(got, "3523") {
+			t.Errorf("Sprintf(%s, PAN) = %s", verb, got)
+		}
+		if got := fmt.Sprintf(verb, cardnet.CVC(cvc)); strings.Contains(got, cvc) {
+			t.Errorf("Sprintf(%s, CVC) = %s", verb, got)
+		}
+	}
+}
+
+// A message's dump (String, and LogValue for slog) shows only the elements
+// that cannot carry card data as sent: free text with long digit runs
+// hidden, anything else by its length.
+func TestMessageDumpHoldsNoCardData(t *testing.T) {
+	const pan, cvv2 = "4599993523778640", "987"
+	m := cardnet.DefaultSpec().NewMessage("0100")
+	m.Set(2, pan)
+	m.Set(4, "000000001234")
+	m.Set(11, "000123")
+	m.Set(43, fmt.Sprintf("%-25s%-13sGB", pan, "LONDON"))
+	m.Set(48, "CVC"+cvv2)
+	m.Set(54, pan)
+	m.Set(62, pan)
+	m.Set(102, pan)
+	m.Set(126, "00000000000000000000"+cvv2+"0")
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "msg", m)
+	for what, dump := range map[string]string{"String": m.String(), "LogValue": logs.String()} {
+		for _, secret := range []string{pan, pan[6:12], "0" + cvv2 + "0", "CVC" + cvv2} {
+			if strings.Contains(dump, secret) {
+				t.Errorf("%s holds %q: %s", what, secret, dump)
+			}
+		}
+		for _, want := range []string{"459999******8640", "000000001234", "000123", "LONDON", "[16 characters]", "[24 characters]", "[redacted]"} {
+			if !strings.Contains(dump, want) {
+				t.Errorf("%s lacks %q: %s", what, want, dump)
+			}
+		}
+	}
+}

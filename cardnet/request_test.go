@@ -207,3 +207,17 @@ func TestRequestMessageErrors(t *testing.T) {
 		}
 	}
 }
+
+// A card number in DE43 (an acquirer's mistake) is masked when the request
+// is read, before the merchant is recorded, published or logged.
+func TestMerchantHoldsNoCardNumber(t *testing.T) {
+	r := authRequest("000001", "RRN000000001")
+	r.Merchant = cardnet.Merchant{Name: "4599993523778640", City: "459999352377", Country: "GB"}
+	req, err := cardnet.ParseRequest(MustMessage(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Merchant.Name != "459999******8640" || req.Merchant.City != "********2377" || req.Merchant.Country != "GB" {
+		t.Errorf("merchant read as %q, %q, %q", req.Merchant.Name, req.Merchant.City, req.Merchant.Country)
+	}
+}
