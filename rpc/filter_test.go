@@ -3,13 +3,18 @@ package rpc_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/obs"
 	"github.com/corebank/corebank/rpc"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -258,5 +263,76 @@ func TestTraceAcrossHTTP(t *testing.T) {
 		if code != "forbidden" {
 			t.Errorf("%s span error code %q, want forbidden", s.InstrumentationScope().Name, code)
 		}
+	}
+}
+
+// A span for a route nothing serves is named "unknown/unknown": span names
+// stay few, and a client's path (a card number, say) never reaches the
+// trace backend.
+func TestTraceDoesNotNameSpansAfterUnknownRoutes(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	server := rpc.Chain(newTestRouter().Service(), rpc.Trace(tp.Tracer("server")))
+	srv := httptest.NewServer(rpc.NewHTTPHandler(server))
+	defer srv.Close()
+	const pan = "4599993523778640"
+	res, err := http.Post(srv.URL+"/rpc/card/"+pan, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound || strings.Contains(string(body), pan) {
+		t.Errorf("answered %d %s", res.StatusCode, body)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	s := spans[0]
+	if s.Name() != "unknown/unknown" {
+		t.Errorf("span named %q", s.Name())
+	}
+	for _, kv := range s.Attributes() {
+		if strings.Contains(kv.Value.Emit(), pan) {
+			t.Errorf("span attribute %s = %q", kv.Key, kv.Value.Emit())
+		}
+	}
+	if strings.Contains(s.Status().Description, pan) {
+		t.Errorf("span status %q", s.Status().Description)
+	}
+}
+
+// The log line that keeps an error's cause carries the trace id of the span
+// that failed, also when the caller sent no trace context (curl, the card
+// gateway).
+func TestHTTPErrorLogCarriesTheServerSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	var logs bytes.Buffer
+	server := rpc.Chain(newTestRouter().Service(), rpc.Trace(tp.Tracer("server")))
+	srv := httptest.NewServer(rpc.NewHTTPHandler(server, rpc.ErrorLog(obs.NewLogger(&logs, slog.LevelDebug, true))))
+	defer srv.Close()
+	res, err := http.Post(srv.URL+"/rpc/test/plain", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", res.StatusCode)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	var line map[string]any
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+		t.Fatalf("log: %v: %s", err, logs.Bytes())
+	}
+	if want := spans[0].SpanContext().TraceID().String(); line["trace_id"] != want || line["route"] != "test/plain" {
+		t.Errorf("cause logged as %s; want trace_id %s and route test/plain", logs.Bytes(), want)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/corebank/corebank/errors"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The HTTP transport's wire protocol. A request is
@@ -142,8 +143,14 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Body = json.RawMessage(body)
 
-	rsp := h.s(ctx, req)
+	sctx, served := withSpanSlot(ctx)
+	rsp := h.s(sctx, req)
 	if rsp.Err != nil {
+		if sc := served.sc; sc.IsValid() {
+			// Logged under the span that failed (Trace's), not only
+			// the caller's.
+			ctx = trace.ContextWithSpanContext(ctx, sc)
+		}
 		h.fail(ctx, w, req, rsp.Err)
 		return
 	}
@@ -177,7 +184,7 @@ func (h *httpHandler) fail(ctx context.Context, w http.ResponseWriter, req Reque
 			level = slog.LevelError
 		}
 		h.log.Log(ctx, level, "rpc: error sent without its cause",
-			"service", req.Service, "method", req.Method, "caller", req.Caller,
+			"route", shownRoute(req.Service+"/"+req.Method), "caller", req.Caller,
 			"code", string(pub.Code), "err", err)
 	}
 	b, _ := json.Marshal(errorBody{Code: pub.Code, Message: pub.Message}) // strings only: cannot fail

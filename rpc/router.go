@@ -111,6 +111,27 @@ func (r *Router) Service() Service {
 	return r.serve
 }
 
+// shownRoute is a route a request named, as errors and logs may show it:
+// as named if it is short and plain, else by its length only (it comes
+// from a client, and could be a card number).
+func shownRoute(r string) string {
+	digits := 0
+	for i := 0; i < len(r); i++ {
+		c := r[i]
+		switch {
+		case '0' <= c && c <= '9':
+			digits++
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_', c == '.', c == '/', c == '-', c == ':':
+		default:
+			digits = 12 // not plain
+		}
+	}
+	if len(r) > 2*MaxCallerLen+1 || digits >= 12 {
+		return fmt.Sprintf("(a name of %d characters, not shown)", len(r))
+	}
+	return r
+}
+
 // errUnknownMethod is the cause of a request for a route no handler serves,
 // so that filters can tell it from a handler's NotFound.
 var errUnknownMethod = stderrors.New("rpc: unknown method")
@@ -118,7 +139,7 @@ var errUnknownMethod = stderrors.New("rpc: unknown method")
 func (r *Router) serve(ctx context.Context, req Request) Response {
 	h, ok := (*r.handlers.Load())[route{req.Service, req.Method}]
 	if !ok {
-		return Response{Err: errors.Wrap(errUnknownMethod, errors.NotFound, fmt.Sprintf("unknown method %s/%s", req.Service, req.Method))}
+		return Response{Err: errors.Wrap(errUnknownMethod, errors.NotFound, "unknown method "+shownRoute(req.Service+"/"+req.Method))}
 	}
 	if !ValidCaller(req.Caller) {
 		return Response{Err: errCaller}

@@ -211,3 +211,21 @@ func TestFromNamesTheCaller(t *testing.T) {
 		t.Errorf("handler saw caller %q, want authorization", got.Caller)
 	}
 }
+
+// A route named by a client that is not plain (a card number, say) is not
+// echoed in errors, logs, metrics or spans.
+func TestUnknownRouteIsNotEchoed(t *testing.T) {
+	s := newTestRouter().Service()
+	const pan = "4599993523778640"
+	for _, c := range []struct{ service, method string }{
+		{"card", pan},
+		{pan, "get"},
+		{"card", "get\n" + strings.Repeat("x", 10)},
+		{"card", strings.Repeat("x", 200)},
+	} {
+		rsp := s(context.Background(), rpc.Request{Service: c.service, Method: c.method})
+		if errors.CodeOf(rsp.Err) != errors.NotFound || strings.Contains(rsp.Err.Error(), pan) || strings.Contains(rsp.Err.Error(), "xxxxxxxxxx") {
+			t.Errorf("%q/%q: %v", c.service, c.method, rsp.Err)
+		}
+	}
+}

@@ -23,7 +23,16 @@ func Trace(t trace.Tracer) Filter {
 			attribute.String("corebank.caller", req.Caller),
 		))
 		defer span.End()
+		if slot, ok := ctx.Value(spanSlotKey{}).(*spanSlot); ok && !slot.sc.IsValid() {
+			slot.sc = span.SpanContext() // the outermost span
+		}
 		rsp := next(ctx, req)
+		if errors.IsErr(rsp.Err, errUnknownMethod) {
+			// Names from a request's path, served by nothing, are not a
+			// span's: one name for all of them, as in Metrics.
+			span.SetName("unknown/unknown")
+			span.SetAttributes(attribute.String("rpc.service", "unknown"), attribute.String("rpc.method", "unknown"))
+		}
 		if rsp.Err != nil {
 			pub := errors.Public(rsp.Err)
 			span.SetAttributes(attribute.String("corebank.error_code", string(pub.Code)))
@@ -31,4 +40,16 @@ func Trace(t trace.Tracer) Filter {
 		}
 		return rsp
 	}
+}
+
+// spanSlot receives the span context of the outermost span Trace starts
+// for a request, so that the transport that serves it can log under it.
+type spanSlot struct{ sc trace.SpanContext }
+
+type spanSlotKey struct{}
+
+// withSpanSlot returns ctx with an empty slot for Trace to fill.
+func withSpanSlot(ctx context.Context) (context.Context, *spanSlot) {
+	s := new(spanSlot)
+	return context.WithValue(ctx, spanSlotKey{}, s), s
 }
