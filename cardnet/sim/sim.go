@@ -240,14 +240,17 @@ schedule:
 	stopEcho()
 	<-echoDone
 
+	var runErr error
 	select {
 	case <-c.Done():
-		return r.res, fmt.Errorf("sim: the connection ended during the run (first error: %v)", r.res.FirstError)
+		runErr = fmt.Errorf("sim: the connection ended during the run (first error: %v)", r.res.FirstError)
 	default:
+		if err := r.network(context.WithoutCancel(ctx), cardnet.NetworkSignOff); err != nil {
+			runErr = fmt.Errorf("sim: sign off: %w", err)
+		}
 	}
-	if err := r.network(context.WithoutCancel(ctx), cardnet.NetworkSignOff); err != nil {
-		return r.res, fmt.Errorf("sim: sign off: %w", err)
-	}
+	// The approvals answered before the end are presented whatever ended
+	// the run: the network clears what it approved.
 	r.res.Elapsed = r.now().Sub(start)
 	r.res.Clearing = r.clearing()
 	r.log.Info("sim: signed off", "elapsed", r.res.Elapsed.Round(time.Millisecond), "approvals", len(r.res.Approvals),
@@ -258,10 +261,10 @@ schedule:
 			f = CSVClearing{}
 		}
 		if err := f.WriteClearing(s.Clearing, r.res.Clearing); err != nil {
-			return r.res, fmt.Errorf("sim: %w", err)
+			return r.res, errors.Join(runErr, fmt.Errorf("sim: %w", err))
 		}
 	}
-	return r.res, nil
+	return r.res, runErr
 }
 
 // networkAcquirer is DE32 of the network's own management messages.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -408,5 +409,44 @@ func TestSimulatorTinyAndBadRates(t *testing.T) {
 		if _, err := s.Run(ctx); err == nil {
 			t.Errorf("Rate %v: ran", rate)
 		}
+	}
+}
+
+// A run whose connection breaks still writes the clearing file of what was
+// approved before: the network clears what it approved.
+func TestSimulatorClearsWhatWasApprovedWhenTheConnectionBreaks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var approved atomic.Int64
+	broken := make(chan struct{})
+	var once sync.Once
+	is := newIssuer(t)
+	srv := &cardnet.Server{Handler: cardnet.HandlerFunc(func(ctx context.Context, m *cardnet.Message) *cardnet.Message {
+		resp := is.Handle(ctx, m)
+		if m.MTI() == "0100" && resp != nil && resp.Get(39) == "00" && approved.Add(1) == 20 {
+			once.Do(func() { close(broken) })
+		}
+		return resp
+	})}
+	go srv.Serve(ln)
+	go func() {
+		<-broken
+		srv.Close() // the link drops
+	}()
+	defer srv.Close()
+	var file bytes.Buffer
+	s := &sim.Simulator{Addr: ln.Addr().String(), Cards: testCards, Rate: 400, Duration: 5 * time.Second,
+		Rand: rand.New(rand.NewPCG(3, 1)), Timeout: time.Second, Clearing: &file, Mix: sim.Mix{Purchase: 1}}
+	res, err := s.Run(context.Background())
+	if err == nil {
+		t.Fatal("a run whose connection broke ended without an error")
+	}
+	if res == nil || len(res.Approvals) == 0 || len(res.Clearing.Records) != len(res.Approvals) {
+		t.Fatalf("result %+v", res)
+	}
+	if lines := strings.Count(file.String(), "\nD,"); lines != len(res.Approvals) || !strings.HasPrefix(file.String(), "H,"+res.Clearing.ID+",") {
+		t.Errorf("clearing file of %d record lines for %d approvals:\n%.200s", lines, len(res.Approvals), file.String())
 	}
 }

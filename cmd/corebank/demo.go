@@ -119,10 +119,16 @@ Press Ctrl-C to stop.
 			p.log.Warn("demo simulator not started", "err", err)
 			return
 		}
-		s := &sim.Simulator{Addr: loopback(st.gateway.addr()), Cards: simCards(details, "GBP"), Rate: *simRate,
-			Duration: 100 * 365 * 24 * time.Hour, Log: p.log.With("component", "sim")}
-		if _, err := s.Run(ctx); err != nil {
-			p.log.Warn("demo simulator stopped", "err", err)
+		// A session an hour, as a network signs on for a business day:
+		// each run's result (its approvals, for its clearing file) is let
+		// go at its end, so a demo left running does not grow.
+		for ctx.Err() == nil {
+			s := &sim.Simulator{Addr: loopback(st.gateway.addr()), Cards: simCards(details, "GBP"), Rate: *simRate,
+				Duration: time.Hour, Log: p.log.With("component", "sim")}
+			if _, err := s.Run(ctx); err != nil {
+				p.log.Warn("demo simulator stopped", "err", err)
+				return
+			}
 		}
 	}()
 	paydayDone := make(chan struct{})
