@@ -100,6 +100,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
   ISO 8583    %[3]s   card network gateway (2-byte length header, ISO 8583:1987 ASCII)
   metrics     http://%[1]s/metrics
   health      http://%[1]s/healthz  http://%[1]s/readyz
+  traces      http://%[1]s/debug/traces   (the last 200 spans)
   data        %[2]s   (SQLite: ledger.db, card.db, authorization.db, clearing.db; NATS JetStream: nats/)
   events      NATS JetStream in this process, stream CORE
 

@@ -165,6 +165,25 @@ func TestDemo(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The recent traces: the balance read over RPC above, among others.
+	var traces struct {
+		Spans []struct {
+			Name    string `json:"name"`
+			TraceID string `json:"trace_id"`
+			Status  string `json:"status"`
+		} `json:"spans"`
+	}
+	code, body := get("/debug/traces")
+	if err := json.Unmarshal([]byte(body), &traces); code != 200 || err != nil {
+		t.Errorf("/debug/traces = %d %.200q: %v", code, body, err)
+	}
+	names := map[string]bool{}
+	for _, s := range traces.Spans {
+		names[s.Name] = true
+	}
+	if !names["ledger/balance"] || !names["authorization/authorize"] {
+		t.Errorf("/debug/traces lacks ledger/balance or authorization/authorize: %v", names)
+	}
 	_, metrics := get("/metrics")
 	for _, m := range []string{"corebank_ledger_writes_total", "corebank_rpc_requests_total", "corebank_outbox_published_total"} {
 		if !strings.Contains(metrics, m) {

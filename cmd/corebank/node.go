@@ -303,6 +303,12 @@ func (p *platform) serveHTTP(addr string, router *rpc.Router, ready func(context
 	mux.Handle("POST /rpc/"+clearing.Name+"/", rpc.NewHTTPHandler(rpcService, rpc.ErrorLog(p.log), rpc.MaxRequest(clearing.MaxRequestBytes)))
 	mux.Handle("GET /metrics", obs.MetricsHandler(p.reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	// The last spans this process finished, newest first: a trace view
+	// without a tracing backend (the embedded shape's).
+	mux.HandleFunc("GET /debug/traces", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"spans": p.tracing.Recent()})
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
