@@ -165,9 +165,9 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("malformed JSON at byte %d: %s", syn.Offset, syn.Error())
 	case errors.As(err, &typ):
 		if typ.Field != "" {
-			return fmt.Sprintf("field %q: cannot use a JSON %s as %s", typ.Field, typ.Value, typ.Type)
+			return fmt.Sprintf("field %q: cannot use a JSON %s as %s", typ.Field, jsonKind(typ.Value), typ.Type)
 		}
-		return fmt.Sprintf("cannot use a JSON %s as %s", typ.Value, typ.Type)
+		return fmt.Sprintf("cannot use a JSON %s as %s", jsonKind(typ.Value), typ.Type)
 	default:
 		// Unknown fields and the like: the package's own words are precise.
 		return strings.TrimPrefix(err.Error(), "json: ")
@@ -190,4 +190,12 @@ func fold(s string) string {
 		}
 		return m
 	}, s)
+}
+
+// jsonKind is the kind of a JSON value as encoding/json names it in a type
+// error ("string", "number 4599993523778640"): the kind only, since the
+// value is the caller's and could be a card number.
+func jsonKind(v string) string {
+	kind, _, _ := strings.Cut(v, " ")
+	return kind
 }

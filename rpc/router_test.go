@@ -79,6 +79,8 @@ func TestRouterRejectsBadJSON(t *testing.T) {
 		{"empty", ``, `test/greet: request body: empty, want a JSON value`},
 		{"unknown field", `{"name": "Ada", "nmae": "x"}`, `test/greet: request body: unknown field "nmae"`},
 		{"wrong type", `{"name": "Ada", "times": "two"}`, `test/greet: request body: field "times": cannot use a JSON string as int`},
+		{"a number too large, not echoed", `{"name": "Ada", "times": 45999935237786401234567}`, `test/greet: request body: field "times": cannot use a JSON number as int`},
+		{"a fraction, not echoed", `{"name": "Ada", "times": 4599993523778640.5}`, `test/greet: request body: field "times": cannot use a JSON number as int`},
 		{"wrong top-level type", `[1,2]`, `test/greet: request body: cannot use a JSON array as rpc_test.greetReq`},
 		{"trailing data", `{"name": "Ada"} {"name": "Bo"}`, `test/greet: request body: unexpected data after the JSON value, at byte 15`},
 		{"trailing garbage", `{"name": "Ada"}}`, `test/greet: request body: unexpected data after the JSON value, at byte 15`},
