@@ -1,7 +1,9 @@
 package cardnet_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,6 +16,9 @@ import (
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/obs"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // A reversal that reuses its original's ids (acquirer, STAN, DE7, RRN),
@@ -357,5 +362,50 @@ func TestGatewaySurvivesAPanickingLateReversal(t *testing.T) {
 	waitLate(t, gw)
 	if n := auth.queued.Load(); n != 1 {
 		t.Errorf("%d reversals queued, want 1", n)
+	}
+}
+
+// With a Tracer, each request is a span ("cardnet/0100", its answer's code
+// on it), and the gateway's logs about it carry its trace id.
+func TestGatewayTracesAndLogsUnderTheRequestSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	var logs bytes.Buffer
+	gw := &cardnet.Gateway{Auth: &hung{}, Deadline: 20 * time.Millisecond, ReconcileTimeout: 100 * time.Millisecond,
+		Tracer: tp.Tracer("test"), Log: obs.NewLogger(&logs, slog.LevelInfo, true)}
+	if code := handled(t, gw, MustMessage(t, authRequest("000001", "RRN000000001"))); code != "91" {
+		t.Fatalf("answered %s, want 91", code)
+	}
+	waitLate(t, gw)
+	spans := rec.Ended()
+	if len(spans) != 1 || spans[0].Name() != "cardnet/0100" {
+		t.Fatalf("spans %v, want one cardnet/0100", spans)
+	}
+	var code string
+	for _, kv := range spans[0].Attributes() {
+		if kv.Key == "iso8583.response_code" {
+			code = kv.Value.Emit()
+		}
+	}
+	if code != "91" {
+		t.Errorf("span's response code %q, want 91", code)
+	}
+	traceID := spans[0].SpanContext().TraceID().String()
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if l["msg"] == "cardnet: no decision within the deadline" {
+			found = true
+			if l["trace_id"] != traceID {
+				t.Errorf("logged with trace_id %v, want %s", l["trace_id"], traceID)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no timeout logged:\n%s", logs.String())
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
@@ -158,6 +160,9 @@ type Gateway struct {
 	// Log receives timeouts, reconciliations and failures; discarded if
 	// nil. Card numbers are masked, card secrets left out.
 	Log *slog.Logger
+	// Tracer, if set, records each request as a span, "cardnet/0100",
+	// the parent of the calls it makes; its logs carry the trace id.
+	Tracer trace.Tracer
 	// Metrics, if set, receives the gateway's metrics:
 	// corebank_cardnet_requests_total{mti,code},
 	// corebank_cardnet_decision_seconds{mti},
@@ -287,7 +292,16 @@ func (g *Gateway) Handle(ctx context.Context, msg *Message) *Message {
 	g.init()
 	start := time.Now()
 	base := baseMTI(msg.MTI())
+	var span trace.Span
+	if g.Tracer != nil {
+		ctx, span = g.Tracer.Start(ctx, "cardnet/"+base, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("iso8583.mti", msg.MTI())))
+	}
 	resp, code := g.handle(ctx, msg)
+	if span != nil {
+		span.SetAttributes(attribute.String("iso8583.response_code", code))
+		span.End()
+	}
 	g.latency.WithLabelValues(base).Observe(time.Since(start).Seconds())
 	g.requests.WithLabelValues(base, code).Inc()
 	return resp
@@ -304,7 +318,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	log := g.Log.With("req", req)
 	call, reconcile, code := g.route(req)
 	if call == nil {
-		log.Warn("cardnet: request not supported", "code", string(code))
+		log.WarnContext(ctx, "cardnet: request not supported", "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
 	n := networkID(req)
@@ -325,17 +339,17 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	expired := reconcile && ctx.Err() != nil
 	f, joined, late := g.join(fkey, key, reconcile, expired)
 	if late {
-		log.Info("cardnet: retransmission of a request answered per the timeout policy; answering alike")
+		log.InfoContext(ctx, "cardnet: retransmission of a request answered per the timeout policy; answering alike")
 		return g.reconciledAnswer(ctx, msg, n, log)
 	}
 	if f == nil {
 		if expired {
 			g.timeouts.WithLabelValues(baseMTI(req.MTI)).Inc()
-			log.Warn("cardnet: request past its deadline before it was decided; answering per the timeout policy without deciding", "policy", g.OnTimeout.String())
+			log.WarnContext(ctx, "cardnet: request past its deadline before it was decided; answering per the timeout policy without deciding", "policy", g.OnTimeout.String())
 		} else {
 			// MaxDecisions in progress: shed, as if this one were late.
 			g.shed.WithLabelValues(baseMTI(req.MTI)).Inc()
-			log.Warn("cardnet: too many decisions in progress; answering per the timeout policy without deciding", "max", g.MaxDecisions, "policy", g.OnTimeout.String())
+			log.WarnContext(ctx, "cardnet: too many decisions in progress; answering per the timeout policy without deciding", "max", g.MaxDecisions, "policy", g.OnTimeout.String())
 		}
 		if !reconcile {
 			return g.timeoutAnswer(msg)
@@ -370,7 +384,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 
 	if timedOut {
 		g.timeouts.WithLabelValues(baseMTI(req.MTI)).Inc()
-		log.Warn("cardnet: no decision within the deadline", "policy", g.OnTimeout.String())
+		log.WarnContext(ctx, "cardnet: no decision within the deadline", "policy", g.OnTimeout.String())
 		if !reconcile {
 			return g.timeoutAnswer(msg)
 		}
@@ -381,12 +395,12 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		// authorization service unreachable, a timeout on the way): as
 		// with a late decision, answer per the timeout policy and reverse
 		// whatever was done, so that the books agree with the answer.
-		log.Error("cardnet: authorization failed with an unknown outcome; answering per the timeout policy and reversing", "err", f.err, "policy", g.OnTimeout.String())
+		log.ErrorContext(ctx, "cardnet: authorization failed with an unknown outcome; answering per the timeout policy and reversing", "err", f.err, "policy", g.OnTimeout.String())
 		return g.undo(ctx, msg, n, f, log)
 	}
 	if f.err != nil {
 		code := ResponseCodeFor(f.err)
-		log.Error("cardnet: authorization failed", "err", f.err, "code", string(code))
+		log.ErrorContext(ctx, "cardnet: authorization failed", "err", f.err, "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
 	g.mu.Lock()
@@ -407,7 +421,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 			// this decision cannot be answered; and it must not stand
 			// unanswered either (silence would leave its money held):
 			// undone and answered as a late decision is.
-			log.Error("cardnet: cannot tell whether a repeat's request was reversed late; answering per the timeout policy and reversing it", "err", err)
+			log.ErrorContext(ctx, "cardnet: cannot tell whether a repeat's request was reversed late; answering per the timeout policy and reversing it", "err", err)
 			return g.undo(ctx, msg, n, f, log)
 		}
 		if reversed {
@@ -433,7 +447,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 	if undoable {
 		// An approval that cannot be said: undo it, as after a timeout,
 		// so that the books agree with what the network hears.
-		log.Error("cardnet: an approval cannot be laid out; reversing it and answering per the timeout policy", "err", err)
+		log.ErrorContext(ctx, "cardnet: an approval cannot be laid out; reversing it and answering per the timeout policy", "err", err)
 		return g.undo(ctx, msg, n, f, log)
 	}
 	return g.respond(msg, a)
@@ -594,7 +608,7 @@ func (g *Gateway) reconciledAnswer(ctx context.Context, msg *Message, n authoriz
 		cancel()
 		if err != nil {
 			g.reconcile.WithLabelValues("not_queued").Inc()
-			log.Error("cardnet: the reversal of a request without a decision could not be queued; leaving it unanswered, for the network to reverse or stand in", "err", err)
+			log.ErrorContext(ctx, "cardnet: the reversal of a request without a decision could not be queued; leaving it unanswered, for the network to reverse or stand in", "err", err)
 			return nil, "none"
 		}
 		g.mu.Lock()
@@ -625,16 +639,16 @@ func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d 
 	}
 	if err != nil {
 		g.reconcile.WithLabelValues("failed").Inc()
-		log.Error("cardnet: late decision not reversed yet; the authorization service carries out its queued reversal later, if it was queued", "err", err)
+		log.ErrorContext(ctx, "cardnet: late decision not reversed yet; the authorization service carries out its queued reversal later, if it was queued", "err", err)
 		return
 	}
 	if derr == nil && (!d.Approved || (d.HoldID == "" && d.TransferID == "")) {
 		g.reconcile.WithLabelValues("declined").Inc()
-		log.Info("cardnet: late decision needed no reconciliation", "approved", d.Approved, "reason", string(d.Reason))
+		log.InfoContext(ctx, "cardnet: late decision needed no reconciliation", "approved", d.Approved, "reason", string(d.Reason))
 		return
 	}
 	g.reconcile.WithLabelValues("reversed").Inc()
-	log.Warn("cardnet: late decision reversed to match the timeout answer", "reversal", rd.ID, "released", rd.Amount, "currency", string(rd.Currency))
+	log.WarnContext(ctx, "cardnet: late decision reversed to match the timeout answer", "reversal", rd.ID, "released", rd.Amount, "currency", string(rd.Currency))
 }
 
 // reversedLate reports whether the Gateway reversed the request with

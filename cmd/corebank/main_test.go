@@ -181,8 +181,8 @@ func TestDemo(t *testing.T) {
 	for _, s := range traces.Spans {
 		names[s.Name] = true
 	}
-	if !names["ledger/balance"] || !names["authorization/authorize"] {
-		t.Errorf("/debug/traces lacks ledger/balance or authorization/authorize: %v", names)
+	if !names["ledger/balance"] || !names["authorization/authorize"] || !names["cardnet/0100"] {
+		t.Errorf("/debug/traces lacks ledger/balance, authorization/authorize or cardnet/0100: %v", names)
 	}
 	_, metrics := get("/metrics")
 	for _, m := range []string{"corebank_ledger_writes_total", "corebank_rpc_requests_total", "corebank_outbox_published_total"} {
