@@ -207,7 +207,13 @@ func (h *httpHandler) fail(ctx context.Context, w http.ResponseWriter, req Reque
 // 502), the code errors.FromHTTPStatus gives its status.
 func NewHTTPClient(baseURL string, hc *http.Client) Service {
 	if hc == nil {
-		hc = &http.Client{}
+		// Go's default transport keeps two idle connections per host: a
+		// service called by many goroutines at once would dial (and leave
+		// in TIME_WAIT) a connection for most calls.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 0 // no bound overall
+		tr.MaxIdleConnsPerHost = 1024
+		hc = &http.Client{Transport: tr}
 	}
 	c := &httpClient{base: strings.TrimSuffix(baseURL, "/") + "/rpc/", hc: hc}
 	return c.call

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -323,5 +325,42 @@ func TestCallerNameIsChecked(t *testing.T) {
 		if err != nil || got.Caller != caller {
 			t.Errorf("caller %q: %+v, %v", caller, got, err)
 		}
+	}
+}
+
+// The HTTP client keeps connections for reuse: a service called by many
+// goroutines at once does not dial a connection for most calls (Go's
+// default transport keeps two idle ones per host).
+func TestHTTPClientReusesConnections(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond) // a decision takes a moment
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	svc := rpc.NewHTTPClient(srv.URL, nil)
+	const workers, calls = 64, 20
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range calls {
+				res := svc(context.Background(), rpc.Request{Service: "test", Method: "get", Body: map[string]string{"id": "x"}})
+				if res.Err != nil {
+					t.Error(res.Err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := conns.Load(); n > 2*workers {
+		t.Errorf("%d calls from %d goroutines opened %d connections; want them reused", workers*calls, workers, n)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -370,5 +372,28 @@ func TestBenchTinyRateEnds(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("a 100 ms run at 1e-10/s sent %d requests, want 1", n)
+	}
+}
+
+// serve refuses a service URL that is not http(s)://host, before it starts
+// anything: a gateway with such a URL would be ready and answer nothing.
+func TestServeRefusesBadServiceURL(t *testing.T) {
+	for _, args := range [][]string{
+		{"--service", "cardnet", "--authorization-url", "127.0.0.1:8081"},
+		{"--service", "cardnet", "--authorization-url", "authorization:8080"},
+		{"--service", "cardnet", "--authorization-url", "htp://x"},
+		{"--service", "authorization", "--ledger-url", "http://ledger:8080", "--card-url", "card:8080"},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var out, errs bytes.Buffer
+		err := run(ctx, append([]string{"serve", "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0", "--data", dir}, args...), &out, &errs)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "-url") || !strings.Contains(err.Error(), "want http://") {
+			t.Errorf("serve %v = %v, want the URL refused", args, err)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("serve %v created %s before refusing its flags", args, dir)
+		}
 	}
 }

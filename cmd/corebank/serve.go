@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/corebank/corebank/authorization"
@@ -50,11 +51,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !known {
 		return fmt.Errorf("serve: --service must be one of: %s", strings.Join(services, ", "))
 	}
-	remote := func(flagName, url string) (rpc.Service, error) {
-		if url == "" {
+	remote := func(flagName, raw string) (rpc.Service, error) {
+		if raw == "" {
 			return nil, fmt.Errorf("serve --service %s needs --%s", *service, flagName)
 		}
-		return rpc.NewHTTPClient(url, nil).Filter(rpc.From(*service)), nil
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("--%s %q: want http://host:port or https://host:port", flagName, raw)
+		}
+		return rpc.NewHTTPClient(raw, nil).Filter(rpc.From(*service)), nil
+	}
+
+	// The services this one calls, checked before anything starts.
+	var lr, cr, ar rpc.Service
+	var err error
+	switch *service {
+	case authorization.Name:
+		if lr, err = remote("ledger-url", *ledgerURL); err != nil {
+			return err
+		}
+		if cr, err = remote("card-url", *cardURL); err != nil {
+			return err
+		}
+	case cardnetService:
+		if ar, err = remote("authorization-url", *authURL); err != nil {
+			return err
+		}
 	}
 
 	p, err := startPlatform(ctx, cfg, *service, stderr)
@@ -81,14 +102,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		stop, ready = append(stop, n.stop), append(ready, n.db.Ping)
 	case authorization.Name:
-		lr, err := remote("ledger-url", *ledgerURL)
-		if err != nil {
-			return err
-		}
-		cr, err := remote("card-url", *cardURL)
-		if err != nil {
-			return err
-		}
 		var cs []money.Currency
 		for _, c := range strings.Split(*currencies, ",") {
 			cs = append(cs, money.Currency(strings.TrimSpace(c)))
@@ -99,10 +112,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		stop, ready = append(stop, n.stop), append(ready, n.db.Ping)
 	case cardnetService:
-		ar, err := remote("authorization-url", *authURL)
-		if err != nil {
-			return err
-		}
 		n, err := p.startGateway(gc, &authorization.Client{RPC: ar})
 		if err != nil {
 			return err
