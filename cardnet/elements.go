@@ -119,8 +119,8 @@ func parseMerchant(v string) (Merchant, error) {
 	// A card number in the name or city (an acquirer's mistake) is masked
 	// here, before the merchant is recorded and published.
 	return Merchant{
-		Name:    hideDigitRuns(strings.TrimRight(v[:merchantNameLen], " ")),
-		City:    hideDigitRuns(strings.TrimRight(v[merchantNameLen:merchantNameLen+merchantCityLen], " ")),
+		Name:    ascii.MaskCardNumbers(strings.TrimRight(v[:merchantNameLen], " ")),
+		City:    ascii.MaskCardNumbers(strings.TrimRight(v[merchantNameLen:merchantNameLen+merchantCityLen], " ")),
 		Country: strings.TrimRight(v[merchantNameLen+merchantCityLen:], " "),
 	}, nil
 }

@@ -328,33 +328,11 @@ func (m *Message) safe(e element) string {
 	case shown(e.n):
 		return e.v
 	case e.n >= 41 && e.n <= 43:
-		return hideDigitRuns(e.v)
+		return ascii.MaskCardNumbers(e.v)
 	}
 	return "[" + strconv.Itoa(len(e.v)) + " characters]"
 }
 
-// hideDigitRuns masks each run of 12 or more digits in s, which may be a
-// card number, as a PAN is masked.
-func hideDigitRuns(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		j := i
-		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
-			j++
-		}
-		switch {
-		case j-i >= 12:
-			b.WriteString(PAN(s[i:j]).Masked())
-		case j > i:
-			b.WriteString(s[i:j])
-		default:
-			b.WriteByte(s[i])
-			j++
-		}
-		i = j
-	}
-	return b.String()
-}
 
 // isDigits reports whether s is exactly n ASCII digits (any length if n < 0).
 func isDigits(s string, n int) bool {

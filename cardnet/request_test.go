@@ -221,3 +221,31 @@ func TestMerchantHoldsNoCardNumber(t *testing.T) {
 		t.Errorf("merchant read as %q, %q, %q", req.Merchant.Name, req.Merchant.City, req.Merchant.Country)
 	}
 }
+
+// So is one written in groups, in the merchant and in the message's dump.
+func TestMerchantHoldsNoGroupedCardNumber(t *testing.T) {
+	digits := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if '0' <= r && r <= '9' {
+				return r
+			}
+			return -1
+		}, s)
+	}
+	const pan = "4599993523778640"
+	for _, name := range []string{"4599 9935 2377 8640", "4599-9935-2377-8640", "4599.9935.2377.8640"} {
+		r := authRequest("000001", "RRN000000001")
+		r.Merchant = cardnet.Merchant{Name: name, City: "LONDON", Country: "GB"}
+		msg := MustMessage(t, r)
+		req, err := cardnet.ParseRequest(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(digits(req.Merchant.Name), pan[6:12]) || req.Merchant.City != "LONDON" {
+			t.Errorf("merchant read as %q, %q", req.Merchant.Name, req.Merchant.City)
+		}
+		if strings.Contains(digits(msg.String()), pan) {
+			t.Errorf("message dumped as %s", msg)
+		}
+	}
+}

@@ -68,27 +68,7 @@ func parseError(lineNo int, rec, format string, args ...any) error {
 		where += fmt.Sprintf(" (record %s)", showID(rec))
 	}
 	msg := fmt.Sprintf("clearing file: %s: %s", where, fmt.Sprintf(format, args...))
-	return cberrors.New(cberrors.BadRequest, maskDigitRuns(msg))
-}
-
-// maskDigitRuns masks every run of 12 or more digits in s to its first six
-// and last four, the rest '*'.
-func maskDigitRuns(s string) string {
-	b := []byte(s)
-	for i := 0; i < len(b); {
-		j := i
-		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
-			j++
-		}
-		if j-i >= 12 {
-			copy(b[i:j], maskPAN(string(b[i:j])))
-		}
-		if j == i {
-			j++
-		}
-		i = j
-	}
-	return string(b)
+	return cberrors.New(cberrors.BadRequest, ascii.MaskCardNumbers(msg))
 }
 
 // parse checks and parses a whole clearing file. Every error is a
@@ -319,6 +299,9 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 	if l.MerchantCity = fs[colMerchantCity]; !isText(l.MerchantCity, 0, 40) {
 		return bad("merchant_city: must be at most 40 printable characters")
 	}
+	// A card number in the merchant's name or city (an acquirer's
+	// mistake) is masked before the record is stored or published.
+	l.MerchantName, l.MerchantCity = ascii.MaskCardNumbers(l.MerchantName), ascii.MaskCardNumbers(l.MerchantCity)
 	if l.MerchantCountry = fs[colMerchantCountry]; !isUpper(l.MerchantCountry, 2) {
 		return bad("merchant_country: %s must be an ISO 3166 alpha-2 code", ascii.Quote(l.MerchantCountry))
 	}

@@ -128,7 +128,7 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s/%s: request body exceeds %d bytes", req.Service, req.Method, h.max))
+			h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s: request body exceeds %d bytes", shownRoute(req.Service+"/"+req.Method), h.max))
 		} else {
 			h.fail(ctx, w, req, errors.Wrap(err, errors.BadRequest, "reading request body"))
 		}
@@ -138,7 +138,7 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 		// encoding/json would turn the bad bytes, or an escaped lone
 		// surrogate (\ud800, as a UTF-16 client sends one), into U+FFFD:
 		// another string than the caller sent (an idempotency key, say).
-		h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s/%s: request body is not UTF-8", req.Service, req.Method))
+		h.fail(ctx, w, req, errors.Errorf(errors.BadRequest, "%s: request body is not UTF-8", shownRoute(req.Service+"/"+req.Method)))
 		return
 	}
 	req.Body = json.RawMessage(body)

@@ -364,3 +364,63 @@ func TestHTTPClientReusesConnections(t *testing.T) {
 		t.Errorf("%d calls from %d goroutines opened %d connections; want them reused", workers*calls, workers, n)
 	}
 }
+
+// A body the service cannot decode gets an answer, and leaves a log line,
+// that quote no card-number-like value the caller sent: not a number too
+// large for its field, not a time that does not parse, not a key.
+func TestJSONErrorsDoNotEchoValues(t *testing.T) {
+	type req struct {
+		Times int       `json:"times"`
+		AsOf  time.Time `json:"as_of"`
+	}
+	r := rpc.NewRouter()
+	rpc.Handle(r, "test", "t", func(ctx context.Context, q req) (*req, error) { return &q, nil })
+	var logs bytes.Buffer
+	srv := httptest.NewServer(rpc.NewHTTPHandler(r.Service(), rpc.ErrorLog(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))))
+	defer srv.Close()
+	const pan = "4599993523778640"
+	for _, body := range []string{
+		`{"times":` + pan + `.5}`,
+		`{"times":` + pan + `0000}`,
+		`{"as_of":"` + pan + `"}`,
+		`{"` + pan + `":1}`,
+		`{"times":1,"Times":2,"as_of":"2026-01-01T00:00:00Z"}`,
+	} {
+		logs.Reset()
+		resp, err := http.Post(srv.URL+"/rpc/test/t", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), pan) {
+			t.Errorf("%s: answered %d %s", body, resp.StatusCode, b)
+		}
+		if strings.Contains(logs.String(), pan) {
+			t.Errorf("%s: logged %s", body, logs.String())
+		}
+	}
+}
+
+// The transport's own refusals (a body too large, not UTF-8) do not echo a
+// route nothing serves either.
+func TestHTTPDoesNotEchoAnUnknownRoute(t *testing.T) {
+	const pan = "4599993523778640"
+	srv := httptest.NewServer(rpc.NewHTTPHandler(rpc.NewRouter().Service(), rpc.MaxRequest(16)))
+	defer srv.Close()
+	for name, body := range map[string]string{
+		"not utf-8": "\xff\xfe",
+		"too large": `{"a":"` + strings.Repeat("x", 64) + `"}`,
+		"plain":     `{}`,
+	} {
+		resp, err := http.Post(srv.URL+"/rpc/card/"+pan, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 4 || strings.Contains(string(b), pan) {
+			t.Errorf("%s: answered %d %s", name, resp.StatusCode, b)
+		}
+	}
+}

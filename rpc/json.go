@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/internal/ascii"
 )
 
 // decodeRequest decodes a JSON request body into v strictly: unknown fields
@@ -20,14 +21,16 @@ func decodeRequest(name string, b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return errors.Wrap(err, errors.BadRequest, name+": request body: "+describeJSONError(err))
+		// Without its cause, which quotes the caller's values (logged),
+		// and with anything like a card number masked.
+		return errors.New(errors.BadRequest, ascii.MaskCardNumbers(name+": request body: "+describeJSONError(err)))
 	}
 	end := dec.InputOffset()
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.Errorf(errors.BadRequest, "%s: request body: unexpected data after the JSON value, at byte %d", name, end)
 	}
 	if key, ok := duplicateKey(b, reflect.TypeOf(v)); ok {
-		return errors.Errorf(errors.BadRequest, "%s: request body: field %q appears twice", name, key)
+		return errors.New(errors.BadRequest, ascii.MaskCardNumbers(fmt.Sprintf("%s: request body: field %q appears twice", name, key)))
 	}
 	return nil
 }

@@ -52,3 +52,40 @@ func Quote(s string) string {
 	}
 	return strconv.Quote(s)
 }
+
+// MaskCardNumbers masks what could be a card number in free text: each run
+// of 12 or more digits, bare or separated by single spaces, dashes or dots
+// ("4599 9935 2377 8640"), keeps its first six and last four digits (the
+// last four only, for 12) and its separators, the digits between becoming
+// '*'. The length is kept, and a masked string masks to itself.
+func MaskCardNumbers(s string) string {
+	b := []byte(s)
+	isDigit := func(i int) bool { return i < len(b) && '0' <= b[i] && b[i] <= '9' }
+	for i := 0; i < len(b); {
+		if !isDigit(i) {
+			i++
+			continue
+		}
+		// The run: digits, each after at most one separator.
+		var at []int // the digits' positions
+		j := i
+		for isDigit(j) {
+			at = append(at, j)
+			j++
+			if j < len(b) && (b[j] == ' ' || b[j] == '-' || b[j] == '.') && isDigit(j+1) {
+				j++
+			}
+		}
+		if n := len(at); n >= 12 {
+			first := 6
+			if n < 13 {
+				first = 0
+			}
+			for _, k := range at[first : n-4] {
+				b[k] = '*'
+			}
+		}
+		i = j
+	}
+	return string(b)
+}

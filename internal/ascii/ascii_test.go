@@ -49,3 +49,28 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskCardNumbers(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                 "",
+		"OZONE COFFEE":                     "OZONE COFFEE",
+		"PAY 4571736043621200":             "PAY 457173******1200",
+		"4599 9935 2377 8640":              "4599 99** **** 8640",
+		"4599-9935-2377-8640 LONDON":       "4599-99**-****-8640 LONDON",
+		"4599.9935.2377.8640":              "4599.99**.****.8640",
+		"459999352377":                     "********2377",
+		"45999935237":                      "45999935237", // 11 digits: not a card number
+		"TEL 020 7946 0000":                "TEL 020 7946 0000",
+		"4599  9935 2377 8640":             "4599  **** **** 8640", // two spaces break the run: 4, then 12 digits
+		"A 4599993523778640123 B":          "A 459999*********0123 B",
+		"459999******8640":                 "459999******8640",
+		"12-34-56-78-90-12 and 1234567890": "**-**-**-**-90-12 and 1234567890",
+	} {
+		if got := MaskCardNumbers(in); got != want {
+			t.Errorf("MaskCardNumbers(%q) = %q, want %q", in, got, want)
+		}
+		if got := MaskCardNumbers(want); got != want {
+			t.Errorf("MaskCardNumbers(%q) = %q: a masked string must mask to itself", want, got)
+		}
+	}
+}
