@@ -389,8 +389,46 @@ func (a *Authorizer) Advise(ctx context.Context, req Request) (*Decision, error)
 	if err := req.validate(KindAdvice); err != nil {
 		return nil, err
 	}
-	return a.answered(a.decide(ctx, &req))
+	d, err := a.decide(ctx, &req)
+	if err == nil && d.Reason == NetworkDeclined && req.Original != nil {
+		err = a.releaseDeclined(ctx, req, d)
+	}
+	return a.answered(d, err)
 }
+
+// releaseDeclined releases what the bank holds for the original of an
+// advice the network declined in stand-in (d): the bank's approval was not
+// heard, the merchant was declined, and no clearing will come. It is a
+// network reversal of the original under ids derived from the advice's
+// ("ND" before its RRN), so a retransmitted advice does it once, and it is
+// durable before the advice is acknowledged. An original of another card,
+// not approved, or approved by the network too (an advice confirmed it) is
+// left alone.
+func (a *Authorizer) releaseDeclined(ctx context.Context, req Request, d *Decision) error {
+	orig, err := a.find(ctx, req.Original.Key())
+	if err != nil || orig == nil || orig.CardID != d.CardID || !orig.Approved || orig.Kind == KindAdvice || orig.Kind == KindReversal {
+		return err
+	}
+	var confirmed int
+	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'advice' AND original_key = ? AND approved = 1`,
+		orig.networkKey).Scan(&confirmed); err != nil {
+		return fmt.Errorf("authorization: advices of %s: %w", orig.networkKey, err)
+	}
+	if confirmed > 0 {
+		return nil
+	}
+	n := d.Network
+	n.RRN = declinedPrefix + n.RRN
+	if _, err := a.reverse(ctx, ReversalRequest{Network: n, Original: *req.Original, Advice: true}); err != nil {
+		return fmt.Errorf("authorization: release the original of a declined advice: %w", err)
+	}
+	return nil
+}
+
+// declinedPrefix marks the network id of the reversal that releases the
+// original of an advice the network declined: "ND" and the advice's RRN,
+// which no 12-character network RRN equals.
+const declinedPrefix = "ND"
 
 // decide is the one path of every request but reversals: card, checks,
 // ledger, record. A message already recorded (a retransmission, or one
@@ -529,6 +567,18 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		}
 		if declined, err := a.reversedGate(ctx, tx, r); declined || err != nil {
 			return err
+		}
+		if req.Kind != KindIncremental {
+			// The network stood in for this message before it reached us
+			// (held in a queue until its advice overtook it): the advice
+			// holds what the network paid, and this late decision is not
+			// heard. Holding again would hold the money twice.
+			if stood, err := a.stoodIn(ctx, tx, r.networkKey); err != nil || stood {
+				if stood {
+					r.setDeclined(AlreadyReversed, "stood_in")
+				}
+				return err
+			}
 		}
 		spent, err := a.spent(ctx, tx, c.ID, now, c.Controls.VelocityWindow)
 		if err != nil {
@@ -683,12 +733,11 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 		// what this advice reports, so nothing is held. The gateway's
 		// own reversals (detail "own") undo the bank's decision, not the
 		// network's, and do not count.
-		var n int
-		if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal' AND original_key = ? AND detail NOT LIKE 'own%'`,
-			req.Original.Key()).Scan(&n); err != nil {
-			return nil, fmt.Errorf("authorization: reversals of %s: %w", req.Original.Key(), err)
+		reversed, err := a.networkReversed(ctx, a.db.Read, req.Original.Key())
+		if err != nil {
+			return nil, err
 		}
-		if n > 0 {
+		if reversed {
 			return a.decline(ctx, r, AlreadyReversed, "network_reversed_original")
 		}
 	}
@@ -705,13 +754,40 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 	r.op, r.opKey, r.opAmount, r.opTarget, r.opForce = opPlace, r.networkKey, amount, settlement, true
 	r.opExpires = now.Add(a.cfg.HoldTTL).UnixNano()
 	got, err := a.insertGated(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
-		_, err := a.reversedGate(ctx, tx, r)
+		// Reversals of the advice's own ids, which are its original's
+		// when it reuses them without DE90: the network's, which reversed
+		// what it reports. The gateway's own (recorded "own", or queued:
+		// only the gateway queues) undid the bank's decision of a message
+		// under those ids, not the network's stand-in, and do not count.
+		if r.CardID == "" {
+			return nil
+		}
+		if err := a.lockNet(ctx, tx, r.networkKey); err != nil {
+			return err
+		}
+		reversed, err := a.networkReversed(ctx, tx, r.networkKey)
+		if err == nil && reversed {
+			r.setDeclined(AlreadyReversed, "network_reversed_original")
+			r.OriginalID, r.HoldID = "", ""
+		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return a.complete(ctx, got, held)
+}
+
+// networkReversed reports whether the network reversed the message with
+// network key: a reversal naming it that is not the gateway's own.
+func (a *Authorizer) networkReversed(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, key string) (bool, error) {
+	var n int
+	if err := q.QueryRowContext(ctx, a.db.Rebind(`SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal' AND original_key = ? AND detail NOT LIKE 'own%'`), key).Scan(&n); err != nil {
+		return false, fmt.Errorf("authorization: reversals of %s: %w", key, err)
+	}
+	return n > 0, nil
 }
 
 // originalOf is original for a message on card cardID that builds on it

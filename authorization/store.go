@@ -175,6 +175,9 @@ const (
 	// Reversals of a key recorded, and queued (reversal_queue).
 	reversedQuery = `SELECT (SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = ?)
 		+ (SELECT COUNT(*) FROM reversal_queue WHERE original_key = ?)`
+	// Stand-in advices naming a key that hold (or are being applied).
+	stoodInQuery = `SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = 'advice'
+		AND (status = 'pending' OR (approved = 1 AND hold_id <> ''))`
 	queueQuery   = `INSERT INTO reversal_queue (network_key, original_key, request, queued_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	unqueueQuery = `DELETE FROM reversal_queue WHERE network_key = ?`
 	finishQuery  = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,
@@ -202,7 +205,7 @@ const (
 
 type statements struct {
 	insert, reversed, spent, finish *sql.Stmt
-	queue, unqueue                  *sql.Stmt
+	queue, unqueue, stoodIn         *sql.Stmt
 	outbox                          *event.Outbox
 }
 
@@ -216,7 +219,7 @@ func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 		to    **sql.Stmt
 		query string
 	}{{&st.insert, insertQuery}, {&st.reversed, reversedQuery}, {&st.spent, spentQuery}, {&st.finish, finishQuery},
-		{&st.queue, queueQuery}, {&st.unqueue, unqueueQuery}} {
+		{&st.queue, queueQuery}, {&st.unqueue, unqueueQuery}, {&st.stoodIn, stoodInQuery}} {
 		s, err := db.Write.PrepareContext(ctx, db.Rebind(p.query))
 		if err != nil {
 			st.close()
@@ -228,7 +231,7 @@ func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insert, st.reversed, st.spent, st.finish, st.queue, st.unqueue} {
+	for _, s := range []*sql.Stmt{st.insert, st.reversed, st.spent, st.finish, st.queue, st.unqueue, st.stoodIn} {
 		if s != nil {
 			s.Close()
 		}
@@ -265,6 +268,16 @@ func (a *Authorizer) reversedBefore(ctx context.Context, tx *sql.Tx, networkKey 
 	err := tx.StmtContext(ctx, a.st.reversed).QueryRowContext(ctx, networkKey, string(KindReversal), networkKey).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
+	}
+	return n > 0, nil
+}
+
+// stoodIn reports whether a stand-in advice naming networkKey holds what
+// the network paid for it (or is being applied).
+func (a *Authorizer) stoodIn(ctx context.Context, tx *sql.Tx, networkKey string) (bool, error) {
+	var n int
+	if err := tx.StmtContext(ctx, a.st.stoodIn).QueryRowContext(ctx, networkKey).Scan(&n); err != nil {
+		return false, fmt.Errorf("authorization: stand-in of %s: %w", networkKey, err)
 	}
 	return n > 0, nil
 }
