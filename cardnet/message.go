@@ -333,7 +333,6 @@ func (m *Message) safe(e element) string {
 	return "[" + strconv.Itoa(len(e.v)) + " characters]"
 }
 
-
 // isDigits reports whether s is exactly n ASCII digits (any length if n < 0).
 func isDigits(s string, n int) bool {
 	return (n < 0 || len(s) == n) && ascii.Digits(s)
