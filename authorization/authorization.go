@@ -161,6 +161,12 @@ type ReversalRequest struct {
 	OwnDecision bool `json:"own_decision,omitempty"`
 }
 
+// MetaClearedBefore is the ledger metadata key of a hold a partial reversal
+// placed in place of another: how much clearing had posted against the
+// holds it replaced (decimal minor units). What the authorization has
+// cleared is that plus what is posted against the hold itself.
+const MetaClearedBefore = "cleared_before"
+
 // Reason says why a decision went the way it did. Reasons are stable wire
 // words; the gateway maps them to ISO 8583 response codes (DE39) in one
 // place.

@@ -1581,10 +1581,6 @@ func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision
 	return got.decision(), nil
 }
 
-// clearedBeforeMeta is the metadata key of a replacement hold that holds
-// what was posted against the holds it replaced.
-const clearedBeforeMeta = "cleared_before"
-
 // replaceHold carries out a pending partial reversal of a hold: a new hold
 // for what remains (op_amount, the old hold's account and destination,
 // expiring at op_expires), then the old one voided; it sets r.HoldID to the
@@ -1605,7 +1601,7 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 	// posted against a hold the old one replaced. All of it is stable once
 	// the old hold is voided, so a rerun computes the same amount.
 	cleared := old.Posted
-	if v, err := strconv.ParseInt(old.Metadata[clearedBeforeMeta], 10, 64); err == nil && v > 0 {
+	if v, err := strconv.ParseInt(old.Metadata[MetaClearedBefore], 10, 64); err == nil && v > 0 {
 		cleared += v
 	}
 	amount := r.opAmount - cleared
@@ -1614,7 +1610,7 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 		for k, v := range meta {
 			m[k] = v
 		}
-		m[clearedBeforeMeta] = strconv.FormatInt(cleared, 10)
+		m[MetaClearedBefore] = strconv.FormatInt(cleared, 10)
 		meta = m
 	}
 	if amount <= 0 {
@@ -1622,10 +1618,11 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 			r.addDetail("hold_not_pending")
 			return false, nil
 		}
-		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: old.ID}); err != nil && !errors.Is(err, errors.Conflict) {
-			return false, err
+		voided, err := a.voidReplaced(ctx, r, old)
+		if err == nil && !voided {
+			r.addDetail("hold_not_pending")
 		}
-		return true, nil
+		return voided, err
 	}
 	h, err := a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
 		Key: r.opKey + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: amount,
@@ -1641,11 +1638,39 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 		r.addDetail("hold_not_pending")
 		return false, nil
 	}
-	if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: old.ID}); err != nil && !errors.Is(err, errors.Conflict) {
+	voided, err := a.voidReplaced(ctx, r, old)
+	if err != nil {
 		return false, err
+	}
+	if !voided {
+		// Clearing posted (or the expiry released) the old hold between
+		// the read and the void: the new one would hold the money again.
+		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":undo", HoldID: h.ID}); err != nil && !errors.Is(err, errors.Conflict) {
+			return false, err
+		}
+		r.addDetail("hold_not_pending")
+		return false, nil
 	}
 	r.HoldID = h.ID
 	return true, nil
+}
+
+// voidReplaced voids old, the hold a replacement takes the place of, and
+// reports whether it is voided: a hold finished meanwhile (posted in full
+// by clearing, expired) refuses the void, and is read again to tell.
+func (a *Authorizer) voidReplaced(ctx context.Context, r *record, old *ledger.Hold) (bool, error) {
+	_, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: old.ID})
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, errors.Conflict) {
+		return false, err
+	}
+	now, err := a.cfg.Ledger.GetHold(ctx, old.ID)
+	if err != nil {
+		return false, err
+	}
+	return now.Status == ledger.HoldVoided, nil
 }
 
 // reversal records a decided reversal that releases nothing.
