@@ -490,24 +490,13 @@ func TestEventsAndSecrets(t *testing.T) {
 			t.Errorf("approved event = %+v (key %s), %v", first, evs[0].Key, err)
 		}
 		// No stored value anywhere holds the card number or its middle digits.
-		rows, err := db.Read.Query(`SELECT * FROM authorizations`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
+		for col, vals := range storetest.Dump(t, db) {
+			if !strings.HasPrefix(col, "authorizations.") {
+				continue // other tables hold the clock's real times, whose digits could match
 			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
-				if s := fmt.Sprintf("%s", v); strings.Contains(s, h.PAN) || strings.Contains(s, h.PAN[6:12]) {
-					t.Errorf("column %s holds card number digits", cols[i])
+			for _, v := range vals {
+				if strings.Contains(v, h.PAN) || strings.Contains(v, h.PAN[6:12]) {
+					t.Errorf("%s holds card number digits", col)
 				}
 			}
 		}

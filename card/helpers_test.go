@@ -15,6 +15,7 @@ import (
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
+	"github.com/corebank/corebank/store/storetest"
 )
 
 // epoch is where the tests' clocks start: far from the real clock, so a
@@ -163,48 +164,6 @@ func tables(t testing.TB, db *store.DB) []string {
 	return out
 }
 
-// dump returns every value of every table of db as text (bytes as they
-// are), keyed "table.column", for searching.
-func dump(t testing.TB, db *store.DB) map[string][]string {
-	t.Helper()
-	out := map[string][]string{}
-	for _, tbl := range tables(t, db) {
-		rows, err := db.Read.Query(`SELECT * FROM ` + tbl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, err := rows.Columns()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
-				var s string
-				switch v := v.(type) {
-				case []byte:
-					s = string(v)
-				default:
-					s = fmt.Sprint(v)
-				}
-				out[tbl+"."+cols[i]] = append(out[tbl+"."+cols[i]], s)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-	}
-	return out
-}
-
 // columns lists every "table.column" of db.
 func columns(t testing.TB, db *store.DB) []string {
 	t.Helper()
@@ -229,7 +188,7 @@ func columns(t testing.TB, db *store.DB) []string {
 // assertAbsent fails if any stored value contains secret.
 func assertAbsent(t testing.TB, db *store.DB, what, secret string) {
 	t.Helper()
-	for col, vals := range dump(t, db) {
+	for col, vals := range storetest.Dump(t, db) {
 		for _, v := range vals {
 			if strings.Contains(v, secret) {
 				t.Errorf("%s holds the %s", col, what)

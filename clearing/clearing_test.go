@@ -359,43 +359,25 @@ func TestNoCardNumberIsStored(t *testing.T) {
 		h, ghost := e.holder(5000), "5500000000000004"
 		d := e.authorize(h, 1000)
 		e.ingest(t, "pan", file("PAN", forAuth("A", h, d, 1000), rec{id: "B", pan: ghost, amount: 5}, rec{id: "C", pan: h.PAN, proc: "200000", amount: 5}))
-		for _, q := range []string{
-			`SELECT * FROM clearing_records`, `SELECT * FROM clearing_files`, `SELECT * FROM clearing_presentments`, `SELECT * FROM outbox`,
-		} {
-			rows, err := db.Read.Query(q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cols, _ := rows.Columns()
-			n := 0
-			for rows.Next() {
-				n++
-				vals := make([]any, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					t.Fatal(err)
-				}
-				for i, v := range vals {
-					var s string
-					switch v := v.(type) {
-					case []byte:
-						s = string(v)
-					case string:
-						s = v
-					}
-					for _, pan := range []string{h.PAN, ghost} {
-						if strings.Contains(s, pan) || strings.Contains(s, pan[:12]) || strings.Contains(s, pan[4:]) {
-							t.Errorf("%s: column %s holds card number digits: %q", q, cols[i], s)
-						}
-					}
+		stored := storetest.Dump(t, db)
+		for _, table := range []string{"clearing_records", "clearing_files", "clearing_presentments", "outbox"} {
+			rows := 0
+			for col, vals := range stored {
+				if strings.HasPrefix(col, table+".") {
+					rows = max(rows, len(vals))
 				}
 			}
-			rows.Close()
-			if n == 0 {
-				t.Errorf("%s: no rows: the check checks nothing", q)
+			if rows == 0 {
+				t.Errorf("%s: no rows: the check checks nothing", table)
+			}
+		}
+		for col, vals := range stored {
+			for _, v := range vals {
+				for _, pan := range []string{h.PAN, ghost} {
+					if strings.Contains(v, pan) || strings.Contains(v, pan[:12]) || strings.Contains(v, pan[4:]) {
+						t.Errorf("%s holds card number digits: %q", col, v)
+					}
+				}
 			}
 		}
 		if r := e.records(t, "PAN")["A"]; r.PANMasked != h.PAN[:6]+"******"+h.PAN[12:] {

@@ -13,6 +13,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/corebank/corebank/store"
@@ -72,4 +73,64 @@ func Like(t testing.TB, like *store.DB, service string) *store.DB {
 		return Postgres(t, service)
 	}
 	return SQLite(t, service)
+}
+
+// Dump returns every value of every table of db's schema as text (bytes as
+// they are, other values as fmt prints them), keyed "table.column": for
+// tests that search what a service stored, a card number, say.
+func Dump(t testing.TB, db *store.DB) map[string][]string {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	if db.Dialect == store.Postgres {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
+	}
+	rows, err := db.Read.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	rows.Close()
+	out := map[string][]string{}
+	for _, tbl := range tables {
+		rows, err := db.Read.Query(`SELECT * FROM ` + tbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := rows.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vals {
+				var s string
+				switch v := v.(type) {
+				case []byte:
+					s = string(v)
+				default:
+					s = fmt.Sprint(v)
+				}
+				out[tbl+"."+cols[i]] = append(out[tbl+"."+cols[i]], s)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out
 }
