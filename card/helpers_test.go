@@ -141,34 +141,11 @@ func count(t testing.TB, db *store.DB, table string) int {
 	return n
 }
 
-// tables lists the tables of db's service.
-func tables(t testing.TB, db *store.DB) []string {
-	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if db.Dialect == store.Postgres {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
-	}
-	rows, err := db.Read.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, n)
-	}
-	return out
-}
-
 // columns lists every "table.column" of db.
 func columns(t testing.TB, db *store.DB) []string {
 	t.Helper()
 	var out []string
-	for _, tbl := range tables(t, db) {
+	for _, tbl := range storetest.Tables(t, db) {
 		rows, err := db.Read.Query(`SELECT * FROM ` + tbl + ` WHERE 1 = 0`)
 		if err != nil {
 			t.Fatal(err)

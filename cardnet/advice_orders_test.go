@@ -3,7 +3,6 @@ package cardnet_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
@@ -31,11 +30,7 @@ func TestStandInReusingIDsAfterTheGatewayReversedAnUndecidedOriginal(t *testing.
 			h := b.holder(100_00, card.Controls{})
 			req := b.purchase(h, 30_00)
 			b.wantCode(req, cardnet.IssuerUnavailable)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := b.gw.Wait(ctx); err != nil {
-				t.Fatal(err)
-			}
+			waitLate(t, b.gw)
 			b.wantBalance(h.account, 100_00, 0)
 			adv := *req
 			adv.MTI = cardnet.MTIAuthorizationAdvice

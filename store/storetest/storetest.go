@@ -80,25 +80,8 @@ func Like(t testing.TB, like *store.DB, service string) *store.DB {
 // tests that search what a service stored, a card number, say.
 func Dump(t testing.TB, db *store.DB) map[string][]string {
 	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if db.Dialect == store.Postgres {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
-	}
-	rows, err := db.Read.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
 	out := map[string][]string{}
-	for _, tbl := range tables {
+	for _, tbl := range Tables(t, db) {
 		rows, err := db.Read.Query(`SELECT * FROM ` + tbl)
 		if err != nil {
 			t.Fatal(err)
@@ -131,6 +114,29 @@ func Dump(t testing.TB, db *store.DB) map[string][]string {
 			t.Fatal(err)
 		}
 		rows.Close()
+	}
+	return out
+}
+
+// Tables lists the tables of db's schema.
+func Tables(t testing.TB, db *store.DB) []string {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	if db.Dialect == store.Postgres {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
+	}
+	rows, err := db.Read.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
 	}
 	return out
 }
