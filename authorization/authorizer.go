@@ -409,6 +409,12 @@ func (a *Authorizer) releaseDeclined(ctx context.Context, req Request, d *Decisi
 	if err != nil || orig == nil || orig.CardID != d.CardID || !orig.Approved || orig.Kind == KindAdvice || orig.Kind == KindReversal {
 		return err
 	}
+	if amount, currency := req.billing(); amount != orig.Requested || currency != orig.Currency {
+		// Not the original's own advice: an incremental's, say, whose
+		// DE90 names the authorization it would have added to. Nothing
+		// in the message tells the two apart but the amount.
+		return nil
+	}
 	var confirmed int
 	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'advice' AND original_key = ? AND approved = 1`,
 		orig.networkKey).Scan(&confirmed); err != nil {
@@ -568,17 +574,16 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		if declined, err := a.reversedGate(ctx, tx, r); declined || err != nil {
 			return err
 		}
-		if req.Kind != KindIncremental {
-			// The network stood in for this message before it reached us
-			// (held in a queue until its advice overtook it): the advice
-			// holds what the network paid, and this late decision is not
-			// heard. Holding again would hold the money twice.
-			if stood, err := a.stoodIn(ctx, tx, r.networkKey); err != nil || stood {
-				if stood {
-					r.setDeclined(AlreadyReversed, "stood_in")
-				}
-				return err
+		// The network stood in for this message before it reached us
+		// (held in a queue until its advice overtook it): the advice holds
+		// what the network paid, and this late decision is not heard.
+		// Holding again (or growing a pre-authorization) would hold the
+		// money twice.
+		if stood, err := a.stoodIn(ctx, tx, r.networkKey); err != nil || stood {
+			if stood {
+				r.setDeclined(AlreadyReversed, "stood_in")
 			}
+			return err
 		}
 		spent, err := a.spent(ctx, tx, c.ID, now, c.Controls.VelocityWindow)
 		if err != nil {
@@ -1259,6 +1264,17 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	// stand-in while that holds; otherwise of the original, if that holds
 	// (the gateway's own reversal never reaches here with adv).
 	holds := func(r *record) bool { return r != nil && r.Approved && r.Outstanding > 0 }
+	if req.OwnDecision && orig != nil && orig.Kind == KindAdvice && orig.Original == nil {
+		// A stand-in advice that took the request's own ids (reusing
+		// them without DE90, the request never decided): the gateway's
+		// reversal undoes the bank's decision, and there was none; the
+		// network's approval stands.
+		a.copyOriginal(rev, orig)
+		rev.OriginalID = orig.ID
+		rev.addDetail("stand_in_kept")
+		rev.stampAfter(a.cfg.Now(), orig.updatedAt)
+		return a.reversal(ctx, rev)
+	}
 	if req.OwnDecision && holds(orig) {
 		// A stand-in advice that confirmed the bank's approval (it came
 		// while the original held) stands on the original's hold: the

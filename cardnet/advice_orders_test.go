@@ -81,3 +81,20 @@ func TestOriginalAfterItsStandInHoldsNothingMore(t *testing.T) {
 	b.send(req)
 	b.wantBalance(h.account, 100_00, 30_00)
 }
+
+// Review16 R3 (gateway): a pre-authorization approved and heard; the
+// network stands in for an incremental (follow of the preauth, as the
+// 0100 incremental is) and declines it, sending its 0120 (as 0100, plus
+// DE39). The preauth's hold must stay: the hotel will clear it.
+func TestDeclinedIncrementalAdviceKeepsThePreauth(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 30_00)
+	req.POSCondition = "06" // pre-authorization
+	b.wantCode(req, cardnet.Approved)
+	adv := b.follow(req, cardnet.MTIAuthorizationAdvice)
+	adv.Amount = 15_00
+	adv.ResponseCode = cardnet.DoNotHonour
+	b.wantCode(adv, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 30_00)
+}
