@@ -574,17 +574,6 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		if declined, err := a.reversedGate(ctx, tx, r); declined || err != nil {
 			return err
 		}
-		// The network stood in for this message before it reached us
-		// (held in a queue until its advice overtook it): the advice holds
-		// what the network paid, and this late decision is not heard.
-		// Holding again (or growing a pre-authorization) would hold the
-		// money twice.
-		if stood, err := a.stoodIn(ctx, tx, r.networkKey); err != nil || stood {
-			if stood {
-				r.setDeclined(AlreadyReversed, "stood_in")
-			}
-			return err
-		}
 		spent, err := a.spent(ctx, tx, c.ID, now, c.Controls.VelocityWindow)
 		if err != nil {
 			return err
@@ -691,7 +680,11 @@ func (a *Authorizer) lockCard(ctx context.Context, tx *sql.Tx, cardID string) er
 	return a.tryLock(ctx, tx, "card:", cardID)
 }
 
-// reversedGate declines r if a reversal of it came first, and says so.
+// reversedGate declines r if a reversal of it came first, or if the
+// network stood in for it before it reached us (held in a queue until its
+// advice overtook it: the advice holds what the network paid, this late
+// decision is not heard, and holding again, or growing a
+// pre-authorization, would hold the money twice), and says so.
 func (a *Authorizer) reversedGate(ctx context.Context, tx *sql.Tx, r *record) (bool, error) {
 	if r.CardID == "" {
 		return false, nil // the card is unknown: that is the answer
@@ -699,11 +692,15 @@ func (a *Authorizer) reversedGate(ctx context.Context, tx *sql.Tx, r *record) (b
 	if err := a.lockNet(ctx, tx, r.networkKey); err != nil {
 		return false, err
 	}
-	rev, err := a.reversedBefore(ctx, tx, r.networkKey)
-	if err != nil || !rev {
+	rev, stood, err := a.reversedBefore(ctx, tx, r.networkKey)
+	if err != nil || !rev && !stood {
 		return false, err
 	}
-	r.setDeclined(AlreadyReversed, "")
+	detail := ""
+	if !rev {
+		detail = "stood_in"
+	}
+	r.setDeclined(AlreadyReversed, detail)
 	r.OriginalID, r.HoldID = "", ""
 	return true, nil
 }

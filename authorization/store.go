@@ -172,12 +172,13 @@ func (a *Authorizer) byReference(ctx context.Context, q ReferenceQuery) ([]*reco
 // once at Open: a single SQLite writer cannot prepare inside a transaction,
 // and the checks run there read pages the writer has in its cache.
 const (
-	// Reversals of a key recorded, and queued (reversal_queue).
+	// Reversals of a key recorded, and queued (reversal_queue); and the
+	// stand-in advices naming it that hold (or are being applied). One
+	// statement: it runs in every decision's gate, in the group commit.
 	reversedQuery = `SELECT (SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = ?)
-		+ (SELECT COUNT(*) FROM reversal_queue WHERE original_key = ?)`
-	// Stand-in advices naming a key that hold (or are being applied).
-	stoodInQuery = `SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = 'advice'
-		AND (status = 'pending' OR (approved = 1 AND hold_id <> ''))`
+		+ (SELECT COUNT(*) FROM reversal_queue WHERE original_key = ?),
+		(SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = 'advice'
+			AND (status = 'pending' OR (approved = 1 AND hold_id <> '')))`
 	queueQuery   = `INSERT INTO reversal_queue (network_key, original_key, request, queued_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	unqueueQuery = `DELETE FROM reversal_queue WHERE network_key = ?`
 	finishQuery  = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,
@@ -205,7 +206,7 @@ const (
 
 type statements struct {
 	insert, reversed, spent, finish *sql.Stmt
-	queue, unqueue, stoodIn         *sql.Stmt
+	queue, unqueue                  *sql.Stmt
 	outbox                          *event.Outbox
 }
 
@@ -219,7 +220,7 @@ func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 		to    **sql.Stmt
 		query string
 	}{{&st.insert, insertQuery}, {&st.reversed, reversedQuery}, {&st.spent, spentQuery}, {&st.finish, finishQuery},
-		{&st.queue, queueQuery}, {&st.unqueue, unqueueQuery}, {&st.stoodIn, stoodInQuery}} {
+		{&st.queue, queueQuery}, {&st.unqueue, unqueueQuery}} {
 		s, err := db.Write.PrepareContext(ctx, db.Rebind(p.query))
 		if err != nil {
 			st.close()
@@ -231,7 +232,7 @@ func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insert, st.reversed, st.spent, st.finish, st.queue, st.unqueue, st.stoodIn} {
+	for _, s := range []*sql.Stmt{st.insert, st.reversed, st.spent, st.finish, st.queue, st.unqueue} {
 		if s != nil {
 			s.Close()
 		}
@@ -262,24 +263,14 @@ func (a *Authorizer) pendingByReference(ctx context.Context, q ReferenceQuery) (
 }
 
 // reversedBefore reports whether a reversal of networkKey is recorded or
-// queued.
-func (a *Authorizer) reversedBefore(ctx context.Context, tx *sql.Tx, networkKey string) (bool, error) {
-	var n int
-	err := tx.StmtContext(ctx, a.st.reversed).QueryRowContext(ctx, networkKey, string(KindReversal), networkKey).Scan(&n)
+// queued, and whether a stand-in advice naming it holds (stood).
+func (a *Authorizer) reversedBefore(ctx context.Context, tx *sql.Tx, networkKey string) (reversed, stood bool, err error) {
+	var n, s int
+	err = tx.StmtContext(ctx, a.st.reversed).QueryRowContext(ctx, networkKey, string(KindReversal), networkKey, networkKey).Scan(&n, &s)
 	if err != nil {
-		return false, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
+		return false, false, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
 	}
-	return n > 0, nil
-}
-
-// stoodIn reports whether a stand-in advice naming networkKey holds what
-// the network paid for it (or is being applied).
-func (a *Authorizer) stoodIn(ctx context.Context, tx *sql.Tx, networkKey string) (bool, error) {
-	var n int
-	if err := tx.StmtContext(ctx, a.st.stoodIn).QueryRowContext(ctx, networkKey).Scan(&n); err != nil {
-		return false, fmt.Errorf("authorization: stand-in of %s: %w", networkKey, err)
-	}
-	return n > 0, nil
+	return n > 0, s > 0, nil
 }
 
 // spendKinds are the kinds whose Outstanding counts as spend once decided.
