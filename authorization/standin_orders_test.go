@@ -49,9 +49,7 @@ func TestIncrementalAfterItsStandInHoldsNothingMore(t *testing.T) {
 		ctx := context.Background()
 		e := newEnv(t, db)
 		h := e.holder(10_000, card.Controls{})
-		pre := e.purchase(h, 1000)
-		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
-		must(t)(e.a.Authorize(ctx, pre))
+		pre := e.preauth(t, e.a, h, 1000)
 		inc := e.purchase(h, 500)
 		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
 		adv := e.purchase(h, 500)
@@ -61,8 +59,9 @@ func TestIncrementalAfterItsStandInHoldsNothingMore(t *testing.T) {
 			t.Fatalf("advice %+v, want its own hold", ad)
 		}
 		e.wantBalance(t, h.Account, 10_000, 1500)
-		d := must(t)(e.a.Increment(ctx, inc))
-		t.Logf("late incremental: approved=%v reason=%s detail=%q", d.Approved, d.Reason, d.Detail)
+		if d := must(t)(e.a.Increment(ctx, inc)); d.Approved || d.Detail != "stood_in" {
+			t.Errorf("late incremental = %v %s/%s, want declined stood_in", d.Approved, d.Reason, d.Detail)
+		}
 		e.wantBalance(t, h.Account, 10_000, 1500)
 	})
 }
@@ -76,10 +75,7 @@ func TestDeclinedAdviceOfAnIncrementKeepsThePreauth(t *testing.T) {
 		ctx := context.Background()
 		e := newEnv(t, db)
 		h := e.holder(10_000, card.Controls{})
-		pre := e.purchase(h, 1000)
-		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
-		must(t)(e.a.Authorize(ctx, pre))
-		e.wantBalance(t, h.Account, 10_000, 1000)
+		pre := e.preauth(t, e.a, h, 1000)
 		adv := e.purchase(h, 500)
 		adv.Kind, adv.MCC, adv.CVC, adv.Expiry, adv.Original = authorization.KindAdvice, "7011", "", "", &pre.Network
 		ad := must(t)(e.a.Advise(ctx, adv))
