@@ -692,7 +692,10 @@ func (a *Authorizer) reversedGate(ctx context.Context, tx *sql.Tx, r *record) (b
 	if err := a.lockNet(ctx, tx, r.networkKey); err != nil {
 		return false, err
 	}
-	rev, stood, err := a.reversedBefore(ctx, tx, r.networkKey)
+	rev, stood, err := a.reversedBefore(ctx, tx, r)
+	if r.Kind == KindAdvice || (r.Kind == KindRefund && r.Detail == "stand_in") {
+		stood = false // the network's own message: it does not stand in for it
+	}
 	if err != nil || !rev && !stood {
 		return false, err
 	}

@@ -173,12 +173,13 @@ func (a *Authorizer) byReference(ctx context.Context, q ReferenceQuery) ([]*reco
 // and the checks run there read pages the writer has in its cache.
 const (
 	// Reversals of a key recorded, and queued (reversal_queue); and the
-	// stand-in advices naming it that hold (or are being applied). One
+	// network's advices of it on the same card: a stand-in that holds (or
+	// is being applied), or a decline in stand-in of the same amount. One
 	// statement: it runs in every decision's gate, in the group commit.
 	reversedQuery = `SELECT (SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = ?)
 		+ (SELECT COUNT(*) FROM reversal_queue WHERE original_key = ?),
-		(SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = 'advice'
-			AND (status = 'pending' OR (approved = 1 AND hold_id <> '')))`
+		(SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = 'advice' AND card_id = ?
+			AND (status = 'pending' OR (approved = 1 AND hold_id <> '') OR (reason = 'network_declined' AND requested = ?)))`
 	queueQuery   = `INSERT INTO reversal_queue (network_key, original_key, request, queued_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	unqueueQuery = `DELETE FROM reversal_queue WHERE network_key = ?`
 	finishQuery  = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,
@@ -262,11 +263,13 @@ func (a *Authorizer) pendingByReference(ctx context.Context, q ReferenceQuery) (
 	return keys, rows.Err()
 }
 
-// reversedBefore reports whether a reversal of networkKey is recorded or
-// queued, and whether a stand-in advice naming it holds (stood).
-func (a *Authorizer) reversedBefore(ctx context.Context, tx *sql.Tx, networkKey string) (reversed, stood bool, err error) {
+// reversedBefore reports whether a reversal of r is recorded or queued,
+// and whether the network decided r in stand-in (stood): an advice of it
+// on r's card that holds, or declined it for the same amount.
+func (a *Authorizer) reversedBefore(ctx context.Context, tx *sql.Tx, r *record) (reversed, stood bool, err error) {
+	networkKey := r.networkKey
 	var n, s int
-	err = tx.StmtContext(ctx, a.st.reversed).QueryRowContext(ctx, networkKey, string(KindReversal), networkKey, networkKey).Scan(&n, &s)
+	err = tx.StmtContext(ctx, a.st.reversed).QueryRowContext(ctx, networkKey, string(KindReversal), networkKey, networkKey, r.CardID, r.Requested).Scan(&n, &s)
 	if err != nil {
 		return false, false, fmt.Errorf("authorization: reversals of %s: %w", networkKey, err)
 	}
