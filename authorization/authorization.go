@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -166,6 +167,16 @@ type ReversalRequest struct {
 // holds it replaced (decimal minor units). What the authorization has
 // cleared is that plus what is posted against the hold itself.
 const MetaClearedBefore = "cleared_before"
+
+// ClearedBefore reads MetaClearedBefore from a hold's metadata: 0 if it is
+// absent (a hold no partial reversal placed) or not a positive number.
+func ClearedBefore(meta map[string]string) int64 {
+	v, err := strconv.ParseInt(meta[MetaClearedBefore], 10, 64)
+	if err != nil || v < 0 {
+		return 0
+	}
+	return v
+}
 
 // Reason says why a decision went the way it did. Reasons are stable wire
 // words; the gateway maps them to ISO 8583 response codes (DE39) in one

@@ -452,8 +452,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		return nil, err
 	} else if r != nil {
 		standIn := req.Kind == KindAdvice || (req.Kind == KindRefund && req.StandIn)
-		recordedStandIn := r.Kind == KindAdvice || (r.Kind == KindRefund && r.Detail == "stand_in")
-		if standIn && req.Original == nil && !recordedStandIn && r.Kind != KindReversal {
+		if standIn && req.Original == nil && !r.networkOwn() && r.Kind != KindReversal {
 			// An advice reusing its original's ids without DE90: a
 			// message of its own, as the gateway makes one with DE90
 			// naming itself (identity "A" after DE7, DE90 the ids).
@@ -475,14 +474,13 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		}
 		return a.complete(ctx, r, nil)
 	}
+	now := a.cfg.Now().UTC()
+	r := a.newRecord(req, key, now)
 	if len(req.PAN) < minPAN {
 		// A number no card of ours can have (ISO/IEC 7812 allows 8
 		// digits; we issue at least 12).
-		return a.decline(ctx, a.newRecord(req, key, a.cfg.Now().UTC()), CardNotFound, "")
+		return a.decline(ctx, r, CardNotFound, "")
 	}
-
-	now := a.cfg.Now().UTC()
-	r := a.newRecord(req, key, now)
 
 	c, err := a.cfg.Card.Lookup(ctx, string(req.PAN))
 	if errors.Is(err, errors.NotFound) {
@@ -527,7 +525,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if req.Kind == KindRefund && req.StandIn {
 		// The network approved the refund on our behalf (its 0120): it
 		// stands whatever the card's state, under the network's code.
-		r.Approved, r.Reason, r.Amount, r.AuthCode, r.Detail = true, Approved, amount, req.AuthCode, "stand_in"
+		r.Approved, r.Reason, r.Amount, r.AuthCode, r.Detail = true, Approved, amount, req.AuthCode, detailStandIn
 		if !isAuthCode(r.AuthCode) {
 			r.AuthCode = a.authCode()
 		}
@@ -693,8 +691,8 @@ func (a *Authorizer) reversedGate(ctx context.Context, tx *sql.Tx, r *record) (b
 		return false, err
 	}
 	rev, stood, err := a.reversedBefore(ctx, tx, r)
-	if r.Kind == KindAdvice || (r.Kind == KindRefund && r.Detail == "stand_in") {
-		stood = false // the network's own message: it does not stand in for it
+	if r.networkOwn() {
+		stood = false // the network does not stand in for its own message
 	}
 	if err != nil || !rev && !stood {
 		return false, err
@@ -703,9 +701,25 @@ func (a *Authorizer) reversedGate(ctx context.Context, tx *sql.Tx, r *record) (b
 	if !rev {
 		detail = "stood_in"
 	}
+	r.gateDecline(detail)
+	return true, nil
+}
+
+// gateDecline declines r in a gate: a reversal (or the network) decided
+// it first, so it holds and names nothing.
+func (r *record) gateDecline(detail string) {
 	r.setDeclined(AlreadyReversed, detail)
 	r.OriginalID, r.HoldID = "", ""
-	return true, nil
+}
+
+// detailStandIn marks a refund the network approved in stand-in, and a
+// reversal that released a stand-in advice.
+const detailStandIn = "stand_in"
+
+// networkOwn reports whether r is the network's own message of what it
+// decided in stand-in: an advice, or a refund it approved.
+func (r *record) networkOwn() bool {
+	return r.Kind == KindAdvice || (r.Kind == KindRefund && r.Detail == detailStandIn)
 }
 
 // advise applies a stand-in advice: no checks, the network decided.
@@ -738,7 +752,7 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 		// what this advice reports, so nothing is held. The gateway's
 		// own reversals (detail "own") undo the bank's decision, not the
 		// network's, and do not count.
-		reversed, err := a.networkReversed(ctx, a.db.Read, req.Original.Key())
+		reversed, err := networkReversed(a.db.QueryRow(ctx, networkReversedQuery, req.Original.Key()), req.Original.Key())
 		if err != nil {
 			return nil, err
 		}
@@ -770,10 +784,9 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 		if err := a.lockNet(ctx, tx, r.networkKey); err != nil {
 			return err
 		}
-		reversed, err := a.networkReversed(ctx, tx, r.networkKey)
+		reversed, err := networkReversed(tx.StmtContext(ctx, a.st.networkReversed).QueryRowContext(ctx, r.networkKey), r.networkKey)
 		if err == nil && reversed {
-			r.setDeclined(AlreadyReversed, "network_reversed_original")
-			r.OriginalID, r.HoldID = "", ""
+			r.gateDecline("network_reversed_original")
 		}
 		return err
 	})
@@ -783,13 +796,11 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 	return a.complete(ctx, got, held)
 }
 
-// networkReversed reports whether the network reversed the message with
-// network key: a reversal naming it that is not the gateway's own.
-func (a *Authorizer) networkReversed(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, key string) (bool, error) {
+// networkReversed reads the answer of networkReversedQuery for key: whether
+// the network reversed the message with network key.
+func networkReversed(row *sql.Row, key string) (bool, error) {
 	var n int
-	if err := q.QueryRowContext(ctx, a.db.Rebind(`SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal' AND original_key = ? AND detail NOT LIKE 'own%'`), key).Scan(&n); err != nil {
+	if err := row.Scan(&n); err != nil {
 		return false, fmt.Errorf("authorization: reversals of %s: %w", key, err)
 	}
 	return n > 0, nil
@@ -1264,16 +1275,20 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	// stand-in while that holds; otherwise of the original, if that holds
 	// (the gateway's own reversal never reaches here with adv).
 	holds := func(r *record) bool { return r != nil && r.Approved && r.Outstanding > 0 }
+	// keep records the gateway's own reversal of orig releasing nothing:
+	// the network's approval stands.
+	keep := func(detail string) (*Decision, error) {
+		a.copyOriginal(rev, orig)
+		rev.OriginalID = orig.ID
+		rev.addDetail(detail)
+		rev.stampAfter(a.cfg.Now(), orig.updatedAt)
+		return a.reversal(ctx, rev)
+	}
 	if req.OwnDecision && orig != nil && orig.Kind == KindAdvice && orig.Original == nil {
 		// A stand-in advice that took the request's own ids (reusing
 		// them without DE90, the request never decided): the gateway's
-		// reversal undoes the bank's decision, and there was none; the
-		// network's approval stands.
-		a.copyOriginal(rev, orig)
-		rev.OriginalID = orig.ID
-		rev.addDetail("stand_in_kept")
-		rev.stampAfter(a.cfg.Now(), orig.updatedAt)
-		return a.reversal(ctx, rev)
+		// reversal undoes the bank's decision, and there was none.
+		return keep("stand_in_kept")
 	}
 	if req.OwnDecision && holds(orig) {
 		// A stand-in advice that confirmed the bank's approval (it came
@@ -1286,11 +1301,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 			return nil, fmt.Errorf("authorization: confirmations of %s: %w", origKey, err)
 		}
 		if n > 0 {
-			a.copyOriginal(rev, orig)
-			rev.OriginalID = orig.ID
-			rev.addDetail("confirmed_by_stand_in")
-			rev.stampAfter(a.cfg.Now(), orig.updatedAt)
-			return a.reversal(ctx, rev)
+			return keep("confirmed_by_stand_in")
 		}
 	}
 	if orig != nil && (adv == nil || (holds(orig) && !holds(adv))) {
@@ -1299,7 +1310,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 		return a.release(ctx, key, rev, orig, req.Amount)
 	}
 	rev.OriginalID, rev.origAbsent = adv.ID, orig == nil
-	rev.addDetail("stand_in")
+	rev.addDetail(detailStandIn)
 	rev.stampAfter(a.cfg.Now(), adv.updatedAt)
 	return a.release(ctx, key, rev, adv, req.Amount)
 }
@@ -1608,18 +1619,12 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 	if err != nil {
 		return false, err
 	}
-	// What remains authorized less what clearing has already posted
-	// against the old hold (keep-open presentments). A voided hold is
-	// posted no more, so a rerun computes the same amount.
 	// cleared: what clearing posted against this authorization's holds,
 	// the old one and those it replaced (carried in each replacement's
 	// metadata): op_amount - old.Posted alone would hold again what was
 	// posted against a hold the old one replaced. All of it is stable once
 	// the old hold is voided, so a rerun computes the same amount.
-	cleared := old.Posted
-	if v, err := strconv.ParseInt(old.Metadata[MetaClearedBefore], 10, 64); err == nil && v > 0 {
-		cleared += v
-	}
+	cleared := old.Posted + ClearedBefore(old.Metadata)
 	amount := r.opAmount - cleared
 	if cleared > 0 {
 		m := make(map[string]string, len(meta)+1)

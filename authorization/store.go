@@ -180,9 +180,12 @@ const (
 		+ (SELECT COUNT(*) FROM reversal_queue WHERE original_key = ?),
 		(SELECT COUNT(*) FROM authorizations WHERE original_key = ? AND kind = 'advice' AND card_id = ?
 			AND (status = 'pending' OR (approved = 1 AND hold_id <> '') OR (reason = 'network_declined' AND requested = ?)))`
-	queueQuery   = `INSERT INTO reversal_queue (network_key, original_key, request, queued_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	unqueueQuery = `DELETE FROM reversal_queue WHERE network_key = ?`
-	finishQuery  = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,
+	// The network's reversals of a key: those not the gateway's own
+	// (recorded with detail "own").
+	networkReversedQuery = `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal' AND original_key = ? AND detail NOT LIKE 'own%'`
+	queueQuery           = `INSERT INTO reversal_queue (network_key, original_key, request, queued_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	unqueueQuery         = `DELETE FROM reversal_queue WHERE network_key = ?`
+	finishQuery          = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,
 		amount = ?, outstanding = ?, hold_id = ?, transfer_id = ?, forced = ?, original_id = ?, updated_at = ?
 		WHERE id = ? AND status = 'pending'`
 	// A pending record counts for what its ledger operation would hold, so
@@ -207,7 +210,7 @@ const (
 
 type statements struct {
 	insert, reversed, spent, finish *sql.Stmt
-	queue, unqueue                  *sql.Stmt
+	queue, unqueue, networkReversed *sql.Stmt
 	outbox                          *event.Outbox
 }
 
@@ -221,7 +224,7 @@ func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 		to    **sql.Stmt
 		query string
 	}{{&st.insert, insertQuery}, {&st.reversed, reversedQuery}, {&st.spent, spentQuery}, {&st.finish, finishQuery},
-		{&st.queue, queueQuery}, {&st.unqueue, unqueueQuery}} {
+		{&st.queue, queueQuery}, {&st.unqueue, unqueueQuery}, {&st.networkReversed, networkReversedQuery}} {
 		s, err := db.Write.PrepareContext(ctx, db.Rebind(p.query))
 		if err != nil {
 			st.close()
@@ -233,7 +236,7 @@ func prepare(ctx context.Context, db *store.DB) (*statements, error) {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insert, st.reversed, st.spent, st.finish, st.queue, st.unqueue} {
+	for _, s := range []*sql.Stmt{st.insert, st.reversed, st.spent, st.finish, st.queue, st.unqueue, st.networkReversed} {
 		if s != nil {
 			s.Close()
 		}

@@ -146,12 +146,12 @@ func allPrintable(s string) bool {
 	return true
 }
 
-// billing returns what the card's account is held or debited for: DE6/DE51
-// when present, else DE4/DE49.
 // minPAN is the shortest card number the card service issues or looks up;
 // a shorter one (ISO/IEC 7812 allows 8 digits) is declined card_not_found.
 const minPAN = 12
 
+// billing returns what the card's account is held or debited for: DE6/DE51
+// when present, else DE4/DE49.
 func (r *Request) billing() (int64, money.Currency) {
 	if r.BillingAmount > 0 {
 		return r.BillingAmount, r.BillingCurrency

@@ -180,6 +180,10 @@ const (
 	BalanceInquiry       TransactionType = "31"
 )
 
+// Credit reports whether t pays money to the card (a refund, an original
+// credit) rather than taking it.
+func (t TransactionType) Credit() bool { return t == Refund || t == OriginalCredit }
+
 // AdditionalAmount is one 20-character entry of DE54: balances in responses,
 // cash back in requests.
 type AdditionalAmount struct {

@@ -177,7 +177,6 @@ type Gateway struct {
 	shed      *prometheus.CounterVec
 	reconcile *prometheus.CounterVec
 
-	started  time.Time // when the Gateway began: decisions before it are another life's
 	mu       sync.Mutex
 	forgot   time.Time           // decisions before it may have been answered per OnTimeout and forgotten
 	flights  map[string]*flight  // decisions in progress, by message type and network key
@@ -235,8 +234,7 @@ func (g *Gateway) init() {
 		if g.Log == nil {
 			g.Log = slog.New(slog.DiscardHandler)
 		}
-		g.started = time.Now()
-		g.forgot = g.started
+		g.forgot = time.Now() // decisions before it are another life's
 		g.flights = make(map[string]*flight)
 		g.timedOut = make(map[string]timedOut)
 		g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -297,7 +295,7 @@ func (g *Gateway) Handle(ctx context.Context, msg *Message) *Message {
 		ctx, span = g.Tracer.Start(ctx, "cardnet/"+base, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("iso8583.mti", msg.MTI())))
 	}
-	resp, code := g.handle(ctx, msg)
+	resp, code := g.handle(ctx, msg, start)
 	if span != nil {
 		span.SetAttributes(attribute.String("iso8583.response_code", code))
 		span.End()
@@ -308,9 +306,8 @@ func (g *Gateway) Handle(ctx context.Context, msg *Message) *Message {
 }
 
 // handle returns the response and its code for the metrics ("none" when
-// there is no response).
-func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
-	arrived := time.Now()
+// there is no response) to msg, which arrived at arrived.
+func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (*Message, string) {
 	req, err := ParseRequest(msg)
 	if err != nil {
 		return g.respond(msg, Answer{Code: ResponseCodeFor(err)})
@@ -380,6 +377,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		}
 	}
 	timedOut := f.timedOut
+	forgot := g.forgot
 	g.mu.Unlock()
 
 	if timedOut {
@@ -403,9 +401,6 @@ func (g *Gateway) handle(ctx context.Context, msg *Message) (*Message, string) {
 		log.ErrorContext(ctx, "cardnet: authorization failed", "err", f.err, "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
-	g.mu.Lock()
-	forgot := g.forgot
-	g.mu.Unlock()
 	if arrived.Before(forgot) {
 		// A decision made for this request is nobody's duplicate: only
 		// one made before it arrived can be a forgotten request's.
@@ -726,7 +721,7 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 	switch req.BaseMTI() {
 	case MTIAuthorizationRequest:
 		r := authRequest(req)
-		credit := req.ProcessingCode.Type() == Refund || req.ProcessingCode.Type() == OriginalCredit
+		credit := req.ProcessingCode.Type().Credit()
 		if req.Incremental() && !credit {
 			// (A refund naming its purchase in DE90 is a refund: it
 			// holds nothing, it never grows the purchase's hold.)
@@ -766,7 +761,7 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 			r.Original = o
 			r.Network.TransmissionTime += "A"
 		}
-		if t := req.ProcessingCode.Type(); (t == Refund || t == OriginalCredit) && req.ResponseCode.Approval() {
+		if req.ProcessingCode.Type().Credit() && req.ResponseCode.Approval() {
 			// The network approved a refund on our behalf: a credit holds
 			// nothing, and its money moves with clearing, as for a 0100
 			// refund.

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/corebank/corebank/authorization"
@@ -459,10 +458,8 @@ func (c *Clearer) execute(ctx context.Context, fileID string, fence int64, l *li
 			// A hold a partial reversal placed in place of another covers
 			// what remained: what was cleared against those it replaced
 			// counts on both sides.
-			posted, authorized := h.Posted, h.Authorized
-			if v, err := strconv.ParseInt(h.Metadata[authorization.MetaClearedBefore], 10, 64); err == nil && v > 0 {
-				posted, authorized = posted+v, authorized+v
-			}
+			before := authorization.ClearedBefore(h.Metadata)
+			posted, authorized := h.Posted+before, h.Authorized+before
 			if over(posted, authorized, c.cfg.Tolerance) {
 				out.Suspicious = append(out.Suspicious, ReasonOverAuthorized)
 				out.Detail = fmt.Sprintf("cleared %d of %d authorized", posted, authorized)

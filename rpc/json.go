@@ -182,14 +182,24 @@ func isNull(b []byte) bool {
 	return string(bytes.TrimSpace(b)) == "null"
 }
 
-// fold maps each rune of s to the smallest of its simple case folding
-// orbit ('K', 'k' and the Kelvin sign all to 'K'), as encoding/json's
-// field matching folds.
+// fold maps each rune of s to one rune of its simple case folding orbit,
+// as encoding/json's field matching folds: the orbit's ASCII letter in
+// lower case if it has one ('K', 'k' and the Kelvin sign all to 'k'), else
+// its smallest rune. A key in lower-case ASCII folds to itself, uncopied.
 func fold(s string) string {
 	return strings.Map(func(r rune) rune {
+		switch {
+		case 'A' <= r && r <= 'Z':
+			return r + 'a' - 'A'
+		case r < 0x80:
+			return r // its orbit's ASCII letter in lower case, or alone
+		}
 		m := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 			m = min(m, f)
+		}
+		if 'A' <= m && m <= 'Z' {
+			m += 'a' - 'A' // the orbit's ASCII letter, in lower case
 		}
 		return m
 	}, s)

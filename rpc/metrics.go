@@ -39,11 +39,7 @@ func Metrics(reg prometheus.Registerer) Filter {
 	return func(ctx context.Context, req Request, next Service) Response {
 		start := time.Now()
 		rsp := next(ctx, req)
-		if errors.IsErr(rsp.Err, errUnknownMethod) {
-			// Names from a request's path, served by nothing: one series
-			// for all of them, or anyone could mint series at will.
-			req.Service, req.Method = "unknown", "unknown"
-		}
+		req.Service, req.Method = countedAs(req, rsp.Err)
 		duration.WithLabelValues(req.Service, req.Method).Observe(time.Since(start).Seconds())
 		code := "ok"
 		if rsp.Err != nil {

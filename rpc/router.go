@@ -132,6 +132,16 @@ func shownRoute(r string) string {
 	return r
 }
 
+// countedAs is the service and method a request is counted and traced under:
+// its own, or "unknown" for both when nothing serves its route (names from
+// a request's path, which anyone could mint at will).
+func countedAs(req Request, err error) (service, method string) {
+	if errors.IsErr(err, errUnknownMethod) {
+		return "unknown", "unknown"
+	}
+	return req.Service, req.Method
+}
+
 // errUnknownMethod is the cause of a request for a route no handler serves,
 // so that filters can tell it from a handler's NotFound.
 var errUnknownMethod = stderrors.New("rpc: unknown method")

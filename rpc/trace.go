@@ -27,11 +27,9 @@ func Trace(t trace.Tracer) Filter {
 			slot.sc = span.SpanContext() // the outermost span
 		}
 		rsp := next(ctx, req)
-		if errors.IsErr(rsp.Err, errUnknownMethod) {
-			// Names from a request's path, served by nothing, are not a
-			// span's: one name for all of them, as in Metrics.
-			span.SetName("unknown/unknown")
-			span.SetAttributes(attribute.String("rpc.service", "unknown"), attribute.String("rpc.method", "unknown"))
+		if service, method := countedAs(req, rsp.Err); service != req.Service || method != req.Method {
+			span.SetName(service + "/" + method)
+			span.SetAttributes(attribute.String("rpc.service", service), attribute.String("rpc.method", method))
 		}
 		if rsp.Err != nil {
 			pub := errors.Public(rsp.Err)

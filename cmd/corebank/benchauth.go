@@ -87,8 +87,8 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *timeout <= 0 {
 		return fmt.Errorf("bench: --timeout %v: want a positive duration", *timeout)
 	}
-	if *workers < 1 || *workers > maxWorkers {
-		return fmt.Errorf("bench: --workers %d: want 1 to %d", *workers, maxWorkers)
+	if err := checkWorkers("--workers", *workers); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	ld := load{clients: *clients, rate: *rate, duration: *duration, cpuProfile: *cpuProf, blockProfile: *blockProf, trace: *traceOut}
 	if err := ld.check(); err != nil {

@@ -158,15 +158,19 @@ func (ld load) check() error {
 // maxClients bounds --clients: each is a goroutine with its own buffers.
 const maxClients = 1 << 16
 
-// maxRate bounds the rates the benches and the simulator pace: beyond it
-// the pacing interval rounds to nothing.
-const maxRate = sim.MaxRate
-
 // checkRate refuses a rate that is negative, not a number, or too high to
-// pace.
+// pace (sim.MaxRate).
 func checkRate(flag string, r float64) error {
-	if !(r >= 0 && r <= maxRate) { // false for NaN too
-		return fmt.Errorf("%s %v: want 0 to %g per second", flag, r, float64(maxRate))
+	if !(r >= 0 && r <= sim.MaxRate) { // false for NaN too
+		return fmt.Errorf("%s %v: want 0 to %g per second", flag, r, float64(sim.MaxRate))
+	}
+	return nil
+}
+
+// checkWorkers refuses a gateway worker pool outside 1 to maxWorkers.
+func checkWorkers(flag string, n int) error {
+	if n < 1 || n > maxWorkers {
+		return fmt.Errorf("%s %d: want 1 to %d", flag, n, maxWorkers)
 	}
 	return nil
 }

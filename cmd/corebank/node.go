@@ -616,10 +616,7 @@ func (c *gatewayConfig) check() error {
 	if c.deadline <= 0 || c.deadline > maxDeadline {
 		return fmt.Errorf("--iso8583-deadline %v: want more than 0 and at most %v", c.deadline, maxDeadline)
 	}
-	if c.workers < 1 || c.workers > maxWorkers {
-		return fmt.Errorf("--iso8583-workers %d: want 1 to %d", c.workers, maxWorkers)
-	}
-	return nil
+	return checkWorkers("--iso8583-workers", c.workers)
 }
 
 // gatewayNode is the ISO 8583 listener and its handler.

@@ -51,7 +51,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if err := checkRate("--rate", *rate); err != nil || *rate == 0 {
-		return fmt.Errorf("simulate: --rate %v: want more than 0, at most %g per second", *rate, float64(maxRate))
+		return fmt.Errorf("simulate: --rate %v: want more than 0, at most %g per second", *rate, float64(sim.MaxRate))
 	}
 	cards, err := readCardsFile(*cardsFile)
 	if err != nil {

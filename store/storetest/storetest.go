@@ -138,5 +138,8 @@ func Tables(t testing.TB, db *store.DB) []string {
 		}
 		out = append(out, n)
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
