@@ -362,9 +362,7 @@ func TestReversalOfAStoodInOriginalReleasesTheAdvice(t *testing.T) {
 		h2 := e.holder(10_000, card.Controls{})
 		p := e.purchase(h2, 4000)
 		must(t)(e.a.Authorize(ctx, p))
-		gw := p.Network
-		gw.RRN = "GW" + gw.RRN
-		must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: gw, Original: p.Network, OwnDecision: true}))
+		must(t)(e.a.Reverse(ctx, gatewayReversal(p.Network)))
 		adv2 := standIn(h2, p.Network, 4000)
 		e.wantBalance(t, h2.Account, 10_000, 4000)
 		d = must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: p.Network, Amount: 1500}))

@@ -90,7 +90,9 @@ func TestDeclinedAdviceReusingIDsKeepsItsReason(t *testing.T) {
 		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
 		inc := e.purchase(h, 500)
 		inc.Kind, inc.MCC, inc.StandIn, inc.CVC, inc.Expiry, inc.AuthCode, inc.Original = authorization.KindAdvice, "7011", true, "", "", "NET123", &pre.Network
-		must(t)(e.a.Advise(ctx, inc))
+		if d := must(t)(e.a.Advise(ctx, inc)); !d.Approved || d.HoldID == "" {
+			t.Fatalf("the incremental's stand-in %+v, want approved with a hold", d)
+		}
 		adv := pre
 		adv.Kind, adv.CVC, adv.Expiry = authorization.KindAdvice, "", ""
 		d := must(t)(e.a.Advise(ctx, adv))

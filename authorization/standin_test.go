@@ -135,7 +135,9 @@ func TestReversalsOfAdvicesNamingEachOtherDoNotWait(t *testing.T) {
 		adv1 := e.purchase(h, 1000)
 		adv1.Network = n1
 		adv1.Kind, adv1.StandIn, adv1.Original, adv1.CVC, adv1.Expiry = authorization.KindAdvice, true, &n2, "", ""
-		must(t)(e.a.Advise(ctx, adv1))
+		if d := must(t)(e.a.Advise(ctx, adv1)); !d.Approved || d.HoldID == "" {
+			t.Fatalf("first advice %+v", d)
+		}
 		must(t)(e.a.Reverse(ctx, gatewayReversal(n1))) // so the second is not a confirmation of the first
 		adv2 := e.purchase(h, 2000)
 		adv2.Network = n2

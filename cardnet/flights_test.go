@@ -48,11 +48,7 @@ func TestReversalReusingIDsDuringItsOriginalIsApplied(t *testing.T) {
 	if resp := <-done; resp == nil || resp.Get(39) != string(cardnet.Approved) {
 		t.Fatalf("the 0200 was answered %v", resp)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.gw.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, b.gw)
 	b.wantBalance(h.account, 100_00, 0) // debited, then refunded by the reversal
 }
 
@@ -153,11 +149,7 @@ func TestRepeatDuringUndoHearsTheSame(t *testing.T) {
 	repeat.MTI = "0101"
 	second := b.send(&repeat)
 	r1 := <-first
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.gw.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, b.gw)
 	if r1.Get(39) != string(cardnet.IssuerUnavailable) || second.Get(39) != string(cardnet.IssuerUnavailable) {
 		t.Errorf("the request and its repeat were answered %s and %s, want 91 twice", r1.Get(39), second.Get(39))
 	}
@@ -291,11 +283,7 @@ func TestFullReversalDuringPartialReusingIDsIsApplied(t *testing.T) {
 	if resp := <-done; resp == nil || resp.Get(39) != string(cardnet.Approved) {
 		t.Fatalf("the partial reversal was answered %v", resp)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.gw.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, b.gw)
 	b.wantBalance(h.account, 100_00, 0)
 }
 

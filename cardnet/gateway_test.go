@@ -536,11 +536,7 @@ func TestGatewayUnknownOutcome(t *testing.T) {
 	h := b.holder(100_00, card.Controls{})
 	req := b.purchase(h, 12_00)
 	b.wantCode(req, cardnet.IssuerUnavailable)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.gw.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, b.gw)
 	// The hold the lost answer placed is released: the books agree with 91.
 	b.wantBalance(h.account, 100_00, 0)
 	d, err := b.recorded(req)
@@ -551,9 +547,7 @@ func TestGatewayUnknownOutcome(t *testing.T) {
 	repeat := *req
 	repeat.MTI = "0101"
 	b.wantCode(&repeat, cardnet.IssuerUnavailable)
-	if err := b.gw.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, b.gw)
 	b.wantBalance(h.account, 100_00, 0)
 }
 
@@ -572,11 +566,7 @@ func TestGatewayDeadline(t *testing.T) {
 		if took := time.Since(start); took > deadline+cardnet.DefaultQueueTimeout+time.Second {
 			t.Errorf("answered after %v, want within the deadline %v and the queue's %v", took, deadline, cardnet.DefaultQueueTimeout)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := b.gw.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
+		waitLate(t, b.gw)
 		b.wantBalance(h.account, 100_00, 0)
 		d, err := b.recorded(req)
 		if err != nil || !d.Approved || d.Outstanding != 0 {
@@ -587,9 +577,7 @@ func TestGatewayDeadline(t *testing.T) {
 		repeat := *req
 		repeat.MTI = "0101"
 		b.wantCode(&repeat, cardnet.IssuerUnavailable)
-		if err := b.gw.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
+		waitLate(t, b.gw)
 		b.wantBalance(h.account, 100_00, 0)
 		if got := (b.gwRequests("0100", "91")); got != 3 {
 			t.Errorf("requests_total{0100,91} = %v, want 3", got)
@@ -669,11 +657,7 @@ func TestGatewayApprovalThatCannotBeSaidIsReversed(t *testing.T) {
 	req.BillingAmount, req.BillingCurrency = 1_00, "GBP"
 	req.PartialApproval = true
 	b.wantCode(req, cardnet.IssuerUnavailable)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.gw.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, b.gw)
 	b.wantBalance(h.account, 50, 0)
 	// The network's repeat hears the same.
 	repeat := *req

@@ -60,14 +60,6 @@ func (s slowIncrement) Increment(ctx context.Context, req authorization.Request)
 func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 	const deadline = 100 * time.Millisecond
 	ctx := context.Background()
-	wait := func(t *testing.T, b *bank) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := b.gw.Wait(wctx); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	t.Run("91, then a crash: the queued reversal releases the late hold", func(t *testing.T) {
 		b := newBank(t, bankOptions{deadline: deadline, wrap: func(s authorization.Service) authorization.Service {
@@ -76,7 +68,7 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		h := b.holder(100_00, card.Controls{})
 		req := b.purchase(h, 12_00)
 		b.wantCode(req, cardnet.IssuerUnavailable)
-		wait(t, b)
+		waitLate(t, b.gw)
 		// The gateway's reversal was lost: the hold is still there.
 		b.wantBalance(h.account, 100_00, 12_00)
 		b.wantReconciliations("failed", 1)
@@ -108,7 +100,7 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		h := b.holder(100_00, card.Controls{})
 		req := b.purchase(h, 12_00)
 		b.wantCode(req, cardnet.IssuerUnavailable)
-		wait(t, b)
+		waitLate(t, b.gw)
 		b.wantBalance(h.account, 100_00, 12_00) // the reversal was lost
 		// Restarted, with the authorization service briefly unreadable:
 		// the first answer may have been a timeout's, so no 00; and the
@@ -155,7 +147,7 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 			t.Fatalf("answered %v although the reversal could not be queued; want no answer", resp.Get(39))
 		}
 		b.wantReconciliations("not_queued", 1)
-		wait(t, b)
+		waitLate(t, b.gw)
 		// The late approval was reversed all the same.
 		b.wantBalance(h.account, 100_00, 0)
 		// The network's retransmission: the reversal is queued now, and 91
@@ -163,7 +155,7 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		repeat := *req
 		repeat.MTI = "0101"
 		b.wantCode(&repeat, cardnet.IssuerUnavailable)
-		wait(t, b)
+		waitLate(t, b.gw)
 		b.wantBalance(h.account, 100_00, 0)
 	})
 
@@ -178,7 +170,7 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		inc := b.follow(pre, cardnet.MTIAuthorizationRequest)
 		inc.Amount = 15_00
 		b.wantCode(inc, cardnet.IssuerUnavailable)
-		wait(t, b)
+		waitLate(t, b.gw)
 		b.wantBalance(h.account, 100_00, 30_00)
 		b.wantReconciliations("reversed", 1)
 		b.wantRecoveredQueued(0)

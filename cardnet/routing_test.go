@@ -20,11 +20,7 @@ func TestStandInAdviceReusingItsOriginalsIDsHolds(t *testing.T) {
 	h := b.holder(100_00, card.Controls{})
 	req := b.purchase(h, 30_00)
 	b.wantCode(req, cardnet.IssuerUnavailable)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.gw.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, b.gw)
 	b.wantBalance(h.account, 100_00, 0)
 	adv := b.follow(req, cardnet.MTIAuthorizationAdvice)
 	adv.STAN, adv.TransmissionTime = req.STAN, req.TransmissionTime
@@ -95,11 +91,7 @@ func TestStandInAdviceReusingIDsWithoutDE90Holds(t *testing.T) {
 	h := b.holder(100_00, card.Controls{})
 	req := b.purchase(h, 30_00)
 	b.wantCode(req, cardnet.IssuerUnavailable)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.gw.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitLate(t, b.gw)
 	adv := *req
 	adv.MTI = cardnet.MTIAuthorizationAdvice
 	adv.CVC2 = ""

@@ -138,7 +138,6 @@ func (e *env) holder(balance int64) *holder {
 	return cardtest.Issue(e.t, e.led, e.cards, e.fund, e.n.Add(1), balance, card.Controls{})
 }
 
-// purchase is a purchase of amount pence on h with fresh network ids.
 // net returns network ids no message has had.
 func (e *env) net() authorization.NetworkID {
 	n := e.n.Add(1)
@@ -156,6 +155,7 @@ func (e *env) reverse(orig authorization.NetworkID, keep int64) *authorization.D
 	return d
 }
 
+// purchase is a purchase of amount pence on h with fresh network ids.
 func (e *env) purchase(h *holder, amount int64) authorization.Request {
 	return authorization.Request{
 		Kind:    authorization.KindPurchase,

@@ -20,7 +20,7 @@ import (
 // request of card 4000001234567899 and declines the others 14.
 func startTestGateway(t *testing.T) string {
 	t.Helper()
-	h := cardnet.HandlerFunc(func(ctx context.Context, m *cardnet.Message) *cardnet.Message {
+	return startTestGatewayWith(t, cardnet.HandlerFunc(func(ctx context.Context, m *cardnet.Message) *cardnet.Message {
 		a := cardnet.Answer{Code: cardnet.Approved, AuthID: "T12345"}
 		if req, err := cardnet.ParseRequest(m); err != nil || (req.BaseMTI() == "0100" || req.BaseMTI() == "0200") && req.PAN != "4000001234567899" {
 			a = cardnet.Answer{Code: cardnet.InvalidCardNumber}
@@ -30,7 +30,12 @@ func startTestGateway(t *testing.T) string {
 			t.Error(err)
 		}
 		return resp
-	})
+	}))
+}
+
+// startTestGatewayWith serves h over ISO 8583 on loopback until the test ends.
+func startTestGatewayWith(t *testing.T, h cardnet.Handler) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -170,15 +175,9 @@ func TestBenchAuthCountsFailedAnswersAsErrors(t *testing.T) {
 		resp, _ := cardnet.Respond(m, cardnet.Answer{Code: code})
 		return resp
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &cardnet.Server{Handler: h}
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
+	addr := startTestGatewayWith(t, h)
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"bench", "auth", "--iso8583", ln.Addr().String(), "--cards", writeCards(t),
+	if err := run(context.Background(), []string{"bench", "auth", "--iso8583", addr, "--cards", writeCards(t),
 		"--duration", "300ms", "--clients", "8", "--json"}, &stdout, &stderr); err != nil {
 		t.Fatalf("bench auth: %v\n%s", err, stderr.String())
 	}

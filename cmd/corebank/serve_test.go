@@ -164,13 +164,8 @@ func (s *served) stop(t *testing.T) {
 func TestServeCardPathAcrossProcesses(t *testing.T) {
 	pg := storetest.Database(t)
 	onPG := []string{"--store", "postgres", "--postgres-url", pg}
-	secrets := []string{ // the card service's keys, from the environment as in production
-		"COREBANK_CARD_KEYRING=k1:" + strings.Repeat("1f", 32),
-		"COREBANK_CARD_HASH_KEY=" + strings.Repeat("2e", 32),
-		"COREBANK_CARD_CVK=0123456789ABCDEF:FEDCBA9876543210",
-	}
 	led := startServe(t, nil, append([]string{"--service", "ledger"}, onPG...)...)
-	crd := startServe(t, secrets, append([]string{"--service", "card"}, onPG...)...)
+	crd := startServe(t, cardSecrets, append([]string{"--service", "card"}, onPG...)...)
 	auth := startServe(t, nil, append([]string{"--service", "authorization", "--ledger-url", led.base, "--card-url", crd.base}, onPG...)...)
 	iso := freeAddr(t)
 	gw := startServe(t, nil, "--service", "cardnet", "--authorization-url", auth.base, "--iso8583", iso)
@@ -280,14 +275,9 @@ func freeAddr(t *testing.T) string {
 // whole shutdown grace: HTTP gets half of it, then its connections are cut,
 // and the services still drain and flush their outboxes.
 func TestServeStopFlushesDespiteAStalledClient(t *testing.T) {
-	secrets := []string{
-		"COREBANK_CARD_KEYRING=k1:" + strings.Repeat("1f", 32),
-		"COREBANK_CARD_HASH_KEY=" + strings.Repeat("2e", 32),
-		"COREBANK_CARD_CVK=0123456789ABCDEF:FEDCBA9876543210",
-	}
 	var stderr syncBuffer
 	addr := freeAddr(t)
-	s := startCorebankTo(t, &stderr, secrets, addr, "serve", "--http", addr, "--data", t.TempDir(), "--log-level", "warn", "--service", "card", "--shutdown-grace", "2s")
+	s := startCorebankTo(t, &stderr, cardSecrets, addr, "serve", "--http", addr, "--data", t.TempDir(), "--log-level", "warn", "--service", "card", "--shutdown-grace", "2s")
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -312,4 +302,12 @@ func TestServeStopFlushesDespiteAStalledClient(t *testing.T) {
 	if strings.Contains(stderr.String(), "flush outbox") {
 		t.Errorf("a stalled client left the stop no time to flush the outbox:\n%s", stderr.String())
 	}
+}
+
+// cardSecrets are the card service's keys, from the environment as in
+// production.
+var cardSecrets = []string{
+	"COREBANK_CARD_KEYRING=k1:" + strings.Repeat("1f", 32),
+	"COREBANK_CARD_HASH_KEY=" + strings.Repeat("2e", 32),
+	"COREBANK_CARD_CVK=0123456789ABCDEF:FEDCBA9876543210",
 }
