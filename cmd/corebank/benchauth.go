@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/money"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // benchAuthResult is what `corebank bench auth --json` prints.
@@ -100,6 +103,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		err   error
 	)
 	embedded := *addr == ""
+	var before map[string]groupCommit
 	if embedded {
 		n := 1000
 		if *cardsFlag != "" {
@@ -117,6 +121,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer st.stop(context.Background())
 		*addr = st.gateway.addr()
+		before = groupCommits(st.p.reg)
 	} else if cards, err = readCardsFile(*cardsFlag); err != nil {
 		return err
 	}
@@ -184,6 +189,16 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("bench: after the run: %w", err)
 		}
 		fmt.Fprintln(stderr, "bench auth: ledger invariants hold")
+		if !*asJSON {
+			after := groupCommits(st.p.reg)
+			for _, svc := range slices.Sorted(maps.Keys(after)) {
+				d := after[svc].since(before[svc])
+				if d.commits > 0 {
+					fmt.Fprintf(stderr, "bench auth: %s: %d writes in %d group commits, %.1f writes and %.2f ms each on average\n",
+						svc, uint64(d.writes), d.commits, d.writes/float64(d.commits), 1000*d.seconds/float64(d.commits))
+				}
+			}
+		}
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
@@ -290,4 +305,47 @@ func openBenchCards(ctx context.Context, st *stack, n int) ([]sim.Card, error) {
 		return nil, err
 	}
 	return simCards(details, "GBP"), nil
+}
+
+// groupCommit is one service's group-commit histograms' counts and sums.
+type groupCommit struct {
+	commits         uint64
+	writes, seconds float64
+}
+
+func (g groupCommit) since(b groupCommit) groupCommit {
+	return groupCommit{g.commits - b.commits, g.writes - b.writes, g.seconds - b.seconds}
+}
+
+// groupCommits reads every service's store.Committer metrics from g, by
+// service label, and the ledger's own committer's as "ledger".
+func groupCommits(g prometheus.Gatherer) map[string]groupCommit {
+	out := map[string]groupCommit{}
+	mfs, err := g.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		name := mf.GetName()
+		writes := name == "corebank_store_group_writes" || name == "corebank_ledger_batch_writes"
+		if !writes && name != "corebank_store_group_commit_seconds" && name != "corebank_ledger_commit_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			svc := "ledger"
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "service" {
+					svc = l.GetValue()
+				}
+			}
+			gc, h := out[svc], m.GetHistogram()
+			if writes {
+				gc.commits, gc.writes = h.GetSampleCount(), h.GetSampleSum()
+			} else {
+				gc.seconds = h.GetSampleSum()
+			}
+			out[svc] = gc
+		}
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +213,43 @@ func TestBenchAuthRefusesBadFlags(t *testing.T) {
 			t.Errorf("bench auth %v: %v, want the flag refused", args, err)
 		}
 	}
+}
+
+// TestBenchAuthEmbeddedGroupCommits checks the group-commit lines of an
+// embedded run: they count the load only (the setup's accounts, funding
+// and cards are left out), so the ledger wrote exactly one hold per
+// approval, and authorization at least one record each.
+func TestBenchAuthEmbeddedGroupCommits(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "auth", "--duration", "500ms", "--cards", "5", "--clients", "4"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench auth: %v\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`(\d+) authorizations in .* \((\d+) approved\)`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no summary line: %q", stdout.String())
+	}
+	auths, approved := atoi(t, m[1]), atoi(t, m[2])
+	writes := map[string]int{}
+	for _, g := range regexp.MustCompile(`bench auth: (\w+): (\d+) writes in (\d+) group commits`).FindAllStringSubmatch(stderr.String(), -1) {
+		if atoi(t, g[3]) < 1 {
+			t.Errorf("no group commits: %s", g[0])
+		}
+		writes[g[1]] = atoi(t, g[2])
+	}
+	if approved < 1 || auths != approved {
+		t.Fatalf("want every authorization approved: %s", stdout.String())
+	}
+	if writes["ledger"] != approved || writes["authorization"] < auths || writes["card"] != 0 {
+		t.Errorf("group commits %v for %d authorizations, %d approved:\n%s", writes, auths, approved, stderr.String())
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
