@@ -152,6 +152,16 @@ type ReversalRequest struct {
 	// outstanding reverses partly; more is BadRequest-free but releases
 	// nothing.
 	Amount int64 `json:"amount,omitempty"`
+	// AmountCurrency, when set, says Amount is not yet in the billing
+	// currency: a partial reversal without DE6 (optional in an 0400) gives
+	// what remains in the transaction currency (DE95 in DE49's), with
+	// OriginalAmount, the reversal's DE4 (the original's transaction
+	// amount). The service scales Amount by the rate of the record it
+	// releases (that record's billing amount over OriginalAmount) when that
+	// record was held in another currency. Only the record knows it: the
+	// original's, or the network's stand-in advice for it.
+	AmountCurrency money.Currency `json:"amount_currency,omitempty"`
+	OriginalAmount int64          `json:"original_amount,omitempty"`
 	// Advice: a 0420 (the network reverses on its own account) rather
 	// than a 0400. Both are applied the same way; it is recorded.
 	Advice bool `json:"advice,omitempty"`
@@ -160,6 +170,25 @@ type ReversalRequest struct {
 	// Original did, never the hold of a stand-in advice naming Original
 	// (the network's approval, which stands).
 	OwnDecision bool `json:"own_decision,omitempty"`
+}
+
+// ScaleRemaining converts what remains after a partial reversal (DE95, in
+// the transaction currency) to the billing currency at the rate billed /
+// amount, rounded down. Something left stays something, never 0, which
+// would mean a full reversal.
+func ScaleRemaining(remain, billed, amount int64) int64 {
+	if remain == 0 {
+		return 0
+	}
+	return max(money.MulDiv(remain, billed, amount), 1)
+}
+
+// remaining is what req leaves authorized of h, in h's billing currency.
+func (req *ReversalRequest) remaining(h *record) int64 {
+	if req.AmountCurrency == "" || req.AmountCurrency == h.Currency || req.Amount == 0 {
+		return req.Amount
+	}
+	return ScaleRemaining(req.Amount, h.Requested, req.OriginalAmount)
 }
 
 // MetaClearedBefore is the ledger metadata key of a hold a partial reversal

@@ -1307,12 +1307,12 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	if orig != nil && (adv == nil || (holds(orig) && !holds(adv))) {
 		rev.OriginalID = orig.ID
 		rev.stampAfter(a.cfg.Now(), orig.updatedAt)
-		return a.release(ctx, key, rev, orig, req.Amount)
+		return a.release(ctx, key, rev, orig, req.remaining(orig))
 	}
 	rev.OriginalID, rev.origAbsent = adv.ID, orig == nil
 	rev.addDetail(detailStandIn)
 	rev.stampAfter(a.cfg.Now(), adv.updatedAt)
-	return a.release(ctx, key, rev, adv, req.Amount)
+	return a.release(ctx, key, rev, adv, req.remaining(adv))
 }
 
 // cardOr is the card of adv, if any, else of orig.
@@ -1422,7 +1422,7 @@ func (r *record) stampAfter(now time.Time, after int64) {
 }
 
 // reverseIncrement reverses an incremental authorization: its original's
-// hold comes back down by what the increment added (less req.Amount, what
+// hold comes back down by what the increment added (less what req leaves, what
 // is to remain of the increment), once however many reversals name it.
 //
 // Nothing is released if the increment was declined, or is reversed
@@ -1438,7 +1438,7 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 		rev.addDetail("nothing_to_release")
 		return a.reversal(ctx, rev)
 	}
-	undo := inc.Amount - req.Amount
+	undo := inc.Amount - req.remaining(inc)
 	if !inc.Approved || undo <= 0 || inc.Original == nil || inc.originalKey == key || inc.originalKey == inc.networkKey {
 		// (A reversal whose own ids are the increment's original's would
 		// wait for its own lock below: a malformed network's, refused.)

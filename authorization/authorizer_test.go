@@ -14,6 +14,7 @@ import (
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/rpc"
 	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/storetest"
@@ -549,6 +550,17 @@ func TestBadInput(t *testing.T) {
 		n := e.net()
 		_, err = e.a.Reverse(ctx, authorization.ReversalRequest{Network: n, Original: n})
 		wantCode(t, err, errors.BadRequest)
+		for _, rr := range []authorization.ReversalRequest{
+			{Amount: 5, AmountCurrency: "JPY"},                     // no rate
+			{Amount: 5, OriginalAmount: 10},                        // a rate of no currency
+			{AmountCurrency: "JPY", OriginalAmount: 10},            // a full reversal has no amount to scale
+			{Amount: 5, AmountCurrency: "XXX", OriginalAmount: 10}, // not a currency
+			{Amount: 5, AmountCurrency: "JPY", OriginalAmount: money.MaxAmount + 1},
+		} {
+			rr.Network, rr.Original = e.net(), e.net()
+			_, err = e.a.Reverse(ctx, rr)
+			wantCode(t, err, errors.BadRequest)
+		}
 		_, err = e.a.Get(ctx, "nope")
 		wantCode(t, err, errors.BadRequest)
 		_, err = e.a.Get(ctx, "authz_0000000000000000000000000z")

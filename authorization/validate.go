@@ -175,5 +175,16 @@ func (r *ReversalRequest) validate() error {
 	if r.Amount < 0 || r.Amount > money.MaxAmount {
 		return badf("amount must be between 0 and %d", money.MaxAmount)
 	}
+	switch {
+	case r.AmountCurrency == "" && r.OriginalAmount != 0:
+		return badf("original_amount is the rate of an amount_currency; none given")
+	case r.AmountCurrency == "":
+	case !r.AmountCurrency.Valid():
+		return badf("amount_currency %q is not an ISO 4217 currency", r.AmountCurrency)
+	case r.Amount == 0:
+		return badf("amount_currency is for a partial reversal's amount; a full reversal has none")
+	case r.OriginalAmount <= 0 || r.OriginalAmount > money.MaxAmount:
+		return badf("original_amount must be between 1 and %d with an amount_currency", money.MaxAmount)
+	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
-	"math/bits"
 	"strconv"
 	"sync"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/money"
 )
 
 // TimeoutPolicy is what the Gateway answers a request whose decision is not
@@ -776,11 +775,7 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Advise(ctx, r) }, false, ""
 	case MTIReversalRequest, MTIReversalAdvice:
 		return func(ctx context.Context) (*authorization.Decision, error) {
-			r := reversalRequest(req)
-			if err := g.billReplacement(ctx, req, &r); err != nil {
-				return nil, err
-			}
-			return g.Auth.Reverse(ctx, r)
+			return g.Auth.Reverse(ctx, reversalRequest(req))
 		}, false, ""
 	}
 	return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
@@ -865,38 +860,19 @@ func reversalRequest(req *Request) authorization.ReversalRequest {
 	}
 	if req.ReplacementAmount != nil {
 		r.Amount = *req.ReplacementAmount
-		if req.BillingAmount > 0 && req.Amount > 0 {
+		switch {
+		case req.BillingAmount > 0 && req.Amount > 0:
 			// DE95 is in the transaction currency; the hold in the billing
-			// currency: scale by the original's rate. Something left must
-			// stay something: 0 would mean a full reversal.
-			r.Amount = scaleRemaining(*req.ReplacementAmount, req.BillingAmount, req.Amount)
+			// currency: scale by the original's rate.
+			r.Amount = authorization.ScaleRemaining(*req.ReplacementAmount, req.BillingAmount, req.Amount)
+		case r.Amount > 0 && req.Amount > 0:
+			// Without DE6 (optional in an 0400) only the record the
+			// reversal releases knows its billing currency and rate: the
+			// service scales DE95 by them when they differ from DE49.
+			r.AmountCurrency, r.OriginalAmount = req.Currency, req.Amount
 		}
 	}
 	return r
-}
-
-// billReplacement scales the amount that remains after a partial reversal
-// without DE6 (optional in an 0400) to the billing currency, when the
-// original was held in another currency than DE49: by the original's rate,
-// its billing amount over the reversal's DE4 (the original's amount). A
-// reversal whose original is unknown keeps DE95 as it is: it releases
-// nothing.
-func (g *Gateway) billReplacement(ctx context.Context, req *Request, r *authorization.ReversalRequest) error {
-	if req.ReplacementAmount == nil || *req.ReplacementAmount == 0 || req.BillingAmount > 0 || req.Amount == 0 {
-		return nil
-	}
-	orig, err := g.Auth.ByNetworkID(ctx, r.Original)
-	if errors.Is(err, errors.NotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("cardnet: the original of a partial reversal: %w", err)
-	}
-	if orig.Currency == req.Currency {
-		return nil
-	}
-	r.Amount = scaleRemaining(*req.ReplacementAmount, orig.Requested, req.Amount)
-	return nil
 }
 
 // answer lays out decision d of req.
@@ -910,7 +886,7 @@ func (g *Gateway) answer(req *Request, d *authorization.Decision) Answer {
 			a.BillingAmount = d.Amount
 			// The transaction amount approved, at the request's rate,
 			// rounded down so the merchant is never told more.
-			a.Amount = scale(req.Amount, d.Amount, req.BillingAmount)
+			a.Amount = money.MulDiv(req.Amount, d.Amount, req.BillingAmount)
 		} else {
 			a.Amount = d.Amount
 		}
@@ -919,26 +895,4 @@ func (g *Gateway) answer(req *Request, d *authorization.Decision) Answer {
 		a.Amount = min(max(a.Amount, 1), req.Amount-1)
 	}
 	return a
-}
-
-// scaleRemaining scales what remains after a partial reversal (DE95) by
-// num/den: something left stays something, never 0, which would mean a
-// full reversal.
-func scaleRemaining(remain, num, den int64) int64 {
-	if remain == 0 {
-		return 0
-	}
-	return max(scale(remain, num, den), 1)
-}
-
-// scale returns x*num/den rounded down, for non-negative amounts of up to
-// twelve digits, whose product overflows int64: computed in 128 bits.
-// den must be positive.
-func scale(x, num, den int64) int64 {
-	hi, lo := bits.Mul64(uint64(x), uint64(num))
-	if hi >= uint64(den) {
-		return math.MaxInt64 // cannot happen for amounts of twelve digits
-	}
-	q, _ := bits.Div64(hi, lo, uint64(den))
-	return int64(min(q, math.MaxInt64))
 }

@@ -284,6 +284,17 @@ func (p *parser) parse() *Request {
 	}
 	r.Currency = p.currency(49)
 	r.BillingCurrency = p.currency(51)
+	if _, ok := m.Lookup(6); ok && r.Amount == 0 && r.BillingAmount > 0 {
+		// The other half of the zero rule above: something billed for a
+		// transaction of nothing would be held.
+		p.fail(6, ErrFormat, "cardholder billing amount for a transaction amount of zero")
+	}
+	if r.BillingCurrency != "" && r.BillingCurrency == r.Currency && r.BillingAmount != r.Amount {
+		// Billed in the transaction's own currency, the rate is one: a
+		// different amount is a message at odds with itself, and the
+		// billing amount is what would be held and checked.
+		p.fail(6, ErrMismatch, "cardholder billing amount %d differs from the transaction amount %d in the same currency", r.BillingAmount, r.Amount)
+	}
 	if v := p.text(54, -1); v != "" {
 		as, err := parseAdditionalAmounts(v)
 		if err != nil {

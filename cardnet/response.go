@@ -2,6 +2,8 @@ package cardnet
 
 import (
 	"fmt"
+
+	"github.com/corebank/corebank/money"
 )
 
 // Answer is a decision on a request, which Respond lays out as a response.
@@ -80,6 +82,7 @@ func Respond(req *Message, a Answer) (*Message, error) {
 				return nil, err
 			}
 		}
+		settlement(req, resp, a.Amount)
 	} else if a.Amount != 0 || a.BillingAmount != 0 {
 		return nil, fmt.Errorf("respond: approved amounts are for partial approvals (10), not %s", a.Code)
 	}
@@ -94,16 +97,45 @@ func Respond(req *Message, a Answer) (*Message, error) {
 	return resp, nil
 }
 
+// settlement sets DE5 (amount, settlement) of a partial approval to the
+// approved transaction amount at the request's own rate (DE5 over DE4),
+// rounded down: echoed, it would tell the network to settle the whole
+// amount asked for. A DE5 that cannot be scaled is left out, with DE50.
+func settlement(req, resp *Message, approved int64) {
+	v, ok := req.Lookup(5)
+	if !ok {
+		return
+	}
+	settle, asked := digitsValue(v), digitsValue(req.Get(4))
+	if settle < 0 || asked <= 0 {
+		resp.Unset(5)
+		resp.Unset(50)
+		return
+	}
+	if settle > 0 {
+		settle = max(money.MulDiv(settle, approved, asked), 1)
+	}
+	resp.Set(5, fmt.Sprintf("%012d", settle))
+}
+
+// digitsValue is the value of a 12-digit amount element, or -1.
+func digitsValue(v string) int64 {
+	if !isDigits(v, 12) {
+		return -1
+	}
+	n := int64(0)
+	for i := 0; i < len(v); i++ {
+		n = n*10 + int64(v[i]-'0')
+	}
+	return n
+}
+
 // partial sets amount element n of a partial approval to approved, which
 // must be positive and below what the request asked for.
 func partial(req, resp *Message, n int, approved int64) error {
-	v := req.Get(n)
-	if !isDigits(v, 12) {
+	asked := digitsValue(req.Get(n))
+	if asked < 0 {
 		return fmt.Errorf("respond: partial approval of a request without a valid DE%d", n)
-	}
-	asked := int64(0)
-	for i := 0; i < len(v); i++ {
-		asked = asked*10 + int64(v[i]-'0')
 	}
 	if approved <= 0 || approved >= asked {
 		return fmt.Errorf("respond: partial approval of %d for DE%d of %d: must be positive and below it", approved, n, asked)

@@ -135,6 +135,20 @@ func Mul(a, b int64) (int64, error) {
 	return int64(lo), nil
 }
 
+// MulDiv returns x*num/den rounded down, computed in 128 bits so that the
+// product of two amounts (an amount times a rate given as two amounts)
+// cannot overflow; a quotient past int64 saturates. x and num must not be
+// negative and den must be positive: for converting an amount at the rate
+// num/den.
+func MulDiv(x, num, den int64) int64 {
+	hi, lo := bits.Mul64(uint64(x), uint64(num))
+	if hi >= uint64(den) {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, uint64(den))
+	return int64(min(q, math.MaxInt64))
+}
+
 func abs(a int64) uint64 {
 	if a < 0 {
 		return uint64(-(a + 1)) + 1

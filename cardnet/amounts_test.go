@@ -1,0 +1,120 @@
+package cardnet_test
+
+import (
+	"testing"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/cardnet"
+)
+
+// The network stood in for a cross-currency purchase (¥10,000,
+// billed £60.00) that never reached us, and sent its 0120 with DE6/DE51:
+// £60.00 is held on the advice. It then sends a partial reversal of the
+// original with DE95 = ¥5,000 remaining and without DE6 (optional in an
+// 0400, iso8583.md). What remains is £30.00 at the advice's rate: ¥5,000
+// taken as pence would leave £50.00 held.
+func TestStandInPartialReversalWithoutDE6IsScaled(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 10000)
+	req.Currency = "JPY"
+	req.BillingAmount, req.BillingCurrency = 60_00, "GBP"
+	// Never reaches us: the network stands in.
+	adv := b.follow(req, cardnet.MTIAuthorizationAdvice)
+	adv.ResponseCode = cardnet.Approved
+	adv.AuthID = "NET123"
+	b.wantCode(adv, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 60_00)
+
+	rev := b.follow(req, cardnet.MTIReversalRequest)
+	rev.BillingAmount, rev.BillingCurrency = 0, "" // DE6 is optional in an 0400
+	remain := int64(5000)                          // ¥5,000 stays authorized
+	rev.ReplacementAmount = &remain
+	b.wantCode(rev, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 30_00)
+}
+
+// A partial approval says the approved amount in DE4 (and DE6),
+// but echoes the request's DE5 (amount, settlement) unchanged: the 0110
+// tells the network that the full £25.00 is to be settled while £10.00 is
+// approved and held.
+func TestPartialApprovalScalesTheSettlementAmount(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(10_00, card.Controls{})
+	req := b.purchase(h, 25_00)
+	req.PartialApproval = true
+	m := MustMessage(t, req)
+	m.Set(5, "000000002500") // settlement amount, as a network fills it
+	m.Set(50, "826")
+	resp := MustSend(t, b.client, m)
+	if resp.Get(39) != string(cardnet.PartiallyApproved) {
+		t.Fatalf("DE39 %s, want 10", resp.Get(39))
+	}
+	if resp.Get(4) != "000000001000" {
+		t.Errorf("DE4 %s, want the £10.00 approved", resp.Get(4))
+	}
+	b.wantBalance(h.account, 10_00, 10_00)
+	if v, ok := resp.Lookup(5); ok && v != "000000001000" {
+		t.Errorf("DE5 (settlement amount) of the partial approval = %s: the full amount requested, while DE4 says %s was approved", v, resp.Get(4))
+	}
+}
+
+// DE6/DE51 in the transaction's own currency but for another
+// amount: a £1,000.00 purchase (DE4, DE49 826) whose "cardholder billing
+// amount" is 1p in GBP too (DE6, DE51 826). The message is inconsistent
+// (the same currency, two amounts), like the zero DE6 the parser already
+// refuses; it is approved 00 for £1,000.00 past a £100.00 per-transaction
+// limit and an account holding £50.00, with 1p held.
+func TestBillingAmountInTheTransactionCurrencyMustMatch(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(50_00, card.Controls{PerTransactionLimit: 100_00})
+	m := MustMessage(t, b.purchase(h, 1000_00))
+	m.Set(6, "000000000001") // 1p
+	m.Set(51, "826")         // GBP, as DE49
+	resp := MustSend(t, b.client, m)
+	if resp.Get(39) == string(cardnet.Approved) {
+		t.Errorf("a £1,000.00 purchase with DE6 of 1p in GBP answered 00 (DE4 %s), past the limit and the balance", resp.Get(4))
+	}
+	b.wantBalance(h.account, 50_00, 0)
+}
+
+// The other half of the rule the parser enforces for DE6 = 0:
+// DE4 = 0 (a verification) with a DE6 of £50.00 is approved 00 and £50.00
+// is held for a transaction of nothing.
+func TestZeroTransactionAmountWithABillingAmountHoldsNothing(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 0)
+	req.Currency = "JPY"
+	m := MustMessage(t, req)
+	m.Set(6, "000000005000") // £50.00
+	m.Set(51, "826")
+	resp := MustSend(t, b.client, m)
+	t.Logf("DE39 %s DE4 %s DE6 %s", resp.Get(39), resp.Get(4), resp.Get(6))
+	b.wantBalance(h.account, 100_00, 0)
+}
+
+// The common way to get there: the authorization service is
+// away for the 0100 (answered 91, the gateway's own reversal queued), the
+// network stands in and advises, then partially reverses without DE6.
+func TestStandInAfter91PartialReversalWithoutDE6IsScaled(t *testing.T) {
+	b := newBank(t, bankOptions{wrap: func(s authorization.Service) authorization.Service { return unreachable{s} }})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 10000)
+	req.Currency = "JPY"
+	req.BillingAmount, req.BillingCurrency = 60_00, "GBP"
+	b.wantCode(req, cardnet.IssuerUnavailable)
+	waitLate(t, b.gw)
+	adv := b.follow(req, cardnet.MTIAuthorizationAdvice)
+	adv.ResponseCode = cardnet.Approved
+	adv.AuthID = "NET123"
+	b.wantCode(adv, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 60_00)
+	rev := b.follow(req, cardnet.MTIReversalRequest)
+	rev.BillingAmount, rev.BillingCurrency = 0, ""
+	remain := int64(7000) // ¥7,000 remain: £42.00
+	rev.ReplacementAmount = &remain
+	b.wantCode(rev, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 42_00)
+}
