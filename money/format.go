@@ -31,7 +31,7 @@ func Format(minor int64, c Currency) string {
 // It rejects more fractional digits than c has, signs other than a leading
 // '-', exponents, and anything beyond MaxAmount.
 func Parse(s string, c Currency) (int64, error) {
-	bad := errors.Errorf(errors.BadRequest, "invalid amount %q", s)
+	bad := errors.Errorf(errors.BadRequest, "invalid amount %s", ascii.Quote(s))
 	if !c.Valid() {
 		return 0, errors.Errorf(errors.BadRequest, "unsupported currency %q", c)
 	}

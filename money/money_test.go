@@ -2,6 +2,7 @@ package money_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -145,6 +146,16 @@ func TestSaturating(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// A card number pasted into an amount is refused without being shown.
+func TestParseErrorHidesCardNumbers(t *testing.T) {
+	for _, s := range []string{"4111111111111111", "4111 1111 1111 1111", "12.5x4111111111111111"} {
+		_, err := money.Parse(s, "GBP")
+		if err == nil || strings.Contains(err.Error(), "111111") {
+			t.Errorf("Parse(%q) = %v, want an error without the number", s, err)
 		}
 	}
 }

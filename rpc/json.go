@@ -171,9 +171,13 @@ func describeJSONError(err error) string {
 			return fmt.Sprintf("field %q: cannot use a JSON %s as %s", typ.Field, jsonKind(typ.Value), typ.Type)
 		}
 		return fmt.Sprintf("cannot use a JSON %s as %s", jsonKind(typ.Value), typ.Type)
-	default:
-		// Unknown fields and the like: the package's own words are precise.
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// The package's own words, naming a key, are precise.
 		return strings.TrimPrefix(err.Error(), "json: ")
+	default:
+		// A type that decodes itself (a time, say) or a ",string" field
+		// refused a value, in words that quote it: not to be echoed.
+		return "a value is not valid for its field"
 	}
 }
 
