@@ -207,10 +207,12 @@ func parseAdditionalAmounts(v string) ([]AdditionalAmount, error) {
 		return nil, fmt.Errorf("%d characters, not a multiple of %d", len(v), additionalAmountLen)
 	}
 	var out []AdditionalAmount
-	for ; len(v) > 0; v = v[additionalAmountLen:] {
+	for i := 1; len(v) > 0; v, i = v[additionalAmountLen:], i+1 {
 		e := v[:additionalAmountLen]
 		if !isDigits(e[:4], 4) || !isDigits(e[8:], 12) || (e[7] != 'C' && e[7] != 'D') {
-			return nil, fmt.Errorf("entry %q is not n2 n2 n3 C/D n12", e)
+			// Its position, not its value: a card number in the wrong
+			// element must not reach a log.
+			return nil, fmt.Errorf("entry %d is not n2 n2 n3 C/D n12", i)
 		}
 		cur, err := money.FromNumeric(e[4:7])
 		if err != nil {

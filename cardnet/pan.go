@@ -21,7 +21,9 @@ func (p PAN) Masked() string {
 	switch {
 	case n == 0:
 		return ""
-	case n < 8:
+	case n < 8 || !isDigits(string(p), n):
+		// Not one character per digit (a spec that carries DE2 as packed
+		// bytes): any four bytes would show eight digits.
 		return strings.Repeat("*", n)
 	case n < 13:
 		return strings.Repeat("*", n-4) + string(p[n-4:])

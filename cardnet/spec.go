@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/moov-io/iso8583"
 	"github.com/moov-io/iso8583/field"
@@ -37,15 +38,18 @@ type Spec struct {
 
 // DefaultSpec returns the spec corebank ships: ISO 8583:1987, every data
 // element as ASCII characters, the bitmap as 16 hexadecimal characters per
-// 64 bits. docs/iso8583.md describes it field by field.
-func DefaultSpec() *Spec {
+// 64 bits. docs/iso8583.md describes it field by field. It is loaded once
+// and shared: a Spec is read-only (do not change its MessageSpec).
+func DefaultSpec() *Spec { return defaultSpec() }
+
+var defaultSpec = sync.OnceValue(func() *Spec {
 	s, err := LoadSpec(bytes.NewReader(defaultSpecJSON))
 	if err != nil {
 		// The embedded file is tested; failing here is a build defect.
 		panic(fmt.Sprintf("cardnet: embedded default spec: %v", err))
 	}
 	return s
-}
+})
 
 // DefaultSpecJSON returns the JSON of the default spec, a starting point for
 // a bank that must describe its network's dialect.
@@ -55,7 +59,14 @@ func DefaultSpecJSON() []byte { return bytes.Clone(defaultSpecJSON) }
 // DefaultSpecJSON). It checks what cardnet relies on: a 4-character fixed MTI
 // as field 0, a bitmap as field 1, and the data elements that requests and
 // responses use.
-func LoadSpec(r io.Reader) (*Spec, error) {
+func LoadSpec(r io.Reader) (s *Spec, err error) {
+	defer func() {
+		// moov-io's importer panics on some malformed specs (a negative
+		// length, an empty composite): an error, not a crash at start.
+		if p := recover(); p != nil {
+			s, err = nil, fmt.Errorf("import spec: %v", p)
+		}
+	}()
 	raw, err := io.ReadAll(io.LimitReader(r, maxSpecSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
@@ -93,6 +104,11 @@ func newSpec(ms *iso8583.MessageSpec) (*Spec, error) {
 		}
 		s.max = max(s.max, n)
 	}
+	if !s.bitmap.Spec().DisableAutoExpand && s.bitmap.Spec().Length != 8 {
+		// Standard bitmaps are 8 bytes each, extended by bit 1; a 16-byte
+		// one (moov's Spec87ASCII) reads standard traffic wrongly.
+		return nil, fmt.Errorf("invalid spec: field 1 (bitmap) must be 8 bytes, extended by bit 1, or fixed (disableAutoExpand)")
+	}
 	if s.bitmap.Spec().DisableAutoExpand && s.max > s.bitmapBits() {
 		return nil, fmt.Errorf("invalid spec: field %d lies beyond the fixed %d-bit bitmap", s.max, s.bitmapBits())
 	}
@@ -106,12 +122,54 @@ func newSpec(ms *iso8583.MessageSpec) (*Spec, error) {
 	// The fixed elements corebank writes in its answers, at the standard's
 	// lengths: a spec with another (DE38 of 8, say) would accept requests
 	// and then fail to pack the approval.
-	for n, length := range map[int]int{3: 6, 4: 12, 7: 10, 11: 6, 18: 4, 38: 6, 39: 2, 49: 3} {
+	// And those ParseRequest reads at the standard's lengths.
+	for n, length := range map[int]int{3: 6, 4: 12, 7: 10, 11: 6, 18: 4, 22: 3, 37: 12, 38: 6, 39: 2, 41: 8, 42: 15, 43: 40, 49: 3, 70: 3, 90: 42} {
 		if sp := ms.Fields[n].Spec(); sp.Length != length || sp.Pref == nil || !isFixed(sp.Pref) {
-			return nil, fmt.Errorf("invalid spec: field %d must be fixed, %d characters (the standard's), as corebank writes it", n, length)
+			return nil, fmt.Errorf("invalid spec: field %d must be fixed, %d characters (the standard's), as corebank reads and writes it", n, length)
 		}
 	}
+	if err := s.probe(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// probeValues are standard values of the elements cardnet relies on (field
+// 0 is the MTI). Each must come back from a pack and an unpack as it went:
+// a numeric type that drops leading zeros, say, would turn STAN "000001"
+// into "1", which no answer could carry. DE38 is left out: a numeric one is
+// allowed (docs/iso8583.md), and an approval code it cannot carry is
+// handled when answering.
+var probeValues = map[int]string{
+	0: "0100", 2: "4000001234567899", 3: "000000", 4: "000000001000", 7: "0101000000",
+	11: "000001", 18: "0742", 22: "051", 32: "012345", 37: "000000000001", 39: "00",
+	41: "TERM0001", 42: "MERCHANT0000001", 43: "CORNER CAFE             LONDON        GB",
+	49: "826", 70: "001", 90: "010000000101010000000000000000000000000000",
+}
+
+// probe packs and unpacks each of probeValues on its own, and refuses the
+// spec, naming the field, if one does not come back unchanged.
+func (s *Spec) probe() error {
+	for n, v := range probeValues {
+		m := s.NewMessage(probeValues[0])
+		if n != 0 {
+			m.Set(n, v)
+		}
+		b, err := m.Pack()
+		var back *Message
+		if err == nil {
+			back, err = s.Unpack(b)
+		}
+		switch {
+		case err != nil:
+			return fmt.Errorf("invalid spec: field %d cannot carry a standard value: %w", n, err)
+		case back.MTI() != probeValues[0]:
+			return fmt.Errorf("invalid spec: field 0 (MTI) %q comes back as %q", probeValues[0], back.MTI())
+		case n != 0 && back.Get(n) != v:
+			return fmt.Errorf("invalid spec: field %d does not come back as it was packed (%d characters in, %d out)", n, len(v), len(back.Get(n)))
+		}
+	}
+	return nil
 }
 
 func isFixed(p prefix.Prefixer) bool {

@@ -67,6 +67,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var (
 		addr      = fs.String("iso8583", "", "a running gateway's ISO 8583 address; empty starts the embedded bank")
+		specFile  = fs.String("iso8583-spec", "", specFlagHelp)
 		cardsFlag = fs.String("cards", "", "embedded: how many funded cards to pay with (default 1000); with --iso8583: a JSON list of test cards the issuer knows")
 		cpuProf   = fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
 		blockProf = fs.String("blockprofile", "", "write a blocking profile of the load phase to this file")
@@ -102,6 +103,10 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		st    *stack
 		err   error
 	)
+	spec, err := loadSpecFile(*specFile)
+	if err != nil {
+		return err
+	}
 	embedded := *addr == ""
 	var before map[string]groupCommit
 	if embedded {
@@ -116,7 +121,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if st, cards, err = startBenchStack(ctx, dir, n, *workers, stderr); err != nil {
+		if st, cards, err = startBenchStack(ctx, dir, n, *workers, spec, stderr); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer st.stop(context.Background())
@@ -125,10 +130,12 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if cards, err = readCardsFile(*cardsFlag); err != nil {
 		return err
 	}
+	if spec == nil {
+		spec = cardnet.DefaultSpec()
+	}
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano())
 	}
-	spec := cardnet.DefaultSpec()
 	cs := make([]*cardnet.Client, *conns)
 	for i := range cs {
 		c, err := (&cardnet.Dialer{Spec: spec}).Dial(ctx, *addr)
@@ -230,7 +237,7 @@ func signOn(ctx context.Context, c *cardnet.Client, spec *cardnet.Spec, stan int
 // with the gateway on loopback, and opens n generously funded customer
 // accounts with a card each and no controls. It returns the cards' details,
 // revealed in process: they are never written anywhere.
-func startBenchStack(ctx context.Context, dir string, n, workers int, stderr io.Writer, tweaks ...func(*config)) (*stack, []sim.Card, error) {
+func startBenchStack(ctx context.Context, dir string, n, workers int, spec *cardnet.Spec, stderr io.Writer, tweaks ...func(*config)) (*stack, []sim.Card, error) {
 	// Every default of the embedded shape, then the bench's few changes.
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	var (
@@ -242,7 +249,7 @@ func startBenchStack(ctx context.Context, dir string, n, workers int, stderr io.
 	cc.flags(fs)
 	gc.flags(fs)
 	cfg.dataDir, cfg.logLevel, cfg.expireEvery = dir, "warn", 0
-	gc.addr, gc.workers = "127.0.0.1:0", workers
+	gc.addr, gc.workers, gc.spec = "127.0.0.1:0", workers, spec
 	for _, tweak := range tweaks {
 		tweak(&cfg)
 	}

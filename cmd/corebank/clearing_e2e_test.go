@@ -19,7 +19,7 @@ import (
 // rest, and the ledger's invariants hold.
 func TestClearingVariantsEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	st, cards, err := startBenchStack(ctx, t.TempDir(), 1, cardnet.DefaultWorkers, &bytes.Buffer{})
+	st, cards, err := startBenchStack(ctx, t.TempDir(), 1, cardnet.DefaultWorkers, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

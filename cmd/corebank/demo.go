@@ -125,7 +125,7 @@ Press Ctrl-C to stop.
 		// go at its end, so a demo left running does not grow.
 		for ctx.Err() == nil {
 			s := &sim.Simulator{Addr: loopback(st.gateway.addr()), Cards: simCards(details, "GBP"), Rate: *simRate,
-				Duration: time.Hour, Log: p.log.With("component", "sim")}
+				Duration: time.Hour, Log: p.log.With("component", "sim"), Spec: gc.spec}
 			if _, err := s.Run(ctx); err != nil {
 				p.log.Warn("demo simulator stopped", "err", err)
 				return

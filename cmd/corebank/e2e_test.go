@@ -23,7 +23,7 @@ import (
 // file again changes nothing, and the ledger's invariants hold throughout.
 func TestCardPathEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	st, cards, err := startBenchStack(ctx, t.TempDir(), 12, cardnet.DefaultWorkers, &bytes.Buffer{})
+	st, cards, err := startBenchStack(ctx, t.TempDir(), 12, cardnet.DefaultWorkers, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func equalBalances(a, b map[string][2]int64) bool {
 func TestHoldExpiryEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	const holdDays = 3
-	st, cards, err := startBenchStack(ctx, t.TempDir(), 1, cardnet.DefaultWorkers, &bytes.Buffer{}, func(c *config) { c.holdDays = holdDays })
+	st, cards, err := startBenchStack(ctx, t.TempDir(), 1, cardnet.DefaultWorkers, nil, &bytes.Buffer{}, func(c *config) { c.holdDays = holdDays })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -595,9 +595,32 @@ type gatewayConfig struct {
 	deadline  time.Duration
 	onTimeout cardnet.TimeoutPolicy
 	workers   int
+	specFile  string
+	spec      *cardnet.Spec // loaded from specFile by check; the default if nil
+}
+
+// specFlagHelp is --iso8583-spec's help, for the gateway and its clients.
+const specFlagHelp = "the card network's ISO 8583 message spec: a JSON file in moov-io/iso8583's spec-builder format (docs/iso8583.md); empty for the default ISO 8583:1987 ASCII spec"
+
+// loadSpecFile loads --iso8583-spec: nil for the default when name is empty.
+func loadSpecFile(name string) (*cardnet.Spec, error) {
+	if name == "" {
+		return nil, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--iso8583-spec: %w", err)
+	}
+	defer f.Close()
+	s, err := cardnet.LoadSpec(f)
+	if err != nil {
+		return nil, fmt.Errorf("--iso8583-spec %s: %w", name, err)
+	}
+	return s, nil
 }
 
 func (c *gatewayConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.specFile, "iso8583-spec", "", specFlagHelp)
 	fs.StringVar(&c.addr, "iso8583", cardnet.DefaultAddr, "TCP address the ISO 8583 gateway listens on for the card network")
 	fs.DurationVar(&c.deadline, "iso8583-deadline", cardnet.DefaultDeadline, "decision deadline of an ISO 8583 request")
 	fs.TextVar(&c.onTimeout, "iso8583-on-timeout", cardnet.Decline91, "answer past the deadline: 91 (issuer unavailable) or none (let the network stand in)")
@@ -616,7 +639,12 @@ func (c *gatewayConfig) check() error {
 	if c.deadline <= 0 || c.deadline > maxDeadline {
 		return fmt.Errorf("--iso8583-deadline %v: want more than 0 and at most %v", c.deadline, maxDeadline)
 	}
-	return checkWorkers("--iso8583-workers", c.workers)
+	if err := checkWorkers("--iso8583-workers", c.workers); err != nil {
+		return err
+	}
+	var err error
+	c.spec, err = loadSpecFile(c.specFile)
+	return err
 }
 
 // gatewayNode is the ISO 8583 listener and its handler.
@@ -631,8 +659,8 @@ type gatewayNode struct {
 // decisions.
 func (p *platform) startGateway(gc gatewayConfig, auth authorization.Service) (*gatewayNode, error) {
 	log := p.log.With("service", "cardnet")
-	gw := &cardnet.Gateway{Auth: auth, Deadline: gc.deadline, OnTimeout: gc.onTimeout, Log: log, Metrics: p.reg, Tracer: p.tracing.Tracer("corebank/cardnet")}
-	srv := &cardnet.Server{Handler: gw, Deadline: gc.deadline, Workers: gc.workers, Log: log}
+	gw := &cardnet.Gateway{Auth: auth, Deadline: gc.deadline, OnTimeout: gc.onTimeout, Log: log, Metrics: p.reg, Tracer: p.tracing.Tracer("corebank/cardnet"), Spec: gc.spec}
+	srv := &cardnet.Server{Handler: gw, Deadline: gc.deadline, Workers: gc.workers, Log: log, Spec: gc.spec}
 	ln, err := net.Listen("tcp", gc.addr)
 	if err != nil {
 		return nil, fmt.Errorf("--iso8583: listen %s: %w", gc.addr, err)

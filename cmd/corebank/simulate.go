@@ -46,8 +46,13 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		seed      = fs.Uint64("seed", 0, "random seed; 0 picks one from the clock")
 		echo      = fs.Duration("echo", 30*time.Second, "interval of echo tests (0800/301)")
 		verbose   = fs.Bool("v", false, "log every message's outcome")
+		specFile  = fs.String("iso8583-spec", "", specFlagHelp)
 	)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	spec, err := loadSpecFile(*specFile)
+	if err != nil {
 		return err
 	}
 	if err := checkRate("--rate", *rate); err != nil || *rate == 0 {
@@ -67,7 +72,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	s := &sim.Simulator{
 		Addr: *addr, Cards: cards, Rate: *rate, Duration: *duration,
-		Rand: rand.New(rand.NewPCG(*seed, 0)), Log: log, EchoEvery: *echo,
+		Rand: rand.New(rand.NewPCG(*seed, 0)), Log: log, EchoEvery: *echo, Spec: spec,
 	}
 	var out *os.File
 	if *clearOut != "" {
