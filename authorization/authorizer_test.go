@@ -633,3 +633,44 @@ func TestVelocityDoesNotRefuseAnIncrement(t *testing.T) {
 		e.wantBalance(t, h.Account, 10_000, 1200)
 	})
 }
+
+// Whether a reversal of an original came "since" an increment is decided by
+// comparing times (reverseIncrement: reversals of the original with at >
+// the increment's updated_at). A reversal that releases nothing
+// (nothing_to_release) is stamped after the original without moving the
+// original's updated_at: an increment decided after it with a clock
+// stepped back (NTP, a restart on another host) is still timed after it,
+// so the network's reversal of the increment releases it.
+func TestIncrementAfterClockStepBackIsStillReversible(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(100_000, card.Controls{})
+		pre := e.preauth(t, e.a, h, 1000)
+
+		// The network's partial reversal asking 1000 to remain: nothing to
+		// release, recorded at 10:00.
+		e.clk.Set(epoch.Add(time.Hour))
+		rev := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network, Amount: 1000}))
+		if rev.Amount != 0 {
+			t.Fatalf("reversal = %+v, want nothing released", rev)
+		}
+
+		// The clock is stepped back (to 09:30); the merchant adds 500.
+		e.clk.Set(epoch.Add(30 * time.Minute))
+		inc := e.purchase(h, 500)
+		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		if d := must(t)(e.a.Increment(ctx, inc)); !d.Approved {
+			t.Fatalf("increment = %+v", d)
+		}
+		e.wantBalance(t, h.Account, 100_000, 1500)
+
+		// The network reverses the increment: 500 must be released.
+		e.clk.Set(epoch.Add(40 * time.Minute))
+		d := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc.Network}))
+		if d.Amount != 500 {
+			t.Errorf("reversal of the increment released %d (detail %q), want 500", d.Amount, d.Detail)
+		}
+		e.wantBalance(t, h.Account, 100_000, 1000)
+	})
+}

@@ -378,9 +378,11 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 		f := fin
 		grow := f.Kind == KindIncremental && f.Approved && f.OriginalID != ""
 		if grow {
-			var origUpdated int64
-			switch err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT updated_at FROM authorizations WHERE id = ? AND hold_id = ? AND outstanding > 0`),
-				f.OriginalID, f.opTarget).Scan(&origUpdated); {
+			var origUpdated, lastRev int64
+			switch err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT o.updated_at, CAST(COALESCE((SELECT MAX(r.at) FROM authorizations r
+				WHERE r.kind = 'reversal' AND r.original_key = o.network_key), 0) AS BIGINT)
+				FROM authorizations o WHERE o.id = ? AND o.hold_id = ? AND o.outstanding > 0`),
+				f.OriginalID, f.opTarget).Scan(&origUpdated, &lastRev); {
 			case err == sql.ErrNoRows:
 				a.declined(&f, OriginalNotFound, "hold_not_pending")
 				f.HoldID, grow = "", false
@@ -388,8 +390,12 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 				return fmt.Errorf("authorization: original of %s: %w", f.ID, err)
 			default:
 				// After whatever last changed the original (a reversal to
-				// a new total, timed likewise): their order is their times'.
-				f.updatedAt = max(f.updatedAt, origUpdated+1)
+				// a new total, timed likewise), and after its reversals
+				// even those that changed nothing (a clock stepped back
+				// must not put the increment before them: a reversal of
+				// it would count it as covered by one): their order is
+				// their times'.
+				f.updatedAt = max(f.updatedAt, origUpdated+1, lastRev+1)
 			}
 		}
 		res, err := tx.StmtContext(ctx, a.st.finish).ExecContext(ctx,
