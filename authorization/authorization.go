@@ -282,6 +282,12 @@ type Decision struct {
 	MerchantCity    string       `json:"merchant_city,omitempty"`
 	MerchantCountry string       `json:"merchant_country,omitempty"`
 	At              time.Time    `json:"at"`
+	// Replayed: the decision was made before this call (a retransmission,
+	// a duplicate, another process's decision of the same network ids), and
+	// this call only read it back. The gateway checks whether what it
+	// answered then was a timeout's (after a restart it cannot remember),
+	// without comparing clocks. Never in events.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // ReferenceQuery names an authorization by what a clearing record carries

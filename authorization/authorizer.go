@@ -451,6 +451,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
+		r.replayed = true
 		standIn := req.Kind == KindAdvice || (req.Kind == KindRefund && req.StandIn)
 		if standIn && req.Original == nil && !r.networkOwn() && r.Kind != KindReversal {
 			// An advice reusing its original's ids without DE90: a
@@ -597,7 +598,10 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 // the gate needs (errCardBusy), waiting a millisecond more each time.
 func (a *Authorizer) insertGated(ctx context.Context, r *record, gate func(ctx context.Context, tx *sql.Tx, r *record) error) (*record, error) {
 	return retryBusy(ctx, func() (*record, error) {
-		got, _, err := a.insert(ctx, r, gate)
+		got, inserted, err := a.insert(ctx, r, gate)
+		if err == nil && !inserted {
+			got.replayed = true // another process's, decided first
+		}
 		return got, err
 	})
 }
@@ -982,6 +986,7 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 				if err != nil {
 					return nil, err
 				}
+				fresh.replayed = r.replayed
 				return a.complete(ctx, fresh, held)
 			}
 		}
@@ -1058,7 +1063,9 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 	if got == nil {
 		return nil, errors.Errorf(errors.Internal, "authorization: %s vanished", r.ID)
 	}
-	return got.decision(), nil
+	d := got.decision()
+	d.Replayed = r.replayed
+	return d, nil
 }
 
 // declined sets a pending record's outcome to a decline.

@@ -88,8 +88,8 @@ func TestAuthorize(t *testing.T) {
 			}
 			e.wantBalance(t, h.Account, 300, 300)
 			again := must(t)(e.a.Authorize(ctx, req))
-			if !reflect.DeepEqual(again, d) {
-				t.Errorf("retransmission = %+v, want %+v", again, d)
+			if !again.Replayed || !reflect.DeepEqual(made(again), d) {
+				t.Errorf("retransmission = %+v, want %+v replayed", again, d)
 			}
 			e.wantBalance(t, h.Account, 300, 300)
 		})
@@ -101,8 +101,8 @@ func TestAuthorize(t *testing.T) {
 			e.clk.Add(time.Second) // a later retransmission
 			defer e.clk.Add(-time.Second)
 			d2 := must(t)(e.a.Authorize(ctx, req))
-			if !reflect.DeepEqual(d1, d2) {
-				t.Errorf("retransmission = %+v\nwant %+v", d2, d1)
+			if d1.Replayed || !d2.Replayed || !reflect.DeepEqual(d1, made(d2)) {
+				t.Errorf("retransmission = %+v\nwant %+v replayed", d2, d1)
 			}
 			e.wantBalance(t, h.Account, 1000, 400)
 			// A retransmitted decline is the same decline, even once funds arrive.
@@ -117,8 +117,8 @@ func TestAuthorize(t *testing.T) {
 				t.Fatal(err)
 			}
 			d4 := must(t)(e.a.Authorize(ctx, req2))
-			if !reflect.DeepEqual(d3, d4) {
-				t.Errorf("retransmitted decline = %+v, want %+v", d4, d3)
+			if !d4.Replayed || !reflect.DeepEqual(d3, made(d4)) {
+				t.Errorf("retransmitted decline = %+v, want %+v replayed", d4, d3)
 			}
 			e.wantBalance(t, h.Account, 2000, 400)
 		})
@@ -133,13 +133,20 @@ func TestAuthorize(t *testing.T) {
 				wg.Go(func() { ds[i], errs[i] = e.a.Authorize(ctx, req) })
 			}
 			wg.Wait()
+			makers := 0
 			for i := range ds {
 				if errs[i] != nil {
 					t.Fatalf("goroutine %d: %v", i, errs[i])
 				}
-				if !reflect.DeepEqual(ds[i], ds[0]) {
+				if !ds[i].Replayed {
+					makers++
+				}
+				if !reflect.DeepEqual(made(ds[i]), made(ds[0])) {
 					t.Errorf("goroutine %d got %+v, want %+v", i, ds[i], ds[0])
 				}
+			}
+			if makers != 1 {
+				t.Errorf("%d calls say they made the decision, want 1", makers)
 			}
 			e.wantBalance(t, h.Account, 1000, 100)
 			if n := count(t, db, fmt.Sprintf(`SELECT COUNT(*) FROM authorizations WHERE card_id = '%s'`, h.Card.ID)); n != 1 {
@@ -673,4 +680,41 @@ func TestIncrementAfterClockStepBackIsStillReversible(t *testing.T) {
 		}
 		e.wantBalance(t, h.Account, 100_000, 1000)
 	})
+}
+
+// A decision says whether the call made it or read it back (a
+// retransmission, a declined or approved one alike): the gateway checks
+// the replayed ones for a timeout's answer it may not remember. Events
+// never carry it.
+func TestDecisionSaysWhetherItWasReplayed(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(1000, card.Controls{})
+		for _, amount := range []int64{100, 5000} { // approved, declined 51
+			req := e.purchase(h, amount)
+			first := must(t)(e.a.Authorize(ctx, req))
+			again := must(t)(e.a.Authorize(ctx, req))
+			if first.Replayed || !again.Replayed || again.ID != first.ID || again.Approved != first.Approved {
+				t.Errorf("%d: first %+v, again %+v: want the same decision, made then replayed", amount, first, again)
+			}
+		}
+		events := outbox(t, db)
+		if len(events) != 2 {
+			t.Fatalf("%d events, want 2", len(events))
+		}
+		for _, ev := range events {
+			if strings.Contains(string(ev.Payload), "replayed") {
+				t.Errorf("event %s carries the call's replayed: %s", ev.Topic, ev.Payload)
+			}
+		}
+		e.wantBalance(t, h.Account, 1000, 100)
+	})
+}
+
+// made is d as the call that made it saw it: Replayed cleared.
+func made(d *authorization.Decision) *authorization.Decision {
+	c := *d
+	c.Replayed = false
+	return &c
 }

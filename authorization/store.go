@@ -49,6 +49,7 @@ type record struct {
 	opForce     bool
 	opPartial   bool
 	opOriginal  string // a reversal's: the network key of the record it changes
+	replayed    bool   // read back, not made, by the call at hand (Decision.Replayed)
 	origAbsent  bool   // a reversal's, not stored: computed with its original not recorded (a stand-in's)
 	updatedAt   int64
 }
@@ -123,6 +124,7 @@ func parseKey(k string) (NetworkID, bool) {
 // decision returns the record's Decision, detached from the record.
 func (r *record) decision() *Decision {
 	d := r.Decision
+	d.Replayed = r.replayed
 	if r.Original != nil {
 		o := *r.Original
 		d.Original = &o
@@ -603,7 +605,9 @@ func (r *record) topic() string {
 }
 
 func (a *Authorizer) appendEvent(ctx context.Context, tx *sql.Tx, r *record) error {
-	payload, err := json.Marshal(r.decision())
+	d := r.decision()
+	d.Replayed = false // a call's, not the record's
+	payload, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("authorization: event %s: %w", r.ID, err)
 	}

@@ -151,9 +151,9 @@ type Gateway struct {
 	// that the Gateway remembers, for an hour at most, to answer their
 	// retransmissions alike (an hour of an issuer outage at a few hundred
 	// requests a second would otherwise grow without bound). Past it the
-	// oldest are forgotten, and a retransmission of a request decided no
-	// later than the forgotten ones could be is checked with the
-	// authorization service (a lookup), as after a restart.
+	// oldest are forgotten, and a retransmission of a forgotten one is
+	// checked with the authorization service (a lookup), as every
+	// decision it read back rather than made is (Decision.Replayed).
 	// DefaultMaxRemembered if zero.
 	MaxRemembered int
 	// Log receives timeouts, reconciliations and failures; discarded if
@@ -177,7 +177,6 @@ type Gateway struct {
 	reconcile *prometheus.CounterVec
 
 	mu       sync.Mutex
-	forgot   time.Time           // decisions before it may have been answered per OnTimeout and forgotten
 	flights  map[string]*flight  // decisions in progress, by message type and network key
 	busy     int                 // flights, plus reversals of late decisions under way
 	timedOut map[string]timedOut // requests answered per OnTimeout, by network key
@@ -233,7 +232,6 @@ func (g *Gateway) init() {
 		if g.Log == nil {
 			g.Log = slog.New(slog.DiscardHandler)
 		}
-		g.forgot = time.Now() // decisions before it are another life's
 		g.flights = make(map[string]*flight)
 		g.timedOut = make(map[string]timedOut)
 		g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -376,7 +374,6 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 		}
 	}
 	timedOut := f.timedOut
-	forgot := g.forgot
 	g.mu.Unlock()
 
 	if timedOut {
@@ -400,15 +397,13 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 		log.ErrorContext(ctx, "cardnet: authorization failed", "err", f.err, "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
-	if arrived.Before(forgot) {
-		// A decision made for this request is nobody's duplicate: only
-		// one made before it arrived can be a forgotten request's.
-		forgot = arrived
-	}
-	if reconcile && (req.IsRepeat() || f.d.At.Before(forgot)) {
-		// A repeat, or a duplicate of a request decided before this
-		// Gateway started (or before the timeouts it has forgotten):
-		// what was answered then is forgotten.
+	if reconcile && (req.IsRepeat() || f.d.Replayed) {
+		// A repeat, or a duplicate of a request decided before (the
+		// authorization service read its decision back rather than made
+		// it): what was answered then may have been a timeout's that this
+		// Gateway does not remember (decided before it started, or among
+		// the timeouts it has forgotten). The service says so, not a
+		// comparison of its clock with ours.
 		reversed, err := g.reversedLate(ctx, key, n)
 		if err != nil {
 			// Whether the first answer was a timeout's is unknown, so
@@ -673,11 +668,6 @@ func (g *Gateway) rememberTimeout(key string, queued bool) {
 		g.expiry = g.expiry[1:]
 		if t, ok := g.timedOut[e.key]; ok && t.at.Equal(e.at) {
 			delete(g.timedOut, e.key) // not recorded again since
-			// Its decision ended at most ReconcileTimeout after it was
-			// answered: a duplicate decided before then is checked.
-			if w := e.at.Add(g.ReconcileTimeout); w.After(g.forgot) {
-				g.forgot = w
-			}
 		}
 	}
 	g.timedOut[key] = timedOut{at: now, queued: queued}
