@@ -390,7 +390,7 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 		var count int64
 		err := tx.QueryRowContext(ctx, s.db.Rebind(`INSERT INTO card_cvc_failures (card_id, failures, last_at) VALUES (?, 1, ?)
 			ON CONFLICT (card_id) DO UPDATE SET
-				failures = CASE WHEN card_cvc_failures.last_at < ? THEN 1 ELSE card_cvc_failures.failures + 1 END,
+				failures = CASE WHEN card_cvc_failures.last_at <= ? THEN 1 ELSE card_cvc_failures.failures + 1 END,
 				last_at = excluded.last_at
 			RETURNING failures`), cardID, now, now-window).Scan(&count)
 		if err != nil || count != int64(s.cfg.MaxCVCFailures) {

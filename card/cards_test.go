@@ -955,6 +955,19 @@ func TestCVCFailuresLockTheCheck(t *testing.T) {
 		verify(right, true)
 		verify(wrong, false)
 		verify(right, true)
+
+		// Locked again, then a wrong guess exactly a day after the last:
+		// the lock has ended, so it counts afresh (one, not eleven, which
+		// would lock the card for another day without an event).
+		for range card.DefaultMaxCVCFailures {
+			verify(wrong, false)
+		}
+		clk.Set(clk.Now().Add(card.DefaultCVCFailureWindow))
+		verify(wrong, false)
+		verify(right, true)
+		if n := locked(); n != 2 {
+			t.Errorf("%d card.cvc.locked events, want 2", n)
+		}
 	})
 }
 

@@ -118,3 +118,23 @@ func TestStandInAfter91PartialReversalWithoutDE6IsScaled(t *testing.T) {
 	b.wantCode(rev, cardnet.Approved)
 	b.wantBalance(h.account, 100_00, 42_00)
 }
+
+// A purchase with cash back (DE3 09) is never partially approved: the part
+// approved could be less than the cash the terminal hands out. Short of
+// funds, it is declined 51 and nothing is held; a plain purchase of the
+// same amount is approved for what is available.
+func TestPurchaseWithCashbackIsNotPartiallyApproved(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(30_00, card.Controls{})
+	req := b.purchase(h, 50_00)
+	req.PartialApproval = true
+	req.ProcessingCode = "090000"
+	req.AdditionalAmounts = []cardnet.AdditionalAmount{{AccountType: "00", AmountType: cardnet.AmountCashback, Currency: "GBP", Amount: 40_00}}
+	b.wantCode(req, cardnet.NotSufficientFunds)
+	b.wantBalance(h.account, 30_00, 0)
+
+	plain := b.purchase(h, 50_00)
+	plain.PartialApproval = true
+	b.wantCode(plain, cardnet.PartiallyApproved)
+	b.wantBalance(h.account, 30_00, 30_00)
+}

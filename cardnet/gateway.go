@@ -816,7 +816,10 @@ func authRequest(req *Request) authorization.Request {
 		MerchantCity:    req.Merchant.City,
 		MerchantCountry: req.Merchant.Country,
 		Original:        originalID(req),
-		PartialAllowed:  req.PartialApproval,
+		// Never for a purchase with cash back: a partial approval could
+		// leave less than the cash the terminal hands out. Declined (51)
+		// instead, which the networks always allow.
+		PartialAllowed: req.PartialApproval && req.ProcessingCode.Type() != PurchaseWithCashback,
 	}
 	if r.Channel == card.Channel(ChannelUnknown) {
 		r.Channel = unknownChannel
