@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/internal/syncbuf"
 )
 
 // Specs under which the gateway cannot carry corebank's
@@ -141,7 +141,7 @@ func TestBinaryPANIsMaskedWhole(t *testing.T) {
 	m.Set(2, string(packed))
 	body := MustPack(t, m)
 
-	logs := new(lockedBuf)
+	logs := new(syncbuf.Buffer)
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	addr := StartServer(t, &cardnet.Server{Handler: new(approver), Spec: spec, Log: log, Deadline: 5 * time.Second})
 	nc := RawConn(t, addr)
@@ -160,23 +160,4 @@ func TestBinaryPANIsMaskedWhole(t *testing.T) {
 			t.Errorf("the dump shows PAN digits 9 to 16 (bytes 34 56 78 90): %s", dump)
 		}
 	}
-}
-
-// lockedBuf is a buffer the server's goroutines may log to while the test
-// reads it.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,7 +1,6 @@
 package event_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/internal/syncbuf"
 	"github.com/corebank/corebank/store"
 )
 
@@ -206,7 +206,7 @@ func TestRelay(t *testing.T) {
 					}
 					return m.Publish(ctx, evs)
 				})
-				var logs syncBuffer
+				var logs syncbuf.Buffer
 				r := &event.Relay{DB: db, Publisher: flaky, Interval: time.Hour,
 					Log: slog.New(slog.NewTextHandler(&logs, nil))}
 				mustAppend(t, db, mkEvents(1, 2)...)
@@ -320,22 +320,4 @@ func gauge(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	}
 	t.Fatalf("no metric %s{service=svc}", name)
 	return 0
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

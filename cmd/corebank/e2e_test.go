@@ -12,6 +12,7 @@ import (
 	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/clearing"
 	"github.com/corebank/corebank/event"
+	"github.com/corebank/corebank/internal/syncbuf"
 	"github.com/corebank/corebank/ledger"
 )
 
@@ -30,7 +31,7 @@ func TestCardPathEndToEnd(t *testing.T) {
 	defer st.stop(context.Background())
 
 	var file bytes.Buffer
-	var simLog syncBuffer
+	var simLog syncbuf.Buffer
 	s := &sim.Simulator{
 		Addr: st.gateway.addr(), Spec: cardnet.DefaultSpec(), Cards: cards,
 		Rate: 100, Duration: 2 * time.Second, Rand: rand.New(rand.NewPCG(7, 11)),

@@ -12,29 +12,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/corebank/corebank/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The demo starts with no configuration but a data directory and a port,
 // serves health, metrics, RPC and its accounts page, takes card payments from
@@ -44,7 +27,7 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	outR, outW := io.Pipe()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0", "--sim-rate", "20"}, outW, &logs)
@@ -63,7 +46,7 @@ func TestDemo(t *testing.T) {
 	if base == "" {
 		t.Fatalf("demo printed no HTTP address; logs:\n%s", logs.String())
 	}
-	var rest syncBuffer
+	var rest syncbuf.Buffer
 	copied := make(chan struct{})
 	go func() { io.Copy(&rest, outR); close(copied) }() // ends when run closes outW
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/corebank/corebank/internal/syncbuf"
 )
 
 // A benchmark never takes its store or its target from the environment: in
@@ -69,7 +71,7 @@ func TestDemoStopsWithinItsGraceWhenAnswersAreLate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	outR, outW := io.Pipe()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--iso8583", "127.0.0.1:0",

@@ -18,6 +18,7 @@ import (
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/internal/syncbuf"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/rpc"
 	"github.com/corebank/corebank/store/storetest"
@@ -275,7 +276,7 @@ func freeAddr(t *testing.T) string {
 // whole shutdown grace: HTTP gets half of it, then its connections are cut,
 // and the services still drain and flush their outboxes.
 func TestServeStopFlushesDespiteAStalledClient(t *testing.T) {
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	addr := freeAddr(t)
 	s := startCorebankTo(t, &stderr, cardSecrets, addr, "serve", "--http", addr, "--data", t.TempDir(), "--log-level", "warn", "--service", "card", "--shutdown-grace", "2s")
 	conn, err := net.Dial("tcp", addr)

@@ -1,7 +1,6 @@
 package nats_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/event/nats"
+	"github.com/corebank/corebank/internal/syncbuf"
 )
 
 // probeDir holds the configuration written to probe the server binary.
@@ -106,31 +106,7 @@ type external struct {
 	bin, conf, url string
 	cmd            *exec.Cmd
 	exited         chan struct{}
-	log            syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer that a process and a test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
+	log            syncbuf.Buffer
 }
 
 // startExternal starts a nats-server process on a free port with its store
