@@ -284,10 +284,13 @@ type Decision struct {
 	At              time.Time    `json:"at"`
 	// Replayed: the decision was made before this call (a retransmission,
 	// a duplicate, another process's decision of the same network ids), and
-	// this call only read it back. The gateway checks whether what it
-	// answered then was a timeout's (after a restart it cannot remember),
-	// without comparing clocks. Never in events.
-	Replayed bool `json:"replayed,omitempty"`
+	// this call only read it back; Age is how long ago it was made, by the
+	// service's own clock. The gateway checks whether what it answered
+	// then was a timeout's, for a decision older than its memory of them
+	// (made before it started, or among those it has forgotten), comparing
+	// durations, never two hosts' clocks. Never in events.
+	Replayed bool          `json:"replayed,omitempty"`
+	Age      time.Duration `json:"age,omitempty"`
 }
 
 // ReferenceQuery names an authorization by what a clearing record carries

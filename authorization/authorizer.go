@@ -242,6 +242,9 @@ func (a *Authorizer) instrument() error {
 func (a *Authorizer) answered(d *Decision, err error) (*Decision, error) {
 	if err == nil && d != nil {
 		a.answers.WithLabelValues(string(d.Kind), string(d.Reason)).Inc()
+		if d.Replayed {
+			d.Age = max(a.cfg.Now().Sub(d.At), 0)
+		}
 	}
 	return d, err
 }

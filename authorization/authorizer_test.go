@@ -101,8 +101,8 @@ func TestAuthorize(t *testing.T) {
 			e.clk.Add(time.Second) // a later retransmission
 			defer e.clk.Add(-time.Second)
 			d2 := must(t)(e.a.Authorize(ctx, req))
-			if d1.Replayed || !d2.Replayed || !reflect.DeepEqual(d1, made(d2)) {
-				t.Errorf("retransmission = %+v\nwant %+v replayed", d2, d1)
+			if d1.Replayed || d1.Age != 0 || !d2.Replayed || d2.Age != time.Second || !reflect.DeepEqual(d1, made(d2)) {
+				t.Errorf("retransmission = %+v\nwant %+v replayed a second later", d2, d1)
 			}
 			e.wantBalance(t, h.Account, 1000, 400)
 			// A retransmitted decline is the same decline, even once funds arrive.
@@ -712,9 +712,9 @@ func TestDecisionSaysWhetherItWasReplayed(t *testing.T) {
 	})
 }
 
-// made is d as the call that made it saw it: Replayed cleared.
+// made is d as the call that made it saw it: Replayed and Age cleared.
 func made(d *authorization.Decision) *authorization.Decision {
 	c := *d
-	c.Replayed = false
+	c.Replayed, c.Age = false, 0
 	return &c
 }

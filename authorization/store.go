@@ -606,7 +606,7 @@ func (r *record) topic() string {
 
 func (a *Authorizer) appendEvent(ctx context.Context, tx *sql.Tx, r *record) error {
 	d := r.decision()
-	d.Replayed = false // a call's, not the record's
+	d.Replayed, d.Age = false, 0 // a call's, not the record's
 	payload, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("authorization: event %s: %w", r.ID, err)

@@ -176,12 +176,14 @@ type Gateway struct {
 	shed      *prometheus.CounterVec
 	reconcile *prometheus.CounterVec
 
-	mu       sync.Mutex
-	flights  map[string]*flight  // decisions in progress, by message type and network key
-	busy     int                 // flights, plus reversals of late decisions under way
-	timedOut map[string]timedOut // requests answered per OnTimeout, by network key
-	expiry   []timedOutKey       // timedOut's keys in the order recorded, to forget old ones
-	bg       sync.WaitGroup      // decisions outliving their deadline
+	started    time.Time // when it began (monotonic)
+	mu         sync.Mutex
+	lastForgot time.Time           // when it last forgot a timeout (monotonic); zero if never
+	flights    map[string]*flight  // decisions in progress, by message type and network key
+	busy       int                 // flights, plus reversals of late decisions under way
+	timedOut   map[string]timedOut // requests answered per OnTimeout, by network key
+	expiry     []timedOutKey       // timedOut's keys in the order recorded, to forget old ones
+	bg         sync.WaitGroup      // decisions outliving their deadline
 }
 
 // timedOut is a request answered (or left unanswered) per the timeout
@@ -232,6 +234,7 @@ func (g *Gateway) init() {
 		if g.Log == nil {
 			g.Log = slog.New(slog.DiscardHandler)
 		}
+		g.started = time.Now()
 		g.flights = make(map[string]*flight)
 		g.timedOut = make(map[string]timedOut)
 		g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -374,6 +377,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 		}
 	}
 	timedOut := f.timedOut
+	lastForgot := g.lastForgot
 	g.mu.Unlock()
 
 	if timedOut {
@@ -397,13 +401,10 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 		log.ErrorContext(ctx, "cardnet: authorization failed", "err", f.err, "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
-	if reconcile && (req.IsRepeat() || f.d.Replayed) {
-		// A repeat, or a duplicate of a request decided before (the
-		// authorization service read its decision back rather than made
-		// it): what was answered then may have been a timeout's that this
-		// Gateway does not remember (decided before it started, or among
-		// the timeouts it has forgotten). The service says so, not a
-		// comparison of its clock with ours.
+	if reconcile && (req.IsRepeat() || g.beyondMemory(f.d, lastForgot, arrived)) {
+		// A repeat, or a duplicate of a request decided before this
+		// Gateway's memory of its timeouts reaches: what was answered
+		// then may have been a timeout's that it does not remember.
 		reversed, err := g.reversedLate(ctx, key, n)
 		if err != nil {
 			// Whether the first answer was a timeout's is unknown, so
@@ -640,9 +641,37 @@ func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d 
 	log.WarnContext(ctx, "cardnet: late decision reversed to match the timeout answer", "reversal", rd.ID, "released", rd.Amount, "currency", string(rd.Currency))
 }
 
+// replaySlack is the slack of beyondMemory's comparisons beyond the
+// request's own time in flight: two hosts' clocks' rates over the seconds
+// in which a network retransmits.
+const replaySlack = 50 * time.Millisecond
+
+// beyondMemory reports whether d, a decision the authorization service
+// read back rather than made (Decision.Replayed), may be older than what
+// this Gateway remembers answering per its timeout policy: made before it
+// started, or no later than a timeout it has since forgotten could have
+// been decided (ReconcileTimeout after it was answered). It compares the
+// decision's age, by the service's clock, with durations on this Gateway's
+// monotonic clock, never one host's time with another's: a duplicate of a
+// decision made and answered in this Gateway's life, and remembered, needs
+// no lookup (which, failing, would turn an approval into a reversal). The
+// age was taken when the service answered, after the request arrived: the
+// time since arrived bounds how much older it has grown since.
+func (g *Gateway) beyondMemory(d *authorization.Decision, lastForgot, arrived time.Time) bool {
+	if !d.Replayed {
+		return false
+	}
+	margin := time.Since(arrived) + replaySlack
+	if d.Age >= time.Since(g.started)-margin {
+		return true
+	}
+	return !lastForgot.IsZero() && d.Age >= time.Since(lastForgot)-g.ReconcileTimeout-margin
+}
+
 // reversedLate reports whether the Gateway reversed the request with
 // network id n late (or queued its reversal), before a restart that forgot
-// it: checked only for repeats. An error means it cannot tell.
+// it, or among the timeouts it has forgotten: checked for repeats and for
+// decisions beyond its memory. An error means it cannot tell.
 func (g *Gateway) reversedLate(ctx context.Context, key string, n authorization.NetworkID) (bool, error) {
 	_, err := g.Auth.ByNetworkID(ctx, lateReversalID(n))
 	if errors.Is(err, errors.NotFound) {
@@ -668,6 +697,7 @@ func (g *Gateway) rememberTimeout(key string, queued bool) {
 		g.expiry = g.expiry[1:]
 		if t, ok := g.timedOut[e.key]; ok && t.at.Equal(e.at) {
 			delete(g.timedOut, e.key) // not recorded again since
+			g.lastForgot = now
 		}
 	}
 	g.timedOut[key] = timedOut{at: now, queued: queued}
