@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/moov-io/iso8583"
@@ -151,6 +152,11 @@ var probeValues = map[int]string{
 // spec, naming the field, if one does not come back unchanged.
 func (s *Spec) probe() error {
 	for n, v := range probeValues {
+		if sp := s.moov.Fields[n].Spec(); (n == 2 || n == 32) && isFixed(sp.Pref) && len(v) < sp.Length {
+			// A variable element some networks fix (DE32 as n 11, as
+			// DE90 carries it), probed at its own length, zero-filled.
+			v = strings.Repeat("0", sp.Length-len(v)) + v
+		}
 		m := s.NewMessage(probeValues[0])
 		if n != 0 {
 			m.Set(n, v)

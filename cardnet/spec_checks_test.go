@@ -161,3 +161,44 @@ func TestBinaryPANIsMaskedWhole(t *testing.T) {
 		}
 	}
 }
+
+// A network whose DE32 (acquiring institution id) is fixed n 11, zero-filled
+// (as its DE90 carries it: "both zero-filled on the left", docs/iso8583.md).
+// ParseRequest reads DE32 as 1 to 11 digits, and the gateway echoes it as
+// received: the load-time probe tries it at its fixed length.
+func TestFixedDE32SpecLoads(t *testing.T) {
+	for name, edit := range map[string]func(f map[string]map[string]any){
+		"fixed 11, no padding": func(f map[string]map[string]any) {
+			f["32"]["prefix"] = "ASCII.Fixed"
+		},
+		"fixed 11, zero-padded": func(f map[string]map[string]any) {
+			f["32"]["prefix"] = "ASCII.Fixed"
+			f["32"]["padding"] = map[string]any{"type": "Left", "pad": "0"}
+		},
+	} {
+		raw := editSpec(t, edit)
+		s, err := cardnet.LoadSpec(bytes.NewReader(raw))
+		if err != nil {
+			t.Errorf("%s: LoadSpec: %v", name, err)
+			continue
+		}
+		// The network's own 0100 with an 11-digit DE32 reads and is answered.
+		m := s.NewMessage("0100")
+		d := MustMessage(t, authRequest("000001", "RRN000000001"))
+		for _, n := range d.Fields() {
+			m.Set(n, d.Get(n))
+		}
+		m.Set(32, "00000123456")
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatalf("%s: pack: %v", name, err)
+		}
+		back, err := s.Unpack(b)
+		if err != nil {
+			t.Fatalf("%s: unpack: %v", name, err)
+		}
+		if _, err := cardnet.ParseRequest(back); err != nil {
+			t.Errorf("%s: ParseRequest: %v", name, err)
+		}
+	}
+}
