@@ -183,10 +183,17 @@ func ScaleRemaining(remain, billed, amount int64) int64 {
 	return max(money.MulDiv(remain, billed, amount), 1)
 }
 
-// remaining is what req leaves authorized of h, in h's billing currency.
+// remaining is what req leaves authorized of h, in h's billing currency:
+// converted at h's own rate (its billing amount over its transaction
+// amount), whatever DE4 the reversal carries (the amount requested, or the
+// amount partially approved); for a record older than its transaction
+// amount, at the rate the reversal's DE4 gives.
 func (req *ReversalRequest) remaining(h *record) int64 {
 	if req.AmountCurrency == "" || req.AmountCurrency == h.Currency || req.Amount == 0 {
 		return req.Amount
+	}
+	if h.txnAmount > 0 {
+		return ScaleRemaining(req.Amount, h.Requested, h.txnAmount)
 	}
 	return ScaleRemaining(req.Amount, h.Requested, req.OriginalAmount)
 }

@@ -868,6 +868,7 @@ func (a *Authorizer) newRecord(req *Request, key string, now time.Time) *record 
 		networkKey: key,
 		status:     statusDone,
 		updatedAt:  now.UnixNano(),
+		txnAmount:  req.Amount,
 	}
 	if req.Original != nil {
 		o := *req.Original

@@ -718,3 +718,40 @@ func made(d *authorization.Decision) *authorization.Decision {
 	c.Replayed, c.Age = false, 0
 	return &c
 }
+
+// A partial reversal in the transaction currency (no DE6) is converted at
+// the record's own rate: ¥10,000 billed £60.00, ¥2,500 left is £15.00,
+// whatever the reversal's DE4 says. A record from before its transaction
+// amount was kept (txn_amount 0) is converted at the rate the reversal's
+// DE4 gives, as before.
+func TestPartialReversalInTheTransactionCurrency(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(100_00, card.Controls{})
+		for _, tc := range []struct {
+			legacy   bool
+			de4      int64 // the reversal's
+			wantHeld int64
+		}{
+			{false, 10000, 15_00},
+			{false, 5000, 15_00}, // a DE4 other than the original's: the record's rate stands
+			{true, 10000, 15_00},
+			{true, 5000, 30_00}, // legacy: the reversal's DE4 is the rate's
+		} {
+			req := e.purchase(h, 10000)
+			req.Currency, req.BillingAmount, req.BillingCurrency = "JPY", 60_00, "GBP"
+			d := must(t)(e.a.Authorize(ctx, req))
+			if tc.legacy {
+				if _, err := db.Write.Exec(db.Rebind(`UPDATE authorizations SET txn_amount = 0 WHERE id = ?`), d.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network,
+				Amount: 2500, AmountCurrency: "JPY", OriginalAmount: tc.de4}))
+			e.wantBalance(t, h.Account, 100_00, tc.wantHeld)
+			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}))
+			e.wantBalance(t, h.Account, 100_00, 0)
+		}
+	})
+}

@@ -138,3 +138,66 @@ func TestPurchaseWithCashbackIsNotPartiallyApproved(t *testing.T) {
 	b.wantCode(plain, cardnet.PartiallyApproved)
 	b.wantBalance(h.account, 30_00, 30_00)
 }
+
+// A cross-currency purchase (¥10,000 billed £60.00) partially approved for
+// the £30.00 available: the 0110 says DE4 ¥5,000, DE6 £30.00. The network
+// then partially reverses it, its DE4 the amount the 0110 approved (¥5,000)
+// and DE95 ¥2,500 remaining: £15.00 remains held, with DE6 (scaled by
+// DE6/DE4) or without it (optional in an 0400: scaled by the record's own
+// rate, its billing amount over its transaction amount, not by its billing
+// amount over the reversal's DE4).
+func TestPartialReversalOfAPartialApproval(t *testing.T) {
+	for _, withDE6 := range []bool{true, false} {
+		name := "without DE6"
+		if withDE6 {
+			name = "with DE6"
+		}
+		t.Run(name, func(t *testing.T) {
+			b := newBank(t, bankOptions{})
+			h := b.holder(30_00, card.Controls{})
+			req := b.purchase(h, 10000)
+			req.Currency = "JPY"
+			req.BillingAmount, req.BillingCurrency = 60_00, "GBP"
+			req.PartialApproval = true
+			resp := b.wantCode(req, cardnet.PartiallyApproved)
+			if resp.Get(4) != "000000005000" || resp.Get(6) != "000000003000" {
+				t.Fatalf("0110 DE4 %s DE6 %s", resp.Get(4), resp.Get(6))
+			}
+			b.wantBalance(h.account, 30_00, 30_00)
+
+			rev := b.follow(req, cardnet.MTIReversalRequest)
+			rev.Amount = 5000 // what the 0110 approved
+			rev.BillingAmount, rev.BillingCurrency = 0, ""
+			if withDE6 {
+				rev.BillingAmount, rev.BillingCurrency = 30_00, "GBP"
+			}
+			remain := int64(2500)
+			rev.ReplacementAmount = &remain
+			b.wantCode(rev, cardnet.Approved)
+			b.wantBalance(h.account, 30_00, 15_00)
+		})
+	}
+}
+
+// A partial reversal without DE6 of a cross-currency increment: by the
+// increment's own rate.
+func TestPartialReversalOfAnIncrementWithoutDE6(t *testing.T) {
+	b := newBank(t, bankOptions{})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 10000)
+	req.Currency = "JPY"
+	req.BillingAmount, req.BillingCurrency = 60_00, "GBP"
+	req.POSCondition = "06"
+	b.wantCode(req, cardnet.Approved)
+	inc := b.follow(req, cardnet.MTIAuthorizationRequest)
+	inc.Amount, inc.BillingAmount = 5000, 30_00
+	b.wantCode(inc, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 90_00)
+
+	rev := b.follow(inc, cardnet.MTIReversalRequest)
+	rev.BillingAmount, rev.BillingCurrency = 0, ""
+	remain := int64(2000) // ¥2,000 of the increment stays: £12.00
+	rev.ReplacementAmount = &remain
+	b.wantCode(rev, cardnet.Approved)
+	b.wantBalance(h.account, 100_00, 72_00)
+}
