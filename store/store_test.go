@@ -164,3 +164,42 @@ func count(t *testing.T, q interface {
 	}
 	return n
 }
+
+// The ledger's multi-row INSERTs on SQLite are INSERT OR ROLLBACK: no
+// statement journal to copy pages into (most of a group's cost past the
+// WAL writes), and a constraint broken midway rolls back the whole
+// transaction. The group then fails as a whole, as it did, leaving
+// nothing, and the writer serves the next one.
+func TestInsertOrRollbackFailsTheWholeTransaction(t *testing.T) {
+	db := storetest.SQLite(t, "orrollback")
+	ctx := t.Context()
+	if _, err := db.Write.ExecContext(ctx, "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := store.PrepareInserter(ctx, db, "INSERT OR ROLLBACK INTO t (a, b)", "", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ins.Close()
+	rows := func(as ...int64) func(i int, args []any) []any {
+		return func(i int, args []any) []any { return append(args, as[i], "x") }
+	}
+	err = db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := ins.Exec(ctx, tx, 2, rows(1, 2)); err != nil {
+			return err
+		}
+		return ins.Exec(ctx, tx, 3, rows(3, 4, 3)) // 3 twice
+	})
+	if err == nil {
+		t.Fatal("a duplicate key committed")
+	}
+	if got := count(t, db.Write, "SELECT COUNT(*) FROM t"); got != 0 {
+		t.Errorf("%d rows after the failed transaction, want 0", got)
+	}
+	if err := db.InTx(ctx, func(tx *sql.Tx) error { return ins.Exec(ctx, tx, 2, rows(1, 2)) }); err != nil {
+		t.Fatalf("the next transaction: %v", err)
+	}
+	if got := count(t, db.Read, "SELECT COUNT(*) FROM t"); got != 2 {
+		t.Errorf("%d rows, want 2", got)
+	}
+}
