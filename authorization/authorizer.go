@@ -409,6 +409,13 @@ func (a *Authorizer) Advise(ctx context.Context, req Request) (*Decision, error)
 // left alone.
 func (a *Authorizer) releaseDeclined(ctx context.Context, req Request, d *Decision) error {
 	orig, err := a.find(ctx, req.Original.Key())
+	if err == nil && orig != nil {
+		// An approval answered early may be being finished behind its
+		// answer (wait for it), or its finish failed (complete it).
+		if orig, err = a.settled(ctx, orig); err == nil && orig.status == statusPending {
+			orig, err = a.finished(ctx, orig)
+		}
+	}
 	if err != nil || orig == nil || orig.CardID != d.CardID || !orig.Approved || orig.Kind == KindAdvice || orig.Kind == KindReversal {
 		return err
 	}
@@ -1570,14 +1577,17 @@ func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision
 			released = true
 		case errors.Is(err, errors.Conflict):
 			// Already posted by clearing, or expired: nothing held to release.
-			r.addDetail("hold_not_pending")
-			err = nil
 			// Voided by a partial reversal that left nothing to hold (what
 			// clearing posted covers what remained, replaceHold): the
-			// authorization's outstanding still comes down.
-			if h, gerr := a.cfg.Ledger.GetHold(ctx, r.opTarget); gerr == nil && h.Status == ledger.HoldVoided {
-				released = true
+			// authorization's outstanding still comes down. The hold must
+			// be read to tell: a failed read leaves the reversal pending.
+			h, gerr := a.cfg.Ledger.GetHold(ctx, r.opTarget)
+			if gerr != nil {
+				return nil, fmt.Errorf("authorization: hold for reversal %s: %w", r.ID, gerr)
 			}
+			r.addDetail("hold_not_pending")
+			err = nil
+			released = h.Status == ledger.HoldVoided
 		}
 	case opReplace:
 		released, err = a.replaceHold(ctx, r, meta)
