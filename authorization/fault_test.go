@@ -166,10 +166,10 @@ type sim struct {
 	sentRev  []authorization.ReversalRequest
 	sentAdv  []authorization.Request
 	sentReq  []authorization.Request // approved 0100/0200s
-	incBase  map[string]string // incremental's key -> its original's
-	fin      map[string]bool   // 0200s: held is what they debited
-	cleared  map[string]int64  // per transaction: what clearing posted
-	final    map[string]bool   // per transaction: finally presented
+	incBase  map[string]string       // incremental's key -> its original's
+	fin      map[string]bool         // 0200s: held is what they debited
+	cleared  map[string]int64        // per transaction: what clearing posted
+	final    map[string]bool         // per transaction: finally presented
 	nclr     int
 }
 
