@@ -231,14 +231,7 @@ func (s *sim) stepDone() {
 		s.in.mu.Unlock()
 		if was {
 			// The network retransmits what it was not answered.
-			revs, advs := s.retryRev, s.retryAdv
-			s.retryRev, s.retryAdv = nil, nil
-			for _, r := range revs {
-				s.send(r)
-			}
-			for _, r := range advs {
-				s.sendAdvice(r)
-			}
+			s.retransmit()
 		}
 	}
 }
@@ -350,14 +343,7 @@ func (s *sim) clear(orig authorization.NetworkID, amount int64, final bool) {
 	if down {
 		s.t.Skip("clearing while the ledger is away: not modelled")
 	}
-	revs, advs := s.retryRev, s.retryAdv
-	s.retryRev, s.retryAdv = nil, nil
-	for _, r := range revs {
-		s.send(r)
-	}
-	for _, r := range advs {
-		s.sendAdvice(r)
-	}
+	s.retransmit()
 	s.a.RecoverPending(ctx, 0)
 	s.a.RecoverQueued(ctx, 0)
 	for try := 0; try < 3; try++ {
@@ -401,14 +387,20 @@ func (s *sim) settle() {
 		} else if n > 0 {
 			s.logf("RecoverQueued: %d", n)
 		}
-		revs, advs := s.retryRev, s.retryAdv
-		s.retryRev, s.retryAdv = nil, nil
-		for _, r := range revs {
-			s.send(r)
-		}
-		for _, r := range advs {
-			s.sendAdvice(r)
-		}
+		s.retransmit()
+	}
+}
+
+// retransmit sends again the reversals and advices the network was not
+// answered for, as it does.
+func (s *sim) retransmit() {
+	revs, advs := s.retryRev, s.retryAdv
+	s.retryRev, s.retryAdv = nil, nil
+	for _, r := range revs {
+		s.send(r)
+	}
+	for _, r := range advs {
+		s.sendAdvice(r)
 	}
 }
 

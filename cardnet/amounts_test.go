@@ -91,7 +91,9 @@ func TestZeroTransactionAmountWithABillingAmountHoldsNothing(t *testing.T) {
 	m.Set(6, "000000005000") // £50.00
 	m.Set(51, "826")
 	resp := MustSend(t, b.client, m)
-	t.Logf("DE39 %s DE4 %s DE6 %s", resp.Get(39), resp.Get(4), resp.Get(6))
+	if resp.Get(39) != string(cardnet.FormatError) {
+		t.Errorf("DE39 %s, want 30 (DE6 of £50.00 for a DE4 of nothing)", resp.Get(39))
+	}
 	b.wantBalance(h.account, 100_00, 0)
 }
 

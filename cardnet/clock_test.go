@@ -64,7 +64,7 @@ func TestDuplicateAfterRestartWithServiceClockAhead(t *testing.T) {
 type failingLookups struct{ authorization.Service }
 
 func (failingLookups) ByNetworkID(context.Context, authorization.NetworkID) (*authorization.Decision, error) {
-	return nil, errorsNewUnavailable()
+	return nil, cbErrors.New(cbErrors.Unavailable, "briefly away")
 }
 
 // The other direction: with the authorization service's clock behind the
@@ -83,5 +83,3 @@ func TestFreshRequestWithServiceClockBehind(t *testing.T) {
 	}
 	b.wantBalance(h.account, 100_00, 12_00)
 }
-
-func errorsNewUnavailable() error { return cbErrors.New(cbErrors.Unavailable, "briefly away") }

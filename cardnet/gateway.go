@@ -123,9 +123,6 @@ const DefaultMaxRemembered = 1 << 20
 type Gateway struct {
 	// Auth decides. Required.
 	Auth authorization.Service
-	// Spec is the message layout; DefaultSpec() if nil. It must be the
-	// Server's.
-	Spec *Spec
 	// Deadline bounds each decision; DefaultDeadline if zero.
 	Deadline time.Duration
 	// OnTimeout is what to answer past the deadline.
@@ -213,9 +210,6 @@ var _ Handler = (*Gateway)(nil)
 
 func (g *Gateway) init() {
 	g.once.Do(func() {
-		if g.Spec == nil {
-			g.Spec = DefaultSpec()
-		}
 		if g.Deadline <= 0 {
 			g.Deadline = DefaultDeadline
 		}

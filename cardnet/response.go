@@ -3,6 +3,7 @@ package cardnet
 import (
 	"fmt"
 
+	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
 )
 
@@ -123,11 +124,7 @@ func digitsValue(v string) int64 {
 	if !isDigits(v, 12) {
 		return -1
 	}
-	n := int64(0)
-	for i := 0; i < len(v); i++ {
-		n = n*10 + int64(v[i]-'0')
-	}
-	return n
+	return int64(ascii.Value(v))
 }
 
 // partial sets amount element n of a partial approval to approved, which

@@ -659,7 +659,7 @@ type gatewayNode struct {
 // decisions.
 func (p *platform) startGateway(gc gatewayConfig, auth authorization.Service) (*gatewayNode, error) {
 	log := p.log.With("service", "cardnet")
-	gw := &cardnet.Gateway{Auth: auth, Deadline: gc.deadline, OnTimeout: gc.onTimeout, Log: log, Metrics: p.reg, Tracer: p.tracing.Tracer("corebank/cardnet"), Spec: gc.spec}
+	gw := &cardnet.Gateway{Auth: auth, Deadline: gc.deadline, OnTimeout: gc.onTimeout, Log: log, Metrics: p.reg, Tracer: p.tracing.Tracer("corebank/cardnet")}
 	srv := &cardnet.Server{Handler: gw, Deadline: gc.deadline, Workers: gc.workers, Log: log, Spec: gc.spec}
 	ln, err := net.Listen("tcp", gc.addr)
 	if err != nil {
