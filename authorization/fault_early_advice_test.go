@@ -13,12 +13,10 @@ import (
 // record is finished. The network did not hear that approval in time,
 // declined in stand-in, and its advice (0120, no stand-in approval) names
 // the original: the merchant was declined, no clearing will come, and the
-// advice releases the bank's hold (releaseDeclined). But releaseDeclined
-// reads the original with find, which does not wait for a record being
-// finished behind its answer (readers such as ByNetworkID do, settled): it
-// sees it pending, "not approved", and releases nothing. The advice is
-// acknowledged and never sent again, so the money of a declined payment
-// stays held until the hold expires (7 days).
+// advice releases the bank's hold (releaseDeclined), once the original is
+// finished: read while still pending it would look "not approved", and
+// the advice, acknowledged and never sent again, would leave a declined
+// payment's money held until the hold expires.
 func TestDeclinedAdviceRightAfterAnEarlyApproval(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, storetest.SQLite(t, "authorization"))

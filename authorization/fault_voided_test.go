@@ -33,11 +33,10 @@ func (l *blinkingGetHold) GetHold(ctx context.Context, id string) (*ledger.Hold,
 // it), then its full reversal. The full reversal's void is refused (the
 // hold is voided already) and the service reads the hold to tell voided
 // from posted. If that read fails once (a transient Unavailable), the
-// reversal must stay pending and be completed later, as every other
-// ledger failure is; instead it is recorded for good as releasing nothing
-// (hold_not_pending), and the original keeps 2000 outstanding that nothing
-// in the ledger holds: a phantom spend that the card's limits count, and
-// a record that disagrees with both the network and the ledger.
+// reversal stays pending and is completed later, as after every other
+// ledger failure: recorded for good as releasing nothing, it would leave
+// the original 2000 outstanding that nothing in the ledger holds, a
+// phantom spend the card's limits count.
 func TestFullReversalOfAVoidedHoldSurvivesATransientGetHoldFailure(t *testing.T) {
 	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()

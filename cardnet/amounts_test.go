@@ -8,37 +8,57 @@ import (
 	"github.com/corebank/corebank/cardnet"
 )
 
-// The network stood in for a cross-currency purchase (¥10,000,
-// billed £60.00) that never reached us, and sent its 0120 with DE6/DE51:
-// £60.00 is held on the advice. It then sends a partial reversal of the
-// original with DE95 = ¥5,000 remaining and without DE6 (optional in an
-// 0400, iso8583.md). What remains is £30.00 at the advice's rate: ¥5,000
-// taken as pence would leave £50.00 held.
+// The network stood in for a cross-currency purchase (¥10,000 billed
+// £60.00) and sent its 0120 with DE6/DE51: £60.00 is held on the advice.
+// Its partial reversal of the original comes without DE6 (optional in an
+// 0400, iso8583.md), DE95 in yen: what remains is converted at the
+// advice's rate (¥5,000 taken as pence would leave £50.00 held). The
+// 0100 either never reached us, or reached us while the authorization
+// service was away (answered 91, the gateway's own reversal queued), the
+// common way to get there.
 func TestStandInPartialReversalWithoutDE6IsScaled(t *testing.T) {
-	b := newBank(t, bankOptions{})
-	h := b.holder(100_00, card.Controls{})
-	req := b.purchase(h, 10000)
-	req.Currency = "JPY"
-	req.BillingAmount, req.BillingCurrency = 60_00, "GBP"
-	// Never reaches us: the network stands in.
-	adv := b.follow(req, cardnet.MTIAuthorizationAdvice)
-	adv.ResponseCode = cardnet.Approved
-	adv.AuthID = "NET123"
-	b.wantCode(adv, cardnet.Approved)
-	b.wantBalance(h.account, 100_00, 60_00)
+	for _, tc := range []struct {
+		name        string
+		away        bool
+		remain      int64 // DE95, yen
+		wantHolding int64
+	}{
+		{"never reached us", false, 5000, 30_00},
+		{"answered 91", true, 7000, 42_00},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := bankOptions{}
+			if tc.away {
+				opts.wrap = func(s authorization.Service) authorization.Service { return unreachable{s} }
+			}
+			b := newBank(t, opts)
+			h := b.holder(100_00, card.Controls{})
+			req := b.purchase(h, 10000)
+			req.Currency = "JPY"
+			req.BillingAmount, req.BillingCurrency = 60_00, "GBP"
+			if tc.away {
+				b.wantCode(req, cardnet.IssuerUnavailable)
+				waitLate(t, b.gw)
+			}
+			adv := b.follow(req, cardnet.MTIAuthorizationAdvice)
+			adv.ResponseCode = cardnet.Approved
+			adv.AuthID = "NET123"
+			b.wantCode(adv, cardnet.Approved)
+			b.wantBalance(h.account, 100_00, 60_00)
 
-	rev := b.follow(req, cardnet.MTIReversalRequest)
-	rev.BillingAmount, rev.BillingCurrency = 0, "" // DE6 is optional in an 0400
-	remain := int64(5000)                          // ¥5,000 stays authorized
-	rev.ReplacementAmount = &remain
-	b.wantCode(rev, cardnet.Approved)
-	b.wantBalance(h.account, 100_00, 30_00)
+			rev := b.follow(req, cardnet.MTIReversalRequest)
+			rev.BillingAmount, rev.BillingCurrency = 0, ""
+			remain := tc.remain
+			rev.ReplacementAmount = &remain
+			b.wantCode(rev, cardnet.Approved)
+			b.wantBalance(h.account, 100_00, tc.wantHolding)
+		})
+	}
 }
 
-// A partial approval says the approved amount in DE4 (and DE6),
-// but echoes the request's DE5 (amount, settlement) unchanged: the 0110
-// tells the network that the full £25.00 is to be settled while £10.00 is
-// approved and held.
+// A partial approval says the approved amount in DE4 (and DE6), and DE5
+// (amount, settlement) scaled likewise: echoed, it would tell the network
+// to settle the full £25.00 while £10.00 is approved and held.
 func TestPartialApprovalScalesTheSettlementAmount(t *testing.T) {
 	b := newBank(t, bankOptions{})
 	h := b.holder(10_00, card.Controls{})
@@ -60,12 +80,11 @@ func TestPartialApprovalScalesTheSettlementAmount(t *testing.T) {
 	}
 }
 
-// DE6/DE51 in the transaction's own currency but for another
-// amount: a £1,000.00 purchase (DE4, DE49 826) whose "cardholder billing
-// amount" is 1p in GBP too (DE6, DE51 826). The message is inconsistent
-// (the same currency, two amounts), like the zero DE6 the parser already
-// refuses; it is approved 00 for £1,000.00 past a £100.00 per-transaction
-// limit and an account holding £50.00, with 1p held.
+// DE6/DE51 in the transaction's own currency but for another amount: a
+// £1,000.00 purchase (DE4, DE49 826) whose "cardholder billing amount" is
+// 1p in GBP too (DE6, DE51 826). The message is at odds with itself, like
+// a zero DE6: refused, not approved past the limit and the balance with 1p
+// held.
 func TestBillingAmountInTheTransactionCurrencyMustMatch(t *testing.T) {
 	b := newBank(t, bankOptions{})
 	h := b.holder(50_00, card.Controls{PerTransactionLimit: 100_00})
@@ -79,9 +98,9 @@ func TestBillingAmountInTheTransactionCurrencyMustMatch(t *testing.T) {
 	b.wantBalance(h.account, 50_00, 0)
 }
 
-// The other half of the rule the parser enforces for DE6 = 0:
-// DE4 = 0 (a verification) with a DE6 of £50.00 is approved 00 and £50.00
-// is held for a transaction of nothing.
+// The other half of the rule for DE6 = 0: DE4 = 0 (a verification) with
+// a DE6 of £50.00 is refused (30), and nothing held for a transaction of
+// nothing.
 func TestZeroTransactionAmountWithABillingAmountHoldsNothing(t *testing.T) {
 	b := newBank(t, bankOptions{})
 	h := b.holder(100_00, card.Controls{})
@@ -95,30 +114,6 @@ func TestZeroTransactionAmountWithABillingAmountHoldsNothing(t *testing.T) {
 		t.Errorf("DE39 %s, want 30 (DE6 of £50.00 for a DE4 of nothing)", resp.Get(39))
 	}
 	b.wantBalance(h.account, 100_00, 0)
-}
-
-// The common way to get there: the authorization service is
-// away for the 0100 (answered 91, the gateway's own reversal queued), the
-// network stands in and advises, then partially reverses without DE6.
-func TestStandInAfter91PartialReversalWithoutDE6IsScaled(t *testing.T) {
-	b := newBank(t, bankOptions{wrap: func(s authorization.Service) authorization.Service { return unreachable{s} }})
-	h := b.holder(100_00, card.Controls{})
-	req := b.purchase(h, 10000)
-	req.Currency = "JPY"
-	req.BillingAmount, req.BillingCurrency = 60_00, "GBP"
-	b.wantCode(req, cardnet.IssuerUnavailable)
-	waitLate(t, b.gw)
-	adv := b.follow(req, cardnet.MTIAuthorizationAdvice)
-	adv.ResponseCode = cardnet.Approved
-	adv.AuthID = "NET123"
-	b.wantCode(adv, cardnet.Approved)
-	b.wantBalance(h.account, 100_00, 60_00)
-	rev := b.follow(req, cardnet.MTIReversalRequest)
-	rev.BillingAmount, rev.BillingCurrency = 0, ""
-	remain := int64(7000) // ¥7,000 remain: £42.00
-	rev.ReplacementAmount = &remain
-	b.wantCode(rev, cardnet.Approved)
-	b.wantBalance(h.account, 100_00, 42_00)
 }
 
 // A purchase with cash back (DE3 09) is never partially approved: the part
