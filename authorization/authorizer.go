@@ -104,6 +104,7 @@ type Authorizer struct {
 	recovered  prometheus.Counter
 	finishErr  prometheus.Counter
 	queuedDone prometheus.Counter
+	undone     prometheus.Counter
 
 	randMu sync.Mutex
 }
@@ -167,6 +168,10 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 		// meanwhile is declined.
 		cfg.Log.WarnContext(ctx, "authorization: queued reversals not all carried out at start", "err", err)
 	}
+	if _, err := a.RecoverUndos(ctx, after); err != nil {
+		// Left recorded: the sweep tries again.
+		cfg.Log.WarnContext(ctx, "authorization: undos not all carried out at start", "err", err)
+	}
 	if cfg.RecoverEvery == 0 {
 		cfg.RecoverEvery = 30 * time.Second
 		a.cfg.RecoverEvery = cfg.RecoverEvery
@@ -179,7 +184,7 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Authorizer, error) {
 	return a, nil
 }
 
-// sweep runs RecoverPending and RecoverQueued every RecoverEvery on records untouched for
+// sweep runs RecoverPending, RecoverQueued and RecoverUndos every RecoverEvery on records untouched for
 // olderThan (a decision under way holds its record's lock, and recovery
 // waits for it, so olderThan only spares them the wait).
 func (a *Authorizer) sweep(ctx context.Context, olderThan time.Duration) {
@@ -197,6 +202,9 @@ func (a *Authorizer) sweep(ctx context.Context, olderThan time.Duration) {
 		}
 		if _, err := a.RecoverQueued(ctx, olderThan); err != nil && ctx.Err() == nil {
 			a.cfg.Log.WarnContext(ctx, "authorization: carrying out queued reversals failed; trying again later", "err", err)
+		}
+		if _, err := a.RecoverUndos(ctx, olderThan); err != nil && ctx.Err() == nil {
+			a.cfg.Log.WarnContext(ctx, "authorization: carrying out undos failed; trying again later", "err", err)
 		}
 	}
 }
@@ -218,6 +226,10 @@ func (a *Authorizer) instrument() error {
 		Namespace: obs.Namespace, Name: "authorization_queued_reversals_recovered_total",
 		Help: "Queued reversals carried out by recovery (at start or by the sweep): their queuer's own attempt did not arrive.",
 	})
+	a.undone = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: obs.Namespace, Name: "authorization_undos_recovered_total",
+		Help: "Ledger operations owed back (a record finished differently by another process) carried out by recovery: the first attempt failed.",
+	})
 	reg := a.cfg.Metrics
 	if reg == nil {
 		return nil
@@ -233,6 +245,9 @@ func (a *Authorizer) instrument() error {
 		return fmt.Errorf("authorization: metrics: %w", err)
 	}
 	if a.queuedDone, err = obs.Register(reg, a.queuedDone); err != nil {
+		return fmt.Errorf("authorization: metrics: %w", err)
+	}
+	if a.undone, err = obs.Register(reg, a.undone); err != nil {
 		return fmt.Errorf("authorization: metrics: %w", err)
 	}
 	return a.tx.Instrument(reg)
@@ -1028,7 +1043,7 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 		go func() {
 			defer a.bg.Done()
 			defer locks.release()
-			got, done, err := a.finish(context.WithoutCancel(ctx), r)
+			got, done, _, err := a.finish(context.WithoutCancel(ctx), r, false)
 			switch {
 			case err != nil:
 				a.finishErr.Inc()
@@ -1047,29 +1062,18 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 		return d, nil
 	}
 
-	got, done, err := a.finish(ctx, r)
+	got, _, owes, err := a.finish(ctx, r, true)
+	if owes != nil {
+		// Another process decided differently (its funds check failed
+		// where ours passed, or money arrived between the two calls): give
+		// back what our call did. Recorded with the finish, so a failure
+		// here leaves it to RecoverUndos.
+		if uerr := a.runUndo(context.WithoutCancel(ctx), owes); uerr != nil {
+			a.cfg.Log.WarnContext(ctx, "authorization: an undo failed; recovery carries it out", "authorization_id", r.ID, "op", owes.op, "err", uerr)
+		}
+	}
 	if err != nil {
 		return nil, err
-	}
-	if !done && got != nil && holdID != "" && got.HoldID != holdID && r.op == opPlace {
-		// Another process decided differently (its funds check failed
-		// where ours passed): release what we placed.
-		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":undo", HoldID: holdID}); err != nil {
-			a.cfg.Log.ErrorContext(ctx, "authorization: release a hold placed by a race", "authorization_id", r.ID, "hold_id", holdID, "err", err)
-		}
-	}
-	if !done && got != nil && transferID != "" && got.TransferID != transferID && r.op == opTransfer {
-		// The same for a 0200 (funds arrived between the two processes'
-		// calls): give back what we moved.
-		if _, err := a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
-			Key: r.opKey + ":undo", Force: true, Metadata: meta,
-			Legs: []ledger.Leg{
-				{AccountID: r.opTarget, Amount: -r.opAmount, Currency: r.Currency},
-				{AccountID: r.AccountID, Amount: r.opAmount, Currency: r.Currency},
-			},
-		}); err != nil {
-			a.cfg.Log.ErrorContext(ctx, "authorization: refund a transfer made by a race", "authorization_id", r.ID, "transfer_id", transferID, "err", err)
-		}
 	}
 	if got == nil {
 		return nil, errors.Errorf(errors.Internal, "authorization: %s vanished", r.ID)

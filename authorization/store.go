@@ -373,12 +373,18 @@ func (a *Authorizer) insert(ctx context.Context, r *record, gate func(ctx contex
 // the increment went with it, and the incremental is recorded declined
 // (original_not_found, hold_not_pending), as when its ledger call finds the
 // hold gone. Incrementals are never answered before they are finished.
-func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done bool, err error) {
+//
+// If another process finished the record first (done false), and mayOwe is
+// set, what this process's ledger call did and the record does not name
+// (see owed) is recorded as owed back in the same transaction, and
+// returned, for the caller to carry out (runUndo).
+func (a *Authorizer) finish(ctx context.Context, r *record, mayOwe bool) (got *record, done bool, owes *undo, err error) {
 	fin := *r // applied to r once committed
 	fin.status = statusDone
 	fin.updatedAt = a.cfg.Now().UnixNano()
 	err = a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		f := fin
+		owes = nil
 		grow := f.Kind == KindIncremental && f.Approved && f.OriginalID != ""
 		if grow {
 			var origUpdated, lastRev int64
@@ -412,6 +418,17 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 			return fmt.Errorf("authorization: finish %s: %w", r.ID, err)
 		}
 		if n == 0 {
+			if !mayOwe {
+				return nil
+			}
+			var recorded record
+			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT hold_id, transfer_id FROM authorizations WHERE id = ?`), f.ID).
+				Scan(&recorded.HoldID, &recorded.TransferID); err != nil {
+				return fmt.Errorf("authorization: finish %s: %w", r.ID, err)
+			}
+			if owes = owed(&f, &recorded); owes != nil {
+				return a.owe(ctx, tx, owes)
+			}
 			return nil
 		}
 		done = true
@@ -425,7 +442,7 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 		return a.appendEvent(ctx, tx, &f)
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	if done {
 		*r = fin
@@ -433,12 +450,12 @@ func (a *Authorizer) finish(ctx context.Context, r *record) (got *record, done b
 	if !done {
 		got, err := a.find(ctx, r.networkKey)
 		if err != nil {
-			return nil, false, err
+			return nil, false, owes, err
 		}
-		return got, false, nil
+		return got, false, owes, nil
 	}
 	a.notify(r)
-	return r, true, nil
+	return r, true, nil, nil
 }
 
 // recordReversal inserts a reversal: decided (nothing released, or its

@@ -1,0 +1,163 @@
+package authorization
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/ledger"
+	"github.com/corebank/corebank/money"
+)
+
+// Undo operations (table undos, migration 008).
+const (
+	undoVoid   = "void"   // ledger.VoidHold of hold_id
+	undoRefund = "refund" // ledger.Transfer of amount from target back to account_id
+)
+
+// undo is a ledger operation owed back: what this process's ledger call did
+// for a record another process finished differently.
+type undo struct {
+	key, authorizationID, op, holdID, accountID, target string
+	currency                                            money.Currency
+	amount                                              int64
+}
+
+// owed returns the undo owed for f, the record this process was about to
+// finish, against what is recorded (the other process's outcome): its hold
+// or 0200 transfer when the record names another or none. Nil when nothing
+// is owed. An increment is not undone: the ledger has no decrement (known
+// limit, docs/authorization.md).
+func owed(f, recorded *record) *undo {
+	u := &undo{key: f.opKey + ":undo", authorizationID: f.ID, accountID: f.AccountID,
+		target: f.opTarget, currency: f.Currency, amount: f.opAmount}
+	switch {
+	case f.op == opPlace && f.HoldID != "" && recorded.HoldID != f.HoldID:
+		u.op, u.holdID = undoVoid, f.HoldID
+	case f.op == opTransfer && f.TransferID != "" && recorded.TransferID != f.TransferID:
+		u.op = undoRefund
+	default:
+		return nil
+	}
+	return u
+}
+
+// owe records u in tx (the transaction that found the record finished
+// differently), once per key.
+func (a *Authorizer) owe(ctx context.Context, tx *sql.Tx, u *undo) error {
+	_, err := tx.ExecContext(ctx, a.db.Rebind(`INSERT INTO undos (ledger_key, authorization_id, op, hold_id, account_id, target, amount, currency, queued_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		u.key, u.authorizationID, u.op, u.holdID, u.accountID, u.target, u.amount, u.currency, a.cfg.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("authorization: record the undo of %s: %w", u.authorizationID, err)
+	}
+	return nil
+}
+
+// runUndo carries out u under its own idempotency key and, once the ledger
+// has done it, or refused it for good because the hold is no longer
+// pending (expired, or voided already), removes it. Any other failure
+// leaves it for RecoverUndos.
+func (a *Authorizer) runUndo(ctx context.Context, u *undo) error {
+	meta := map[string]string{"authorization_id": u.authorizationID}
+	var err error
+	switch u.op {
+	case undoVoid:
+		_, err = a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: u.key, HoldID: u.holdID})
+		if errors.Is(err, errors.Conflict) {
+			h, gerr := a.cfg.Ledger.GetHold(ctx, u.holdID)
+			if gerr != nil {
+				return fmt.Errorf("authorization: undo %s: %w", u.key, gerr)
+			}
+			if h.Status == ledger.HoldPending {
+				return fmt.Errorf("authorization: undo %s: %w", u.key, err)
+			}
+			// Nothing held any more. Posted (by clearing), it is money
+			// the network took: an operator must look, the row cannot
+			// say more.
+			if h.Status == ledger.HoldPosted {
+				a.cfg.Log.ErrorContext(ctx, "authorization: a hold owed back was posted before it could be voided",
+					"authorization_id", u.authorizationID, "hold_id", u.holdID)
+			}
+			err = nil
+		}
+	case undoRefund:
+		_, err = a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
+			Key: u.key, Force: true, Metadata: meta,
+			Legs: []ledger.Leg{
+				{AccountID: u.target, Amount: -u.amount, Currency: u.currency},
+				{AccountID: u.accountID, Amount: u.amount, Currency: u.currency},
+			},
+		})
+	default:
+		return errors.Errorf(errors.Internal, "authorization: undo %s: unknown operation %q", u.key, u.op)
+	}
+	if err != nil {
+		return fmt.Errorf("authorization: undo %s: %w", u.key, err)
+	}
+	return a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, a.db.Rebind(`DELETE FROM undos WHERE ledger_key = ?`), u.key)
+		return err
+	})
+}
+
+// RecoverUndos carries out the undos (see owe) recorded at least olderThan
+// ago, oldest first, and returns how many it carried out. One that fails
+// is left for the next run, and the first failure is returned after the
+// others have been tried.
+func (a *Authorizer) RecoverUndos(ctx context.Context, olderThan time.Duration) (int, error) {
+	const batch = 100
+	n := 0
+	var first error
+	failed := make(map[string]bool)
+	for {
+		want := batch + len(failed)
+		us, err := a.undos(ctx, a.cfg.Now().Add(-olderThan).UnixNano(), want)
+		if err != nil {
+			return n, err
+		}
+		progress := false // an undo not tried before was tried
+		for _, u := range us {
+			if failed[u.key] {
+				continue
+			}
+			progress = true
+			if err := a.runUndo(ctx, u); err != nil {
+				failed[u.key] = true
+				if first == nil {
+					first = err
+				}
+				a.cfg.Log.WarnContext(ctx, "authorization: an undo failed; trying again later", "authorization_id", u.authorizationID, "err", err)
+				continue
+			}
+			n++
+			a.undone.Inc()
+			a.cfg.Log.InfoContext(ctx, "authorization: carried out an undo left over", "authorization_id", u.authorizationID, "op", u.op)
+		}
+		if !progress || len(us) < want {
+			return n, first
+		}
+	}
+}
+
+// undos returns up to limit undos recorded at or before (unix
+// nanoseconds), oldest first.
+func (a *Authorizer) undos(ctx context.Context, before int64, limit int) ([]*undo, error) {
+	rows, err := a.db.Query(ctx, `SELECT ledger_key, authorization_id, op, hold_id, account_id, target, amount, currency
+		FROM undos WHERE queued_at <= ? ORDER BY queued_at, ledger_key LIMIT ?`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("authorization: undos: %w", err)
+	}
+	defer rows.Close()
+	var out []*undo
+	for rows.Next() {
+		u := new(undo)
+		if err := rows.Scan(&u.key, &u.authorizationID, &u.op, &u.holdID, &u.accountID, &u.target, &u.amount, &u.currency); err != nil {
+			return nil, fmt.Errorf("authorization: undos: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
