@@ -745,6 +745,10 @@ func (r *record) gateDecline(detail string) {
 // reversal that released a stand-in advice.
 const detailStandIn = "stand_in"
 
+// detailConfirms marks a stand-in advice of a payment the bank approved
+// and still holds: nothing more is held.
+const detailConfirms = "confirms_original"
+
 // networkOwn reports whether r is the network's own message of what it
 // decided in stand-in: an advice, or a refund it approved.
 func (r *record) networkOwn() bool {
@@ -772,8 +776,13 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 			// nothing more is held. An original since reversed (the gateway
 			// undoes approvals it answered 91 to) holds nothing, so the
 			// advice places its own forced hold below: the network paid.
+			// It keeps the network's approval code, which the network's
+			// clearing carries (ByReference finds the original by it).
 			r.OriginalID, r.Approved, r.Reason, r.Amount, r.HoldID = orig.ID, true, Approved, orig.Amount, orig.HoldID
-			r.AuthCode, r.Detail = orig.AuthCode, "confirms_original"
+			r.AuthCode, r.Detail = orig.AuthCode, detailConfirms
+			if isAuthCode(req.AuthCode) {
+				r.AuthCode = req.AuthCode
+			}
 			return a.record(ctx, r)
 		}
 		// The network's reversal of the transaction came first (its

@@ -86,6 +86,36 @@ func TestByReference(t *testing.T) {
 			}
 		})
 
+		t.Run("the network's code on an advice confirming the authorization finds it", func(t *testing.T) {
+			// The bank's approval came late; the network stood in with its
+			// own code, which its clearing carries, and its advice
+			// confirmed the bank's approval, which holds the money.
+			h := e.holder(1000, card.Controls{})
+			req := e.purchase(h, 300)
+			orig := must(t)(e.a.Authorize(ctx, req))
+			adv := e.purchase(h, 300)
+			adv.Network.RRN = req.Network.RRN
+			adv.Kind, adv.StandIn, adv.Original, adv.AuthCode = authorization.KindAdvice, true, &req.Network, "NET123"
+			if d := must(t)(e.a.Advise(ctx, adv)); d.Detail != "confirms_original" || d.AuthCode != "NET123" {
+				t.Fatalf("advice %+v, want it to confirm %s under the network's code", d, orig.ID)
+			}
+			for _, code := range []string{orig.AuthCode, "NET123"} {
+				got, err := e.a.ByReference(ctx, authorization.ReferenceQuery{CardID: h.Card.ID, RRN: req.Network.RRN, AuthCode: code})
+				if err != nil || got.ID != orig.ID || got.HoldID != orig.HoldID {
+					t.Fatalf("ByReference with code %s = %+v, %v; want %s", code, got, err, orig.ID)
+				}
+			}
+			// Not another card's, nor another RRN's.
+			other := e.holder(1000, card.Controls{})
+			for _, q := range []authorization.ReferenceQuery{
+				{CardID: other.Card.ID, RRN: req.Network.RRN, AuthCode: "NET123"},
+				{CardID: h.Card.ID, RRN: "RRN999999999", AuthCode: "NET123"},
+			} {
+				_, err := e.a.ByReference(ctx, q)
+				wantCode(t, err, errors.NotFound)
+			}
+		})
+
 		t.Run("two authorizations with one reference are a conflict", func(t *testing.T) {
 			// A second authorizer on the same records whose auth codes are
 			// always "000000", so that the same RRN collides.

@@ -147,12 +147,18 @@ func (a *Authorizer) find(ctx context.Context, networkKey string) (*record, erro
 
 // byReference returns up to two decided, approved records of a card with
 // an RRN and auth code that stand on their own: not reversals, and not
-// records building on an original (incrementals, confirming advices).
+// records building on an original (incrementals, confirming advices). The
+// auth code is the record's, or the network's on an advice confirming it.
 // Served by the authorizations_reference index.
 func (a *Authorizer) byReference(ctx context.Context, q ReferenceQuery) ([]*record, error) {
+	// The code is the record's own, or the network's on a stand-in advice
+	// that confirmed it (the network answered the merchant with its code,
+	// and its clearing carries that one).
 	rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations
-		WHERE card_id = ? AND rrn = ? AND auth_code = ? AND status = 'done' AND approved = 1 AND kind <> ? AND original_id = ''
-		ORDER BY at, id LIMIT 2`, q.CardID, q.RRN, q.AuthCode, string(KindReversal))
+		WHERE card_id = ? AND rrn = ? AND status = 'done' AND approved = 1 AND kind <> ? AND original_id = ''
+		AND (auth_code = ? OR id IN (SELECT original_id FROM authorizations
+			WHERE card_id = ? AND auth_code = ? AND kind = 'advice' AND detail = '`+detailConfirms+`'))
+		ORDER BY at, id LIMIT 2`, q.CardID, q.RRN, string(KindReversal), q.AuthCode, q.CardID, q.AuthCode)
 	if err != nil {
 		return nil, fmt.Errorf("authorization: by reference: %w", err)
 	}

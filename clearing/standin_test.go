@@ -58,3 +58,36 @@ func TestClearingOfAStandInReusingIDsPostsItsHold(t *testing.T) {
 		t.Errorf("record matched to the stand-in by its own auth code is flagged suspicious %v", rec.Suspicious)
 	}
 }
+
+// The bank's approval came late but holds; the network, which had stood
+// in with its own code, sent an advice confirming it. A clearing record
+// carrying only the RRN and the network's code (no original ids) posts
+// the bank's hold, rather than force-posting beside it and leaving the
+// hold to expire.
+func TestClearingByTheNetworksCodeOfAConfirmedApproval(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t, "clearing"))
+	ctx := context.Background()
+	h := e.holder(100_00)
+	req := e.purchase(h, 30_00)
+	d := e.approve(e.auth, req)
+	adv := req
+	adv.Kind, adv.CVC = authorization.KindAdvice, ""
+	orig := req.Network
+	adv.Original = &orig
+	adv.Network.TransmissionTime += "A"
+	adv.StandIn, adv.AuthCode = true, "NET123"
+	ad, err := e.auth.Advise(ctx, adv)
+	if err != nil || !ad.Approved || ad.HoldID != d.HoldID {
+		t.Fatalf("Advise: %+v %v; want it to confirm hold %s", ad, err, d.HoldID)
+	}
+	e.wantBalance(t, h.Account, 100_00, 30_00)
+
+	r := forAuth("r1", h, d, 30_00)
+	r.authCode, r.refOnly = "NET123", true
+	rep := e.ingest(t, "f1.csv", file("F1", r))
+	rec := e.records(t, rep.FileID)["r1"]
+	e.wantBalance(t, h.Account, 70_00, 0)
+	if rec.HoldID != d.HoldID {
+		t.Errorf("clearing matched hold %q, want the bank's %q", rec.HoldID, d.HoldID)
+	}
+}
