@@ -315,6 +315,19 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			return nil, fmt.Errorf("authorization lookup: %w", err)
 		}
 	}
+	if d != nil && d.Kind == authorization.KindReversal && d.OriginalID != "" {
+		// The ids of a reversal: what it reversed holds (or debited) the
+		// money, never the reversal itself (its TransferID is a refund).
+		if d, err = c.cfg.Authorization.Get(ctx, d.OriginalID); err == nil {
+			d, err = c.cfg.Authorization.ByNetworkID(ctx, d.Network)
+		}
+		switch {
+		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+			d = nil
+		case err != nil:
+			return nil, fmt.Errorf("authorization lookup: %w", err)
+		}
+	}
 	if d != nil {
 		p.rec.AuthorizationID = d.ID
 		if d.CardID != cd.ID {
@@ -371,11 +384,15 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		// was authorized, as far as it still stands (Outstanding, less
 		// any reversal). What the clearings of it add up to beyond that
 		// is debited now, forced: the network has paid it.
-		cleared, err := c.clearedAgainst(ctx, d.ID, d.CardID)
+		cleared, debited, err := c.clearedAgainst(ctx, d.ID, d.CardID)
 		if err != nil {
 			return nil, err
 		}
-		beyond := max(cleared+l.BillingAmount-d.Outstanding, 0) - max(cleared-d.Outstanding, 0)
+		// What the clearings add up to beyond what the 0200 still debits,
+		// less what earlier clearings already debited beyond it: a
+		// reversal after a clearing lowers Outstanding under what was
+		// settled, and that part was never debited.
+		beyond := max(cleared+l.BillingAmount-d.Outstanding-debited, 0)
 		p.rec.TransferID = d.TransferID
 		switch {
 		case beyond == 0:

@@ -108,6 +108,49 @@ func TestSingleMessageClearings(t *testing.T) {
 			e.wantBalance(t, h.Account, 10_000-1700, 0)
 		})
 
+		// The network cleared 800, then 300: 1100 in all. A reversal
+		// between the two lowered what the 0200 debits to 500 (500
+		// refunded, of which 300 was money already settled). The
+		// cardholder pays what the network paid, as on a hold.
+		t.Run("cleared, partly reversed, cleared again: the cardholder pays what was cleared", func(t *testing.T) {
+			h := e.holder(10_000)
+			d := e.financial(h, 1000)
+			first := forAuth("CRC1", h, d, 800)
+			first.notFinal = true
+			if rep := e.ingest(t, "crc1", file("FIN-CRC1", first)); rep.Settled != 1 {
+				t.Fatalf("first presentment %+v, want settled", rep)
+			}
+			e.reverse(d.Network, 500)
+			e.wantBalance(t, h.Account, 9500, 0)
+			second := forAuth("CRC2", h, d, 300)
+			second.presentment, second.arn = 2, arnFor("CRC1")
+			e.ingest(t, "crc2", file("FIN-CRC2", second))
+			if r := e.records(t, "FIN-CRC2")["CRC2"]; r.Status != clearing.StatusForced || r.Reason != clearing.ReasonBeyondDebited {
+				t.Errorf("second presentment %s/%s, want forced beyond_debited", r.Status, r.Reason)
+			}
+			e.wantBalance(t, h.Account, 10_000-1100, 0)
+			// A third presentment debits only itself.
+			third := forAuth("CRC3", h, d, 100)
+			third.presentment, third.arn = 3, arnFor("CRC1")
+			e.ingest(t, "crc3", file("FIN-CRC3", third))
+			e.wantBalance(t, h.Account, 10_000-1200, 0)
+		})
+
+		// An acquirer that puts a partial reversal's ids in the original
+		// data names the 0200 it reversed: the 400 it still debits is
+		// settled, not debited again.
+		t.Run("a record naming a partial reversal's ids settles against its 0200", func(t *testing.T) {
+			h := e.holder(10_000)
+			d := e.financial(h, 1000)
+			rev := e.reverse(d.Network, 400)
+			e.ingest(t, "nrev", file("FIN-NREV", forAuth("NREV", h, rev, 400)))
+			r := e.records(t, "FIN-NREV")["NREV"]
+			if r.Status != clearing.StatusSettled || r.AuthorizationID != d.ID {
+				t.Errorf("record %s/%s against %s, want settled against the 0200 %s", r.Status, r.Reason, r.AuthorizationID, d.ID)
+			}
+			e.wantBalance(t, h.Account, 9600, 0)
+		})
+
 		t.Run("reversed, then cleared: force-posted", func(t *testing.T) {
 			h := e.holder(10_000)
 			d := e.financial(h, 1000)

@@ -402,15 +402,15 @@ func buildReport(fileID string, recs []Record, now time.Time) *Report {
 // authorization id (settled with it, or force-posted beyond it).
 // Only records of the authorization's own card count: a record naming its
 // network ids on another card was flagged card_mismatch and posted there.
-func (c *Clearer) clearedAgainst(ctx context.Context, authorizationID, cardID string) (int64, error) {
-	var sum int64
-	err := c.db.Read.QueryRowContext(ctx, c.db.Rebind(`SELECT CAST(COALESCE(SUM(billing_amount), 0) AS BIGINT) FROM clearing_records
+func (c *Clearer) clearedAgainst(ctx context.Context, authorizationID, cardID string) (cleared, debited int64, err error) {
+	err = c.db.Read.QueryRowContext(ctx, c.db.Rebind(`SELECT CAST(COALESCE(SUM(billing_amount), 0) AS BIGINT),
+		CAST(COALESCE(SUM(CASE WHEN status = ? THEN op_amount ELSE 0 END), 0) AS BIGINT) FROM clearing_records
 		WHERE authorization_id = ? AND authorization_id <> '' AND card_id = ? AND kind <> ? AND status IN (?, ?)`),
-		authorizationID, cardID, string(KindRefund), string(StatusSettled), string(StatusForced)).Scan(&sum)
+		string(StatusForced), authorizationID, cardID, string(KindRefund), string(StatusSettled), string(StatusForced)).Scan(&cleared, &debited)
 	if err != nil {
-		return 0, fmt.Errorf("clearing: clearings of %s: %w", authorizationID, err)
+		return 0, 0, fmt.Errorf("clearing: clearings of %s: %w", authorizationID, err)
 	}
-	return sum, nil
+	return cleared, debited, nil
 }
 
 // replan records the hold a pending record's post now targets.
