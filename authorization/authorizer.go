@@ -541,7 +541,15 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		if err != nil {
 			return nil, err
 		}
-		if orig == nil || !orig.Approved || orig.HoldID == "" || orig.Outstanding == 0 {
+		if !orig.holdsMoney() {
+			// The network stood in for the original (the bank never saw
+			// it, or answered late and reversed its own approval): its
+			// advice holds the money, and the increment grows that.
+			if orig, err = a.standInOf(ctx, req.Original.Key(), c.ID); err != nil {
+				return nil, err
+			}
+		}
+		if !orig.holdsMoney() {
 			return a.decline(ctx, r, OriginalNotFound, "")
 		}
 		r.OriginalID = orig.ID
@@ -864,6 +872,25 @@ func (a *Authorizer) originalOf(ctx context.Context, n NetworkID, cardID string)
 		return nil, err
 	}
 	return a.current(ctx, o)
+}
+
+// holdsMoney reports whether r is an approval whose hold still holds money.
+func (r *record) holdsMoney() bool {
+	return r != nil && r.Approved && r.HoldID != "" && r.Outstanding > 0
+}
+
+// standInOf is the stand-in advice (standIn) of the original with network
+// key origKey on card cardID, finished, with the reversals pending on it
+// completed first (current; the caller holds the card's lock), or nil. One
+// still pending is nil: it is being decided, or finished behind its
+// answer, under its own message's lock, which a holder of a card's lock
+// does not wait for.
+func (a *Authorizer) standInOf(ctx context.Context, origKey, cardID string) (*record, error) {
+	adv, err := a.standIn(ctx, origKey)
+	if err != nil || adv == nil || adv.CardID != cardID || adv.status != statusDone {
+		return nil, err
+	}
+	return a.current(ctx, adv)
 }
 
 // original returns the finished record of an original message, completing
@@ -1478,10 +1505,32 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// The original's lock, after the reversal's and the increment's: no
 	// one holds an original's lock while waiting for another message's.
 	defer a.lock("net:" + inc.originalKey)()
+	// The record the increment grew: its original, or the network's
+	// stand-in advice of it (see decide), whose lock comes next.
+	var standIn *record
+	if o, err := a.find(ctx, inc.originalKey); err != nil {
+		return nil, err
+	} else if o == nil || o.ID != inc.OriginalID {
+		if standIn, err = a.standIn(ctx, inc.originalKey); err != nil {
+			return nil, err
+		}
+		if standIn != nil && standIn.ID != inc.OriginalID {
+			standIn = nil
+		}
+		if standIn != nil {
+			defer a.lock("net:" + standIn.networkKey)()
+		}
+	}
 	defer a.lock("card:" + inc.CardID)()
 	// The original's pending reversals (of it, or of its increments) are
 	// completed first: the count below is then of finished ones.
-	base, err := a.original(ctx, *inc.Original)
+	var base *record
+	var err error
+	if standIn != nil {
+		base, err = a.original(ctx, standIn.Network)
+	} else {
+		base, err = a.original(ctx, *inc.Original)
+	}
 	if err != nil {
 		return nil, err
 	}

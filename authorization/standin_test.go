@@ -250,3 +250,63 @@ func TestAdviceRedirectPastTheFieldLimitIsRefused(t *testing.T) {
 	wantCode(t, err, errors.BadRequest)
 	e.wantBalance(t, h.Account, 10_000, 1000)
 }
+
+// The network stood in for a pre-authorization (the bank never saw it, or
+// answered it late and the gateway reversed its own approval), and its
+// advice holds the money. A later incremental naming the pre-authorization
+// grows the advice's hold; reversing the incremental takes the increase
+// back off; the network's reversal of the pre-authorization releases it
+// all; and a clearing finds the grown hold by the network's reference.
+func TestIncrementalOfAStandInPreauth(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		for _, seen := range []bool{false, true} {
+			h := e.holder(10_000, card.Controls{})
+			pre := e.purchase(h, 5000)
+			pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+			if seen {
+				// The bank approved late; the gateway reversed its own
+				// approval (it had answered 91).
+				must(t)(e.a.Authorize(ctx, pre))
+				must(t)(e.a.Reverse(ctx, gatewayReversal(pre.Network)))
+			}
+			adv := e.purchase(h, 5000)
+			adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry, adv.AuthCode = authorization.KindAdvice, true, &pre.Network, "", "", "NET777"
+			adv.MCC = "7011"
+			ad := must(t)(e.a.Advise(ctx, adv))
+			if !ad.Approved || ad.HoldID == "" || ad.Detail == "confirms_original" {
+				t.Fatalf("seen %v: advice %+v, want its own hold", seen, ad)
+			}
+			e.wantBalance(t, h.Account, 10_000, 5000)
+
+			inc := e.purchase(h, 2000)
+			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			d := must(t)(e.a.Increment(ctx, inc))
+			if !d.Approved || d.HoldID != ad.HoldID || d.OriginalID != ad.ID {
+				t.Fatalf("seen %v: incremental %+v, want it to grow the advice's hold %s", seen, d, ad.HoldID)
+			}
+			e.wantBalance(t, h.Account, 10_000, 7000)
+			if got := must(t)(e.a.Get(ctx, ad.ID)); got.Outstanding != 7000 {
+				t.Errorf("seen %v: advice outstanding %d, want 7000", seen, got.Outstanding)
+			}
+			// A second incremental, reversed: back to 7000.
+			inc2 := e.purchase(h, 1000)
+			inc2.Kind, inc2.MCC, inc2.Original = authorization.KindIncremental, "7011", &pre.Network
+			must(t)(e.a.Increment(ctx, inc2))
+			e.wantBalance(t, h.Account, 10_000, 8000)
+			if r := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc2.Network})); r.Amount != 1000 {
+				t.Errorf("seen %v: reversal of the incremental released %d, want 1000", seen, r.Amount)
+			}
+			e.wantBalance(t, h.Account, 10_000, 7000)
+			// The clearing's lookup by the network's reference finds the
+			// advice, which holds it all.
+			if got, err := e.a.ByReference(ctx, authorization.ReferenceQuery{CardID: h.Card.ID, RRN: adv.Network.RRN, AuthCode: "NET777"}); err != nil || got.ID != ad.ID || got.Outstanding != 7000 {
+				t.Errorf("seen %v: ByReference = %+v, %v; want the advice with 7000", seen, got, err)
+			}
+			// The network's reversal of the pre-authorization: all of it.
+			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network}))
+			e.wantBalance(t, h.Account, 10_000, 0)
+		}
+	})
+}

@@ -394,8 +394,11 @@ func (a *Authorizer) finish(ctx context.Context, r *record, mayOwe bool) (got *r
 		grow := f.Kind == KindIncremental && f.Approved && f.OriginalID != ""
 		if grow {
 			var origUpdated, lastRev int64
+			// (An original that is the network's stand-in advice of it is
+			// reversed under the original's key, which the advice's DE90
+			// names.)
 			switch err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT o.updated_at, CAST(COALESCE((SELECT MAX(r.at) FROM authorizations r
-				WHERE r.kind = 'reversal' AND r.original_key = o.network_key), 0) AS BIGINT)
+				WHERE r.kind = 'reversal' AND (r.original_key = o.network_key OR (o.kind = 'advice' AND r.original_key = o.original_key))), 0) AS BIGINT)
 				FROM authorizations o WHERE o.id = ? AND o.hold_id = ? AND o.outstanding > 0`),
 				f.OriginalID, f.opTarget).Scan(&origUpdated, &lastRev); {
 			case err == sql.ErrNoRows:
