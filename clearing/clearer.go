@@ -315,9 +315,19 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			return nil, fmt.Errorf("authorization lookup: %w", err)
 		}
 	}
-	if d != nil && d.Kind == authorization.KindReversal && d.OriginalID != "" {
-		// The ids of a reversal: what it reversed holds (or debited) the
-		// money, never the reversal itself (its TransferID is a refund).
+	// The code of the record the ids name: a confirming advice's is the
+	// network's, which the clearing may carry rather than its original's.
+	var namedCode string
+	if d != nil {
+		namedCode = d.AuthCode
+	}
+	// Ids of a record that builds on another (a reversal, an incremental,
+	// an advice confirming the bank's approval) stand for the record that
+	// holds (or debited) the money, read as it is now: the builder's own
+	// hold may since have been replaced (a partial reversal), and a
+	// reversal's TransferID is a refund. A reversal of an incremental
+	// names the incremental, hence a few steps.
+	for step := 0; step < 4 && d != nil && d.OriginalID != "" && buildsOn(d); step++ {
 		if d, err = c.cfg.Authorization.Get(ctx, d.OriginalID); err == nil {
 			d, err = c.cfg.Authorization.ByNetworkID(ctx, d.Network)
 		}
@@ -328,6 +338,9 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			return nil, fmt.Errorf("authorization lookup: %w", err)
 		}
 	}
+	codeDiffers := func(d *authorization.Decision) bool {
+		return l.AuthCode != "" && d.AuthCode != l.AuthCode && namedCode != l.AuthCode
+	}
 	if d != nil {
 		p.rec.AuthorizationID = d.ID
 		if d.CardID != cd.ID {
@@ -335,14 +348,14 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			d = nil // never touch another card's hold
 		}
 	}
-	if d != nil && l.AuthCode != "" && d.AuthCode != l.AuthCode {
+	if d != nil && codeDiffers(d) {
 		p.rec.Suspicious = append(p.rec.Suspicious, ReasonAuthCode)
 	}
 	if d != nil && !d.Approved {
 		p.rec.Suspicious = append(p.rec.Suspicious, ReasonDeclined)
 		d = nil
 	}
-	if d != nil && d.Outstanding == 0 && d.HoldID != "" && l.RRN != "" && l.AuthCode != "" && d.AuthCode != l.AuthCode {
+	if d != nil && d.Outstanding == 0 && d.HoldID != "" && l.RRN != "" && codeDiffers(d) {
 		// The bank's approval under these ids holds nothing (reversed:
 		// the gateway undid a late answer) and the record bears another
 		// approval code: the network's stand-in, whose advice reused the
@@ -552,4 +565,19 @@ func (c *Clearer) currentHold(ctx context.Context, id string) (string, error) {
 		return "", nil
 	}
 	return "", fmt.Errorf("authorization lookup: %w", err)
+}
+
+// buildsOn reports whether d is a record building on its OriginalID
+// rather than holding money of its own: a reversal, an incremental, or a
+// stand-in advice confirming the bank's approval. (A stand-in advice that
+// placed its own hold also names the original it stood in for, and holds
+// the money itself.)
+func buildsOn(d *authorization.Decision) bool {
+	switch d.Kind {
+	case authorization.KindReversal, authorization.KindIncremental:
+		return true
+	case authorization.KindAdvice:
+		return d.Detail == "confirms_original"
+	}
+	return false
 }

@@ -91,3 +91,62 @@ func TestClearingByTheNetworksCodeOfAConfirmedApproval(t *testing.T) {
 		t.Errorf("clearing matched hold %q, want the bank's %q", rec.HoldID, d.HoldID)
 	}
 }
+
+// Ids of a record building on another stand for the record that holds the
+// money, as it is now. A pre-authorization of 5000 is grown by 2000 and
+// the increment reversed in full, which replaces the 7000 hold by one of
+// 5000: a clearing record naming the reversal's ids, or the incremental's,
+// posts that hold, not the voided one. And a record naming a confirming
+// advice's ids with the network's code posts the bank's hold, unflagged.
+func TestClearingByIDsOfARecordBuildingOnAnother(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t, "clearing"))
+	ctx := context.Background()
+	for _, name := range []string{"reversal", "incremental"} {
+		h := e.holder(100_00)
+		pre := e.purchase(h, 50_00)
+		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+		orig := e.approve(e.auth, pre)
+		inc := e.purchase(h, 20_00)
+		inc.Kind, inc.MCC, inc.Original, inc.CVC = authorization.KindIncremental, "7011", &pre.Network, ""
+		di, err := e.auth.Increment(ctx, inc)
+		if err != nil || !di.Approved {
+			t.Fatalf("Increment: %+v %v", di, err)
+		}
+		rev := e.reverse(inc.Network, 0) // the increment reversed in full
+		if rev.Amount != 20_00 {
+			t.Fatalf("reversal %+v, want 2000 released", rev)
+		}
+		e.wantBalance(t, h.Account, 100_00, 50_00)
+		now, _ := e.auth.Get(ctx, orig.ID)
+		named := map[string]*authorization.Decision{"reversal": rev, "incremental": di}[name]
+		r := forAuth("B-"+name, h, named, 50_00)
+		r.authCode = orig.AuthCode
+		e.ingest(t, "b-"+name, file("BUILD-"+name, r))
+		got := e.records(t, "BUILD-"+name)["B-"+name]
+		if got.Status != clearing.StatusPosted || got.HoldID != now.HoldID {
+			t.Errorf("%s's ids: record %s/%s against hold %q, want posted against the original's hold %q", name, got.Status, got.Reason, got.HoldID, now.HoldID)
+		}
+		e.wantBalance(t, h.Account, 50_00, 0)
+	}
+
+	h := e.holder(100_00)
+	req := e.purchase(h, 30_00)
+	d := e.approve(e.auth, req)
+	adv := req
+	adv.Kind, adv.CVC = authorization.KindAdvice, ""
+	orig := req.Network
+	adv.Original = &orig
+	adv.Network = e.net()
+	adv.StandIn, adv.AuthCode = true, "NET456"
+	ad, err := e.auth.Advise(ctx, adv)
+	if err != nil || ad.Detail != "confirms_original" {
+		t.Fatalf("Advise: %+v %v; want it to confirm", ad, err)
+	}
+	r := forAuth("C1", h, ad, 30_00) // the advice's ids and code
+	e.ingest(t, "c1", file("BUILD-C1", r))
+	got := e.records(t, "BUILD-C1")["C1"]
+	if got.Status != clearing.StatusPosted || got.HoldID != d.HoldID || slices.Contains(got.Suspicious, clearing.ReasonAuthCode) {
+		t.Errorf("confirming advice's ids: record %s/%s against hold %q, suspicious %v; want posted against %q, not flagged auth_code", got.Status, got.Reason, got.HoldID, got.Suspicious, d.HoldID)
+	}
+	e.wantBalance(t, h.Account, 70_00, 0)
+}
