@@ -18,7 +18,9 @@ import (
 )
 
 // commitTimeout bounds one group commit. A batch that cannot commit in this
-// long fails as Unavailable; its callers retry with their keys.
+// long fails as Unavailable, or as Timeout if the deadline cut its COMMIT off
+// in flight (it may have been stored); either way its callers retry with
+// their keys.
 const commitTimeout = 30 * time.Second
 
 // run is the group committer: it takes every write waiting, up to MaxBatch,
@@ -187,8 +189,13 @@ func (l *Ledger) commit(ops []*op) {
 		l.cfg.Log.Error("ledger group commit failed", "writes", len(ops), "err", err)
 		// Every answer, refusals included: a write refused for want of
 		// funds or for a key was refused against the batch's earlier
-		// writes, which are not stored either.
+		// writes, which are not stored either. If the COMMIT was sent
+		// and its answer lost, the batch may have been stored: Timeout,
+		// and the retry with the same key finds what was.
 		fail := errors.Wrap(err, errors.Unavailable, "ledger commit failed; retry with the same key")
+		if store.CommitOutcomeUnknown(err) {
+			fail = errors.Wrap(err, errors.Timeout, "ledger commit's outcome is unknown: it may have been stored; retry with the same key")
+		}
 		for _, o := range ops {
 			o.res, o.err = nil, fail
 		}
@@ -197,7 +204,9 @@ func (l *Ledger) commit(ops []*op) {
 	for _, o := range ops {
 		close(o.done)
 	}
-	if err == nil && len(b.events) > 0 && l.cfg.Notify != nil {
+	// A batch whose outcome is unknown may have stored its events: waking
+	// the relay for nothing costs one look at an empty outbox.
+	if (err == nil || store.CommitOutcomeUnknown(err)) && len(b.events) > 0 && l.cfg.Notify != nil {
 		l.cfg.Notify()
 	}
 }

@@ -160,7 +160,10 @@ type Entry struct {
 //
 // Writes are decided in batches (group commit). If a batch cannot be
 // committed, every write in it that had been accepted fails with
-// Unavailable and has no effect; retry it with the same key.
+// Unavailable and has no effect, or, when the database's answer to the
+// COMMIT was lost (PostgreSQL: the connection dropped, the deadline
+// passed), with Timeout, and may have taken effect; either way, retry it
+// with the same key, which returns what was stored.
 
 type CreateAccountRequest struct {
 	Key            string         `json:"key"`

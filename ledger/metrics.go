@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "corebank_ledger_commit_failures_total",
-			Help: "Group commits that failed and were answered Unavailable.",
+			Help: "Group commits that failed and were answered Unavailable (nothing stored) or Timeout (the COMMIT's answer lost).",
 		}),
 	}
 	if reg != nil {

@@ -22,9 +22,12 @@ import (
 // A function that fails is rolled back to its savepoint and gets its own
 // error; the others in the group are unaffected. Functions in one group run
 // one after another and see the writes of those before them, as if each had
-// committed alone in that order. If the commit itself fails, nothing of the
-// group is stored and every function gets an Unavailable error, refusals
-// included: a refusal may rest on an earlier function's writes.
+// committed alone in that order. If the group fails, every function gets
+// the same error, refusals included (a refusal may rest on an earlier
+// function's writes): Unavailable when nothing of the group was stored, or
+// Timeout when the COMMIT was sent and its answer lost (see
+// CommitOutcomeUnknown), so that the whole group may have been stored and
+// each caller must retry idempotently.
 //
 // Functions must only run SQL on the transaction and the context they are
 // given (the group's, not the caller's: one caller giving up must not break
@@ -227,6 +230,9 @@ func (c *Committer) commit(group []*txOp) {
 	})
 	if err != nil {
 		fail := errors.Wrap(err, errors.Unavailable, "group commit failed; nothing was stored")
+		if CommitOutcomeUnknown(err) {
+			fail = errors.Wrap(err, errors.Timeout, "group commit's outcome is unknown: it may have been stored; retry with the same key")
+		}
 		for _, o := range group {
 			o.err = fail
 		}

@@ -11,10 +11,14 @@ import (
 	"context"
 	"database/sql"
 	stderrors "errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Dialect names the SQL engine behind a DB.
@@ -153,6 +157,10 @@ func (db *DB) Close() error {
 // InTx runs fn in a write transaction and commits it if fn returns nil. The
 // commit is durable when InTx returns nil (SQLite synchronous=FULL;
 // PostgreSQL fsync and synchronous_commit on).
+//
+// An error means nothing of fn was stored, except one for which
+// CommitOutcomeUnknown is true: the COMMIT was sent and no answer came
+// back, so the transaction may have been stored.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.Write.BeginTx(ctx, nil)
 	if err != nil {
@@ -162,7 +170,52 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	// A context that has ended fails Commit without sending COMMIT (it
+	// rolls back). Checked here, that failure is known to be definite;
+	// found by Commit, it cannot be told from a COMMIT cut off in flight.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: context ended before commit: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return db.commitFailed(err)
+	}
+	return nil
+}
+
+// errCommitUnknown marks a COMMIT whose outcome is unknown.
+var errCommitUnknown = stderrors.New("store: commit's outcome is unknown")
+
+// CommitOutcomeUnknown reports whether err is a COMMIT that may or may not
+// have been stored: on PostgreSQL, one sent without the server answering it
+// (the connection was lost or its context ended while COMMIT was in
+// flight). The server may have committed before the answer was lost, so
+// the writes must be taken as possibly done: a caller is told Timeout, not
+// Unavailable, and retries idempotently. The original error is in err's
+// chain.
+//
+// A failure known to leave nothing stored is not unknown: any failure
+// before COMMIT (a context that ended before it, included), a COMMIT the
+// server refused (a *pgconn.PgError: a deferred constraint, a serialization
+// failure) or answered with ROLLBACK, and every failed COMMIT on SQLite,
+// which rolls the transaction back itself.
+func CommitOutcomeUnknown(err error) bool { return stderrors.Is(err, errCommitUnknown) }
+
+// commitFailed classifies err, the error of tx.Commit on db.
+func (db *DB) commitFailed(err error) error {
+	if db.Dialect != Postgres {
+		return err
+	}
+	// Not pgconn.SafeToRetry: pgx marks "conn closed" safe to retry, and
+	// returns it for a COMMIT sent on a connection lost before the answer.
+	var pe *pgconn.PgError
+	switch {
+	case stderrors.As(err, &pe): // the server refused the COMMIT
+	case stderrors.Is(err, pgx.ErrTxCommitRollback): // the server rolled back
+	case stderrors.Is(err, sql.ErrTxDone): // database/sql had rolled back
+	default:
+		return fmt.Errorf("%w: %w", errCommitUnknown, err)
+	}
+	return err
 }
 
 // GroupContext is the context a group commit runs its statements under.
