@@ -274,47 +274,67 @@ func (a *Authorizer) answered(d *Decision, err error) (*Decision, error) {
 // the next run, the others are completed all the same, and the first
 // failure is returned after them.
 func (a *Authorizer) RecoverPending(ctx context.Context, olderThan time.Duration) (int, error) {
-	const limit = 100
-	n := 0
-	var first error
-	failed := make(map[string]bool)
-	for {
+	list := func(limit int) ([]*record, error) {
 		before := a.cfg.Now().Add(-olderThan).UnixNano()
-		want := limit + len(failed)
-		rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations WHERE status = 'pending' AND updated_at <= ? ORDER BY updated_at LIMIT ?`, before, want)
+		rows, err := a.db.Query(ctx, `SELECT `+columns+` FROM authorizations WHERE status = 'pending' AND updated_at <= ? ORDER BY updated_at LIMIT ?`, before, limit)
 		if err != nil {
-			return n, fmt.Errorf("authorization: pending records: %w", err)
+			return nil, fmt.Errorf("authorization: pending records: %w", err)
 		}
+		defer rows.Close()
 		var batch []*record
 		for rows.Next() {
 			r, err := scanRecord(rows)
 			if err != nil {
-				rows.Close()
-				return n, fmt.Errorf("authorization: pending records: %w", err)
+				return nil, fmt.Errorf("authorization: pending records: %w", err)
 			}
 			batch = append(batch, r)
 		}
-		rows.Close()
 		if err := rows.Err(); err != nil {
-			return n, fmt.Errorf("authorization: pending records: %w", err)
+			return nil, fmt.Errorf("authorization: pending records: %w", err)
 		}
-		progress := false // a record not tried before was tried
-		for _, r := range batch {
-			if failed[r.networkKey] {
+		return batch, nil
+	}
+	return recoverEach(list, func(r *record) string { return r.networkKey }, func(r *record) error {
+		err := a.recoverOne(ctx, r.networkKey)
+		if err != nil {
+			a.cfg.Log.WarnContext(ctx, "authorization: a pending record could not be completed; trying again later", "network_key", r.networkKey, "err", err)
+		}
+		return err
+	})
+}
+
+// recoverEach does each item list returns (up to limit at a time, oldest
+// first) and returns how many it did. One that fails is skipped for the
+// rest of the run (list is asked for more to see past it), the others are
+// done all the same, and the first failure is returned after them.
+func recoverEach[T any](list func(limit int) ([]T, error), key func(T) string, do func(T) error) (int, error) {
+	const batch = 100
+	n := 0
+	var first error
+	failed := make(map[string]bool)
+	for {
+		want := batch + len(failed)
+		items, err := list(want)
+		if err != nil {
+			return n, err
+		}
+		progress := false // an item not tried before was tried
+		for _, it := range items {
+			k := key(it)
+			if failed[k] {
 				continue
 			}
 			progress = true
-			if err := a.recoverOne(ctx, r.networkKey); err != nil {
-				failed[r.networkKey] = true
+			if err := do(it); err != nil {
+				failed[k] = true
 				if first == nil {
 					first = err
 				}
-				a.cfg.Log.WarnContext(ctx, "authorization: a pending record could not be completed; trying again later", "network_key", r.networkKey, "err", err)
 				continue
 			}
 			n++
 		}
-		if !progress || len(batch) < want {
+		if !progress || len(items) < want {
 			return n, first
 		}
 	}
@@ -1197,48 +1217,27 @@ func (a *Authorizer) QueueReversal(ctx context.Context, req ReversalRequest) err
 // recorded. One that fails is left queued for the next run, and the first
 // failure is returned after the others have been tried.
 func (a *Authorizer) RecoverQueued(ctx context.Context, olderThan time.Duration) (int, error) {
-	const batch = 100
-	n := 0
-	var first error
-	failed := make(map[string]bool)
-	for {
-		want := batch + len(failed)
-		qs, err := a.queuedReversals(ctx, a.cfg.Now().Add(-olderThan).UnixNano(), want)
-		if err != nil {
-			return n, err
-		}
-		progress := false // a reversal not tried before was tried
-		for _, q := range qs {
-			if failed[q.key] {
-				continue
-			}
-			progress = true
-			if q.bad != nil {
-				// Left for an operator; the rest of the queue goes on.
-				failed[q.key] = true
-				a.cfg.Log.ErrorContext(ctx, "authorization: a queued reversal is unreadable; skipped", "network_key", q.key, "err", q.bad)
-				continue
-			}
-			d, err := a.reverse(ctx, q.req)
-			if err == nil {
-				err = a.unqueue(ctx, q.key)
-			}
-			if err != nil {
-				failed[q.key] = true
-				if first == nil {
-					first = fmt.Errorf("authorization: queued reversal %s: %w", q.key, err)
-				}
-				a.cfg.Log.WarnContext(ctx, "authorization: a queued reversal failed; trying again later", "network_key", q.key, "err", err)
-				continue
-			}
-			n++
-			a.queuedDone.Inc()
-			a.cfg.Log.InfoContext(ctx, "authorization: carried out a queued reversal", "authorization_id", d.ID, "network_key", q.key, "released", d.Amount)
-		}
-		if !progress || len(qs) < want {
-			return n, first
-		}
+	list := func(limit int) ([]queued, error) {
+		return a.queuedReversals(ctx, a.cfg.Now().Add(-olderThan).UnixNano(), limit)
 	}
+	return recoverEach(list, func(q queued) string { return q.key }, func(q queued) error {
+		if q.bad != nil {
+			// Left for an operator; the rest of the queue goes on.
+			a.cfg.Log.ErrorContext(ctx, "authorization: a queued reversal is unreadable; skipped", "network_key", q.key, "err", q.bad)
+			return fmt.Errorf("authorization: queued reversal %s: %w", q.key, q.bad)
+		}
+		d, err := a.reverse(ctx, q.req)
+		if err == nil {
+			err = a.unqueue(ctx, q.key)
+		}
+		if err != nil {
+			a.cfg.Log.WarnContext(ctx, "authorization: a queued reversal failed; trying again later", "network_key", q.key, "err", err)
+			return fmt.Errorf("authorization: queued reversal %s: %w", q.key, err)
+		}
+		a.queuedDone.Inc()
+		a.cfg.Log.InfoContext(ctx, "authorization: carried out a queued reversal", "authorization_id", d.ID, "network_key", q.key, "released", d.Amount)
+		return nil
+	})
 }
 
 func (a *Authorizer) reverse(ctx context.Context, req ReversalRequest) (*Decision, error) {

@@ -108,38 +108,27 @@ func (a *Authorizer) runUndo(ctx context.Context, u *undo) error {
 // is left for the next run, and the first failure is returned after the
 // others have been tried.
 func (a *Authorizer) RecoverUndos(ctx context.Context, olderThan time.Duration) (int, error) {
-	const batch = 100
-	n := 0
-	var first error
-	failed := make(map[string]bool)
-	for {
-		want := batch + len(failed)
-		us, err := a.undos(ctx, a.cfg.Now().Add(-olderThan).UnixNano(), want)
-		if err != nil {
-			return n, err
-		}
-		progress := false // an undo not tried before was tried
-		for _, u := range us {
-			if failed[u.key] {
-				continue
-			}
-			progress = true
-			if err := a.runUndo(ctx, u); err != nil {
-				failed[u.key] = true
-				if first == nil {
-					first = err
-				}
-				a.cfg.Log.WarnContext(ctx, "authorization: an undo failed; trying again later", "authorization_id", u.authorizationID, "err", err)
-				continue
-			}
-			n++
-			a.undone.Inc()
-			a.cfg.Log.InfoContext(ctx, "authorization: carried out an undo left over", "authorization_id", u.authorizationID, "op", u.op)
-		}
-		if !progress || len(us) < want {
-			return n, first
-		}
+	list := func(limit int) ([]*undo, error) {
+		return a.undos(ctx, a.cfg.Now().Add(-olderThan).UnixNano(), limit)
 	}
+	return recoverEach(list, func(u *undo) string { return u.key }, func(u *undo) error {
+		if err := a.runUndo(ctx, u); err != nil {
+			switch errors.CodeOf(err) {
+			case errors.NotFound, errors.AccountClosed, errors.CurrencyMismatch, errors.BadRequest:
+				// Refused for good (the account closed since, say):
+				// kept, and said at every run, until an operator
+				// settles it and deletes the row.
+				a.cfg.Log.ErrorContext(ctx, "authorization: the ledger refuses an undo; an operator must settle it",
+					"authorization_id", u.authorizationID, "op", u.op, "undo_key", u.key, "err", err)
+			default:
+				a.cfg.Log.WarnContext(ctx, "authorization: an undo failed; trying again later", "authorization_id", u.authorizationID, "err", err)
+			}
+			return err
+		}
+		a.undone.Inc()
+		a.cfg.Log.InfoContext(ctx, "authorization: carried out an undo left over", "authorization_id", u.authorizationID, "op", u.op)
+		return nil
+	})
 }
 
 // undos returns up to limit undos recorded at or before (unix
