@@ -305,14 +305,21 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 	}
 
 	// 1. The original network ids: the authorization itself.
-	var d *authorization.Decision
-	if !l.Original.IsZero() {
-		d, err = c.cfg.Authorization.ByNetworkID(ctx, l.Original)
+	// byNetworkID is the decision under n, or nil if there is none.
+	byNetworkID := func(n authorization.NetworkID) (*authorization.Decision, error) {
+		d, err := c.cfg.Authorization.ByNetworkID(ctx, n)
 		switch {
 		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
-			d = nil
+			return nil, nil
 		case err != nil:
 			return nil, fmt.Errorf("authorization lookup: %w", err)
+		}
+		return d, nil
+	}
+	var d *authorization.Decision
+	if !l.Original.IsZero() {
+		if d, err = byNetworkID(l.Original); err != nil {
+			return nil, err
 		}
 	}
 	// The code of the record the ids name: a confirming advice's is the
@@ -328,14 +335,16 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 	// reversal's TransferID is a refund. A reversal of an incremental
 	// names the incremental, hence a few steps.
 	for step := 0; step < 4 && d != nil && d.OriginalID != "" && buildsOn(d); step++ {
-		if d, err = c.cfg.Authorization.Get(ctx, d.OriginalID); err == nil {
-			d, err = c.cfg.Authorization.ByNetworkID(ctx, d.Network)
-		}
+		built, err := c.cfg.Authorization.Get(ctx, d.OriginalID)
 		switch {
 		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
 			d = nil
 		case err != nil:
 			return nil, fmt.Errorf("authorization lookup: %w", err)
+		default:
+			if d, err = byNetworkID(built.Network); err != nil {
+				return nil, err
+			}
 		}
 	}
 	codeDiffers := func(d *authorization.Decision) bool {

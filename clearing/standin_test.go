@@ -10,6 +10,19 @@ import (
 	"github.com/corebank/corebank/store/storetest"
 )
 
+// standInAdvice is the network's stand-in advice of req under its own
+// code: DE90 naming req, and the identity cardnet gives an advice reusing
+// req's ids ("A" after DE7).
+func standInAdvice(req authorization.Request, code string) authorization.Request {
+	adv := req
+	adv.Kind, adv.CVC = authorization.KindAdvice, ""
+	orig := req.Network
+	adv.Original = &orig
+	adv.Network.TransmissionTime += "A"
+	adv.StandIn, adv.AuthCode = true, code
+	return adv
+}
+
 // The gateway answered 91 past its deadline and reversed its late approval
 // (OwnDecision); the network stood in and sent an 0120 reusing the
 // original's ids with DE90 naming them. The gateway gives that advice the
@@ -31,12 +44,7 @@ func TestClearingOfAStandInReusingIDsPostsItsHold(t *testing.T) {
 	}
 	e.wantBalance(t, h.Account, 100_00, 0)
 	// The advice as cardnet.Gateway.route builds it for ids reused with DE90.
-	adv := req
-	adv.Kind, adv.CVC = authorization.KindAdvice, ""
-	orig := req.Network
-	adv.Original = &orig
-	adv.Network.TransmissionTime += "A"
-	adv.StandIn, adv.AuthCode = true, "NET123"
+	adv := standInAdvice(req, "NET123")
 	ad, err := e.auth.Advise(ctx, adv)
 	if err != nil || !ad.Approved || ad.HoldID == "" {
 		t.Fatalf("Advise: %+v %v", ad, err)
@@ -70,12 +78,7 @@ func TestClearingByTheNetworksCodeOfAConfirmedApproval(t *testing.T) {
 	h := e.holder(100_00)
 	req := e.purchase(h, 30_00)
 	d := e.approve(e.auth, req)
-	adv := req
-	adv.Kind, adv.CVC = authorization.KindAdvice, ""
-	orig := req.Network
-	adv.Original = &orig
-	adv.Network.TransmissionTime += "A"
-	adv.StandIn, adv.AuthCode = true, "NET123"
+	adv := standInAdvice(req, "NET123")
 	ad, err := e.auth.Advise(ctx, adv)
 	if err != nil || !ad.Approved || ad.HoldID != d.HoldID {
 		t.Fatalf("Advise: %+v %v; want it to confirm hold %s", ad, err, d.HoldID)
@@ -132,12 +135,8 @@ func TestClearingByIDsOfARecordBuildingOnAnother(t *testing.T) {
 	h := e.holder(100_00)
 	req := e.purchase(h, 30_00)
 	d := e.approve(e.auth, req)
-	adv := req
-	adv.Kind, adv.CVC = authorization.KindAdvice, ""
-	orig := req.Network
-	adv.Original = &orig
-	adv.Network = e.net()
-	adv.StandIn, adv.AuthCode = true, "NET456"
+	adv := standInAdvice(req, "NET456")
+	adv.Network = e.net() // ids of its own
 	ad, err := e.auth.Advise(ctx, adv)
 	if err != nil || ad.Detail != "confirms_original" {
 		t.Fatalf("Advise: %+v %v; want it to confirm", ad, err)
