@@ -152,24 +152,26 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Cards, error) {
 }
 
 // checkKeyIDs fails if a stored card is sealed with a key not in the
-// keyring: better to refuse to start than to fail every payment of it.
+// keyring, or with another key under the same id (one card of each key id
+// is opened: a key generated twice during a rotation, one per host):
+// better to refuse to start than to fail every payment of it.
 func (s *Cards) checkKeyIDs(ctx context.Context) error {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT DISTINCT pan_key_id FROM cards`)
+	ids, err := s.keyIDs(ctx)
 	if err != nil {
-		return fmt.Errorf("card: key ids: %w", err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
+	for _, keyID := range ids {
+		if _, ok := s.vault.aeads[keyID]; !ok {
+			return configErr("keyring lacks key %q, which stored cards are sealed with", keyID)
+		}
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("card: key ids: %w", err)
+		var ct []byte
+		if err := s.db.Read.QueryRowContext(ctx, s.db.Rebind(`SELECT id, pan_ct FROM cards WHERE pan_key_id = ? LIMIT 1`), keyID).Scan(&id, &ct); err != nil {
+			return fmt.Errorf("card: key check: %w", err)
 		}
-		if _, ok := s.vault.aeads[id]; !ok {
-			return configErr("keyring lacks key %q, which stored cards are sealed with", id)
+		if _, err := s.vault.open(id, keyID, ct); err != nil {
+			return configErr("key %q of the keyring does not open the cards sealed under that id (%v)", keyID, err)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("card: key ids: %w", err)
 	}
 	// The hash key must be the one the stored lookup hashes were made
 	// with, or no card would ever be found: check it on one card.
@@ -189,6 +191,27 @@ func (s *Cards) checkKeyIDs(ctx context.Context) error {
 		return configErr("HashKey is not the key the stored cards' lookup hashes were made with")
 	}
 	return nil
+}
+
+// keyIDs returns the ids of the keys stored cards are sealed with.
+func (s *Cards) keyIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT DISTINCT pan_key_id FROM cards`)
+	if err != nil {
+		return nil, fmt.Errorf("card: key ids: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("card: key ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("card: key ids: %w", err)
+	}
+	return ids, nil
 }
 
 func (s *Cards) now() time.Time { return s.cfg.Now().UTC() }

@@ -1033,3 +1033,37 @@ func TestOpenRefusesAnotherHashKey(t *testing.T) {
 		}
 	})
 }
+
+// Open refuses to start rather than fail every payment of a card whose key
+// it cannot use: a keyring whose k2 is another key under the same id (a
+// key generated twice during a rotation, one per host) is refused, though
+// the first card by id is sealed with k1, which is right.
+func TestOpenRefusesAWrongKeyUnderAKnownID(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := newClock(epoch)
+		cfg := testConfig(t, clk)
+		s1 := openCards(t, db, cfg)
+		issue(t, s1, "old", "cus_1") // sealed with k1, the first card by id
+
+		clk.Set(epoch.Add(time.Hour))
+		rotated := cfg
+		rotated.Keyring = card.Keyring{Current: "k2", Keys: map[string]card.Secret{"k1": key(0x11), "k2": key(0x33)}}
+		s2 := openCards(t, db, rotated)
+		c := issue(t, s2, "new", "cus_1") // sealed with k2
+		d := reveal(t, s2, c)
+
+		wrong := cfg
+		wrong.Keyring = card.Keyring{Current: "k2", Keys: map[string]card.Secret{"k1": key(0x11), "k2": key(0x44)}}
+		s3, err := card.Open(ctx, db, wrong)
+		if errors.Is(err, errors.BadRequest) {
+			return // refused to start, as documented
+		}
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		_, cvcErr := s3.VerifyCVC(ctx, c.ID, d.CVC)
+		_, revErr := s3.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: "cus_1", Reason: "test"})
+		t.Errorf("Open with a wrong k2 started; then VerifyCVC(right CVC) = %v, Reveal = %v", cvcErr, revErr)
+	})
+}
