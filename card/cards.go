@@ -425,7 +425,7 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 		}
 		return event.Append(ctx, tx, s.db, ev)
 	}); err != nil {
-		return false, errors.Wrap(err, errors.Unavailable, "card: count cvc failures")
+		return false, storeErr("count cvc failures", err)
 	}
 	return ok, nil
 }
@@ -836,12 +836,16 @@ func newEvent(topic, key string, now time.Time, payload any) (event.Event, error
 }
 
 // storeErr returns err as the caller should see it: vocabulary errors as
-// they are, an ended context as Timeout, anything else as Unavailable with
-// err as the cause.
+// they are, an ended context or a COMMIT whose answer was lost (it may
+// have been stored) as Timeout, anything else as Unavailable with err as
+// the cause.
 func storeErr(op string, err error) error {
 	var e *errors.Error
 	if errors.As(err, &e) {
 		return err
+	}
+	if store.CommitOutcomeUnknown(err) {
+		return errors.Wrap(err, errors.Timeout, "card: "+op+": the store's answer was lost; it may have been stored; retry with the same key")
 	}
 	if errors.CodeOf(err) == errors.Timeout {
 		return errors.Wrap(err, errors.Timeout, "card: "+op+": deadline passed; retry with the same key")
