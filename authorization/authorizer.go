@@ -635,7 +635,19 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 			// already counted. Its amount is still spend.
 			spent.CountInWindow = 0
 		}
-		if d := c.Check(attempt, spent, now); d != card.NoDecline {
+		d := c.Check(attempt, spent, now)
+		if lim := c.Controls.PerTransactionLimit; d == card.NoDecline && req.Kind == KindIncremental && lim > 0 {
+			// One payment, grown: the limit is on the whole of it, what
+			// the original holds now and this.
+			var held int64
+			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT outstanding FROM authorizations WHERE id = ?`), r.OriginalID).Scan(&held); err != nil {
+				return fmt.Errorf("authorization: original of %s: %w", r.ID, err)
+			}
+			if held+amount > lim {
+				d = card.OverTransactionLimit
+			}
+		}
+		if d != card.NoDecline {
 			r.setDeclined(reasonFor(d), string(d))
 		}
 		return nil

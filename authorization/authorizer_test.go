@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -752,6 +753,32 @@ func TestPartialReversalInTheTransactionCurrency(t *testing.T) {
 			e.wantBalance(t, h.Account, 100_00, tc.wantHeld)
 			must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}))
 			e.wantBalance(t, h.Account, 100_00, 0)
+		}
+	})
+}
+
+// An incremental grows one payment: the per-transaction limit is on the
+// whole of it, not on each increment (a pre-authorization at the limit
+// does not grow, 100 at a time, into one payment of 1000).
+func TestIncrementRespectsPerTransactionLimit(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(100_000, card.Controls{PerTransactionLimit: 300})
+		pre := e.preauth(t, e.a, h, 100)
+		var codes []string
+		for range 4 {
+			inc := e.purchase(h, 100)
+			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			d := must(t)(e.a.Increment(ctx, inc))
+			codes = append(codes, string(d.Reason)+"/"+d.Detail)
+		}
+		want := []string{"approved/", "approved/", "exceeds_limit/over_transaction_limit", "exceeds_limit/over_transaction_limit"}
+		if !slices.Equal(codes, want) {
+			t.Errorf("increments of 100 on a 100 pre-authorization under a 300 limit: %v, want %v", codes, want)
+		}
+		if got := must(t)(e.a.ByNetworkID(ctx, pre.Network)); got.Outstanding != 300 {
+			t.Errorf("the payment holds %d, want 300", got.Outstanding)
 		}
 	})
 }
