@@ -142,6 +142,29 @@ type Request struct {
 	AuthCode string `json:"auth_code,omitempty"`
 }
 
+// LogValue logs the request's identifiers, amounts and merchant, the PAN
+// masked and no CVC or expiry: a handler that encodes a struct as JSON
+// would otherwise print the PAN, which encoding/json carries whole for the
+// RPC wire.
+func (r Request) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("kind", string(r.Kind)),
+		slog.String("network", r.Network.Key()),
+		slog.String("pan", r.PAN.String()),
+		slog.Int64("amount", r.Amount),
+		slog.String("currency", string(r.Currency)),
+	}
+	if r.BillingAmount != 0 {
+		attrs = append(attrs, slog.Int64("billing_amount", r.BillingAmount), slog.String("billing_currency", string(r.BillingCurrency)))
+	}
+	attrs = append(attrs, slog.String("mcc", r.MCC), slog.String("channel", string(r.Channel)),
+		slog.String("merchant", r.MerchantName), slog.String("merchant_country", r.MerchantCountry))
+	if r.Original != nil {
+		attrs = append(attrs, slog.String("original", r.Original.Key()))
+	}
+	return slog.GroupValue(attrs...)
+}
+
 // ReversalRequest reverses, fully or partly, an earlier authorization or
 // financial request (0400 reversal, 0420 reversal advice).
 type ReversalRequest struct {
