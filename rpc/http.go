@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -258,14 +260,24 @@ func (c *httpClient) call(ctx context.Context, req Request) Response {
 	}
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(hr.Header))
 
+	// Whether the request reached the wire whole: a connection lost after
+	// that may have lost only the answer.
+	var sent atomic.Bool
+	hr = hr.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(w httptrace.WroteRequestInfo) {
+			if w.Err == nil {
+				sent.Store(true)
+			}
+		},
+	}))
 	res, err := c.hc.Do(hr)
 	if err != nil {
-		return Response{Err: transportError(ctx, name, err)}
+		return Response{Err: transportError(ctx, name, err, sent.Load())}
 	}
 	defer res.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes+1))
 	if err != nil {
-		return Response{Err: transportError(ctx, name, err)}
+		return Response{Err: transportError(ctx, name, err, true)}
 	}
 	if len(out) > maxResponseBytes {
 		return Response{Err: errors.Errorf(errors.Internal, "%s: response body exceeds %d bytes", name, maxResponseBytes)}
@@ -285,10 +297,16 @@ func (c *httpClient) call(ctx context.Context, req Request) Response {
 }
 
 // transportError classifies a failure to exchange a request and response:
-// Timeout if ctx ended, Unavailable otherwise (connection refused, reset).
-func transportError(ctx context.Context, name string, err error) error {
+// Timeout if ctx ended, or if the request was sent whole (the connection
+// lost before or while the answer came: the call may have taken effect);
+// Unavailable otherwise (connection refused, or lost before the request
+// was sent: nothing was done).
+func transportError(ctx context.Context, name string, err error, sent bool) error {
 	switch ctx.Err() {
 	case nil:
+		if sent {
+			return errors.Wrap(err, errors.Timeout, name+": the connection was lost after the request was sent; it may have taken effect")
+		}
 		return errors.Wrap(err, errors.Unavailable, name+": service unavailable")
 	case context.Canceled:
 		return errors.Wrap(err, errors.Timeout, "canceled")

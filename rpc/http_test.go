@@ -424,3 +424,26 @@ func TestHTTPDoesNotEchoAnUnknownRoute(t *testing.T) {
 		}
 	}
 }
+
+// A connection lost after the request was sent may have lost only the
+// answer: the call may have taken effect, so it is a Timeout (retry with
+// the same key), not Unavailable (nothing done).
+func TestHTTPClientConnectionLostAfterSending(t *testing.T) {
+	var served atomic.Int32
+	drop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		served.Add(1) // the call's effect would be here
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close() // and its answer lost
+	}))
+	defer drop.Close()
+	_, err := rpc.Call[greetResp](context.Background(), rpc.NewHTTPClient(drop.URL, drop.Client()), "test", "greet", greetReq{})
+	assertErr(t, err, errors.Timeout, "test/greet: the connection was lost after the request was sent; it may have taken effect")
+	if served.Load() != 1 {
+		t.Errorf("served %d times, want once (a POST is never resent)", served.Load())
+	}
+}
