@@ -543,6 +543,12 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 	}
 
 	if req.Expiry != "" && req.Expiry != c.ExpiryYYMM() {
+		// Counted as a failed check of the card's data, with wrong CVCs:
+		// card testing guesses the expiry first, then the CVC, and the
+		// lock must see both (an empty CVC never matches and is counted).
+		if _, err := a.cfg.Card.VerifyCVC(ctx, c.ID, ""); err != nil {
+			return nil, fmt.Errorf("authorization: count a wrong expiry: %w", err)
+		}
 		return a.decline(ctx, r, ExpiryMismatch, "")
 	}
 	if req.CVC != "" {

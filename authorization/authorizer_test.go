@@ -782,3 +782,30 @@ func TestIncrementRespectsPerTransactionLimit(t *testing.T) {
 		}
 	})
 }
+
+// A wrong expiry counts with wrong CVCs towards the card's CVC lock: card
+// testing guesses the expiry first, then the CVC. After the card's
+// maximum of them, even the right expiry and CVC are refused until the
+// window passes.
+func TestWrongExpiriesLockTheCVCCheck(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(100_000, card.Controls{})
+		for i := range card.DefaultMaxCVCFailures {
+			req := e.purchase(h, 100)
+			req.Expiry = fmt.Sprintf("%02d%02d", 30+i/12, 1+i%12) // guesses, none the card's 3401
+			if d := must(t)(e.a.Authorize(ctx, req)); d.Reason != authorization.ExpiryMismatch {
+				t.Fatalf("guess %d (%s): %s, want expiry_mismatch", i, req.Expiry, d.Reason)
+			}
+		}
+		if d := must(t)(e.a.Authorize(ctx, e.purchase(h, 100))); d.Approved || d.Reason != authorization.InvalidCVC {
+			t.Errorf("the right expiry and CVC after %d wrong expiries: %s, want invalid_cvc (locked)", card.DefaultMaxCVCFailures, d.Reason)
+		}
+		// The window passed: the right data is approved again.
+		e.clk.Add(card.DefaultCVCFailureWindow + time.Second)
+		if d := must(t)(e.a.Authorize(ctx, e.purchase(h, 100))); !d.Approved {
+			t.Errorf("after the window: %s, want approved", d.Reason)
+		}
+	})
+}

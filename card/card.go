@@ -218,7 +218,10 @@ type Service interface {
 	// within Config.CVCFailureWindow of the last, lock the check: every
 	// CVC, the right one too, is refused until the window has passed
 	// since the last, and a card.cvc.locked event is published when the
-	// lock engages. A right CVC while unlocked clears the count. Errors:
+	// lock engages. A right CVC while unlocked clears the count. An empty
+	// cvc never matches and is counted: authorization counts a wrong
+	// expiry (DE14) this way, since card testing guesses the expiry before
+	// the CVC. Errors:
 	// BadRequest (malformed card id), NotFound, Unavailable (the count
 	// could not be written: no answer is given without it).
 	VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
