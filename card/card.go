@@ -264,11 +264,12 @@ type Service interface {
 // Event topics the card service publishes. No payload holds a full card
 // number or a CVC.
 const (
-	TopicIssued          = "card.issued"           // payload: Card
-	TopicStateChanged    = "card.state.changed"    // payload: StateChange
-	TopicControlsChanged = "card.controls.changed" // payload: ControlsChange
-	TopicRevealed        = "card.details.revealed" // payload: Revealed
-	TopicCVCLocked       = "card.cvc.locked"       // payload: CVCLocked
+	TopicIssued          = "card.issued"                 // payload: Card
+	TopicStateChanged    = "card.state.changed"          // payload: StateChange
+	TopicControlsChanged = "card.controls.changed"       // payload: ControlsChange
+	TopicRevealed        = "card.details.revealed"       // payload: Revealed
+	TopicRevealRefused   = "card.details.reveal_refused" // payload: RevealRefused
+	TopicCVCLocked       = "card.cvc.locked"             // payload: CVCLocked
 )
 
 // StateChange is the payload of card.state.changed.
@@ -295,6 +296,28 @@ type Revealed struct {
 	Caller     string    `json:"caller,omitempty"` // the calling service, if named
 	At         time.Time `json:"at"`
 }
+
+// RevealRefused is a reveal refused for what it asked, not for how:
+// another customer's card (the caller hears not_found, as for a card that
+// does not exist), a card that does not exist, a blocked or closed card.
+// Fraud operations watch these: a customer or an app asking for cards
+// that are not its user's.
+type RevealRefused struct {
+	CardID     string    `json:"card_id"`     // as requested
+	CustomerID string    `json:"customer_id"` // who asked
+	Why        string    `json:"why"`         // RefusedNoSuchCard, RefusedNotTheirs, RefusedBlocked, RefusedClosed
+	Reason     string    `json:"reason"`      // as the request gave it
+	Caller     string    `json:"caller,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// RevealRefused.Why.
+const (
+	RefusedNoSuchCard = "no_such_card"
+	RefusedNotTheirs  = "another_customers_card"
+	RefusedBlocked    = "blocked"
+	RefusedClosed     = "closed"
+)
 
 // Attempt is a payment presented to Card.Check: what the authorization
 // service knows of it from the network's message.

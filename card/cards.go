@@ -436,6 +436,7 @@ func (s *Cards) Reveal(ctx context.Context, req RevealRequest) (*Details, error)
 		return nil, err
 	}
 	var d *Details
+	var refused string // why, if refused for what it asked
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
 		var keyID string
@@ -443,12 +444,17 @@ func (s *Cards) Reveal(ctx context.Context, req RevealRequest) (*Details, error)
 		row := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT `+cardCols+`, pan_key_id, pan_ct FROM cards WHERE id = ?`), req.CardID)
 		c, err := scanCard(row, now, &keyID, &ct)
 		if err != nil {
+			if errors.IsErr(err, sql.ErrNoRows) {
+				refused = RefusedNoSuchCard
+			}
 			return readErr(err, "card "+req.CardID+" not found")
 		}
 		if c.CustomerID != req.CustomerID {
+			refused = RefusedNotTheirs
 			return errors.Errorf(errors.NotFound, "card %s not found", req.CardID)
 		}
 		if c.State == StateBlocked || c.State == StateClosed {
+			refused = map[State]string{StateBlocked: RefusedBlocked, StateClosed: RefusedClosed}[c.State]
 			return errors.Errorf(errors.Conflict, "card %s is %s: its details are no longer shown", c.ID, c.State)
 		}
 		pan, err := s.vault.open(c.ID, keyID, ct)
@@ -478,10 +484,28 @@ func (s *Cards) Reveal(ctx context.Context, req RevealRequest) (*Details, error)
 		return nil
 	})
 	if err != nil {
+		if refused != "" {
+			s.revealRefused(ctx, req, refused)
+		}
 		return nil, storeErr(MethodReveal, err)
 	}
 	s.notify()
 	return d, nil
+}
+
+// revealRefused publishes a card.details.reveal_refused event. The refusal
+// stands whether or not it can be written: the caller is refused anyway.
+func (s *Cards) revealRefused(ctx context.Context, req RevealRequest, why string) {
+	now := s.now()
+	ev, err := newEvent(TopicRevealRefused, req.CardID, now, RevealRefused{
+		CardID: req.CardID, CustomerID: req.CustomerID, Why: why, Reason: req.Reason, Caller: rpc.CallerFrom(ctx), At: now,
+	})
+	if err != nil {
+		return
+	}
+	if s.db.InTx(ctx, func(tx *sql.Tx) error { return event.Append(ctx, tx, s.db, ev) }) == nil {
+		s.notify()
+	}
 }
 
 // Freeze implements Service.

@@ -328,14 +328,35 @@ func TestReveal(t *testing.T) {
 				t.Errorf("payload %s holds the number or a CVC", p)
 			}
 		})
-		t.Run("another customer's card is not found, and nothing is recorded", func(t *testing.T) {
+		t.Run("another customer's card is not found; the refusal is published, not audited as a reveal", func(t *testing.T) {
 			audits, events := count(t, db, "card_reveals"), len(outbox(t, db))
 			_, err := s.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: "cus_mallory", Reason: "curious"})
 			wantCode(t, err, errors.NotFound)
 			_, err = s.Reveal(ctx, card.RevealRequest{CardID: "card_nope", CustomerID: "cus_ada", Reason: "x"})
 			wantCode(t, err, errors.NotFound)
-			if count(t, db, "card_reveals") != audits || len(outbox(t, db)) != events {
-				t.Error("a refused reveal was recorded")
+			if count(t, db, "card_reveals") != audits {
+				t.Error("a refused reveal was audited as a reveal")
+			}
+			evs := outbox(t, db)[events:]
+			want := []card.RevealRefused{
+				{CardID: c.ID, CustomerID: "cus_mallory", Why: card.RefusedNotTheirs, Reason: "curious", Caller: "api", At: epoch},
+				{CardID: "card_nope", CustomerID: "cus_ada", Why: card.RefusedNoSuchCard, Reason: "x", Caller: "api", At: epoch},
+			}
+			if len(evs) != len(want) {
+				t.Fatalf("%d events after two refusals, want %d", len(evs), len(want))
+			}
+			for i, ev := range evs {
+				var got card.RevealRefused
+				if err := json.Unmarshal(ev.Payload, &got); err != nil {
+					t.Fatal(err)
+				}
+				got.At = got.At.UTC()
+				if ev.Topic != card.TopicRevealRefused || got != want[i] {
+					t.Errorf("event %d: %s %+v, want %s %+v", i, ev.Topic, got, card.TopicRevealRefused, want[i])
+				}
+				if strings.Contains(string(ev.Payload), d.PAN) {
+					t.Errorf("event %d holds the number: %s", i, ev.Payload)
+				}
 			}
 		})
 		t.Run("bad requests", func(t *testing.T) {
@@ -353,8 +374,12 @@ func TestReveal(t *testing.T) {
 			if _, err := s.Block(ctx, card.BlockRequest{Key: "b", CardID: c.ID, Reason: card.BlockStolen}); err != nil {
 				t.Fatal(err)
 			}
+			events := len(outbox(t, db))
 			_, err := s.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: "cus_ada", Reason: "x"})
 			wantCode(t, err, errors.Conflict)
+			if evs := outbox(t, db)[events:]; len(evs) != 1 || evs[0].Topic != card.TopicRevealRefused || !strings.Contains(string(evs[0].Payload), `"why":"blocked"`) {
+				t.Errorf("events after refusing a blocked card's details: %+v, want one reveal_refused, blocked", evs)
+			}
 		})
 	})
 }
