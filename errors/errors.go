@@ -37,8 +37,10 @@ const (
 	Unauthenticated Code = "unauthenticated"
 	// Forbidden: the caller is known but may not do this.
 	Forbidden Code = "forbidden"
-	// Timeout: the deadline passed before the work finished; the effect may
-	// or may not have happened, so retry with the same idempotency key.
+	// Timeout: the outcome is unknown: the deadline passed before the work
+	// finished, or its answer was lost (a connection dropped after the
+	// request was sent, a database's answer to COMMIT); the effect may or
+	// may not have happened, so retry with the same idempotency key.
 	Timeout Code = "timeout"
 	// Unavailable: a dependency is down or overloaded; nothing was done.
 	Unavailable Code = "unavailable"
