@@ -310,3 +310,44 @@ func TestIncrementalOfAStandInPreauth(t *testing.T) {
 		}
 	})
 }
+
+// The bank approved part of a payment (partial approval, its answer late)
+// and the network stood in for all of it: the advice confirming the
+// bank's approval grows its hold by the rest, forced, so the money the
+// network paid is held; the gateway's own reversal keeps it, and the
+// network's reversal releases it all.
+func TestAdviceConfirmingAPartialApprovalHoldsTheRest(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(3000, card.Controls{})
+		req := e.purchase(h, 5000)
+		req.PartialAllowed = true
+		orig := must(t)(e.a.Authorize(ctx, req))
+		if orig.Reason != authorization.PartialApproval || orig.Amount != 3000 {
+			t.Fatalf("original %+v, want a partial approval of 3000", orig)
+		}
+		adv := e.purchase(h, 5000)
+		adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry, adv.AuthCode = authorization.KindAdvice, true, &req.Network, "", "", "NET999"
+		ad := must(t)(e.a.Advise(ctx, adv))
+		if !ad.Approved || ad.Detail != "confirms_original" || ad.HoldID != orig.HoldID || ad.Outstanding != 0 || ad.Reason != authorization.Approved {
+			t.Fatalf("advice %+v, want it to confirm the original and grow its hold", ad)
+		}
+		e.wantBalance(t, h.Account, 3000, 5000) // overdrawn by what the network paid
+		if got := must(t)(e.a.Get(ctx, orig.ID)); got.Outstanding != 5000 {
+			t.Errorf("original outstanding %d, want 5000", got.Outstanding)
+		}
+		// A retransmission of the advice changes nothing.
+		if again := must(t)(e.a.Advise(ctx, adv)); again.ID != ad.ID {
+			t.Errorf("retransmission %+v, want %s", again, ad.ID)
+		}
+		e.wantBalance(t, h.Account, 3000, 5000)
+		// The gateway's own reversal of its late answer keeps the network's approval.
+		if d := must(t)(e.a.Reverse(ctx, gatewayReversal(req.Network))); d.Amount != 0 {
+			t.Errorf("the gateway's reversal released %d under a confirmed stand-in", d.Amount)
+		}
+		// The network's reversal releases it all.
+		must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: req.Network}))
+		e.wantBalance(t, h.Account, 3000, 0)
+	})
+}
