@@ -542,7 +542,8 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		return a.advise(ctx, req, r, c, held)
 	}
 
-	if req.Expiry != "" && req.Expiry != c.ExpiryYYMM() {
+	networkDecided := req.Kind == KindRefund && req.StandIn // its 0120: no card checks
+	if !networkDecided && req.Expiry != "" && req.Expiry != c.ExpiryYYMM() {
 		// Counted as a failed check of the card's data, with wrong CVCs:
 		// card testing guesses the expiry first, then the CVC, and the
 		// lock must see both (an empty CVC never matches and is counted).
@@ -551,7 +552,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		}
 		return a.decline(ctx, r, ExpiryMismatch, "")
 	}
-	if req.CVC != "" {
+	if !networkDecided && req.CVC != "" {
 		ok, err := a.cfg.Card.VerifyCVC(ctx, c.ID, string(req.CVC))
 		if err != nil {
 			return nil, fmt.Errorf("authorization: verify cvc: %w", err)
@@ -645,8 +646,12 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		if lim := c.Controls.PerTransactionLimit; d == card.NoDecline && req.Kind == KindIncremental && lim > 0 {
 			// One payment, grown: the limit is on the whole of it, what
 			// the original holds now and this.
+			// Increments of it still pending (their ledger answer lost,
+			// or under way in another process) grow it too.
 			var held int64
-			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT outstanding FROM authorizations WHERE id = ?`), r.OriginalID).Scan(&held); err != nil {
+			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT o.outstanding + CAST(COALESCE((SELECT SUM(i.op_amount) FROM authorizations i
+				WHERE i.status = 'pending' AND i.op = 'incr' AND i.original_id = o.id), 0) AS BIGINT)
+				FROM authorizations o WHERE o.id = ?`), r.OriginalID).Scan(&held); err != nil {
 				return fmt.Errorf("authorization: original of %s: %w", r.ID, err)
 			}
 			if held+amount > lim {
@@ -1577,9 +1582,12 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// Covered: the increment reversed already, or its original reversed
 	// after the increment grew it (inc.updatedAt: when it was finished,
 	// under the card's lock, as reversals are timed).
+	// (A stand-in advice is not touched by the gateway's own reversals of
+	// the original it stands for: they do not cover its increments.)
 	var covered int
 	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal'
-		AND (original_key = ? OR (original_key = ? AND at > ?))`, inc.networkKey, inc.originalKey, inc.updatedAt).Scan(&covered); err != nil {
+		AND (original_key = ? OR (original_key = ? AND at > ? AND (? = 0 OR detail NOT LIKE 'own%')))`,
+		inc.networkKey, inc.originalKey, inc.updatedAt, b2i(standIn != nil)).Scan(&covered); err != nil {
 		return nil, fmt.Errorf("authorization: reversals of %s: %w", inc.ID, err)
 	}
 	if covered > 0 {
