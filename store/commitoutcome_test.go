@@ -14,27 +14,35 @@ import (
 	"github.com/corebank/corebank/store/storetest"
 )
 
+// itemsThroughCutter opens a PostgreSQL database with a table items,
+// directly and through a CommitCutter (stalling or closing).
+func itemsThroughCutter(t *testing.T, stall bool) (direct, via *store.DB, p *storetest.CommitCutter) {
+	t.Helper()
+	ctx := context.Background()
+	u := storetest.Database(t)
+	direct, err := postgres.Open(ctx, u, "committer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { direct.Close() })
+	if _, err := direct.Write.ExecContext(ctx, `CREATE TABLE items (id TEXT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	cut, p := storetest.CutCommits(t, u, stall)
+	if via, err = postgres.Open(ctx, cut, "committer"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { via.Close() })
+	return direct, via, p
+}
+
 // When the connection is lost while a group's COMMIT is in flight, the
 // server may have committed: every caller of the group is answered Timeout
 // (the outcome is unknown), not Unavailable (nothing was stored), and here
 // the group was indeed stored.
 func TestCommitterLostCommitAnswersTimeout(t *testing.T) {
-	direct := storetest.Database(t)
 	ctx := context.Background()
-	ddb, err := postgres.Open(ctx, direct, "committer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ddb.Close()
-	if _, err := ddb.Write.ExecContext(ctx, `CREATE TABLE items (id TEXT PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	via, p := storetest.CutCommits(t, direct, false)
-	db, err := postgres.Open(ctx, via, "committer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	ddb, db, p := itemsThroughCutter(t, false)
 	c := store.NewCommitter(db, 64)
 	defer c.Close()
 
@@ -102,25 +110,11 @@ func TestCommitterLostCommitAnswersTimeout(t *testing.T) {
 // A deadline that fires while COMMIT is in flight leaves its outcome
 // unknown too: here the server committed and the answer never came.
 func TestInTxDeadlineDuringCommitOutcomeUnknown(t *testing.T) {
-	direct := storetest.Database(t)
 	ctx := context.Background()
-	ddb, err := postgres.Open(ctx, direct, "committer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ddb.Close()
-	if _, err := ddb.Write.ExecContext(ctx, `CREATE TABLE items (id TEXT PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	via, p := storetest.CutCommits(t, direct, true)
-	db, err := postgres.Open(ctx, via, "committer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	ddb, db, p := itemsThroughCutter(t, true)
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	err = db.InTx(tctx, func(tx *sql.Tx) error {
+	err := db.InTx(tctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(tctx, `INSERT INTO items (id) VALUES ('a')`); err != nil {
 			return err
 		}
