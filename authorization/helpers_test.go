@@ -188,3 +188,12 @@ func outbox(t *testing.T, db *store.DB) []outboxEvent {
 	}
 	return out
 }
+
+// standInAdvice is the network's stand-in advice (0120) of orig on h's
+// card, under ids of its own and the network's approval code.
+func (e *env) standInAdvice(h *holder, orig authorization.Request, code string) authorization.Request {
+	adv := e.purchase(h, orig.Amount)
+	adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry, adv.AuthCode = authorization.KindAdvice, true, &orig.Network, "", "", code
+	adv.MCC = orig.MCC
+	return adv
+}

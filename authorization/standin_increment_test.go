@@ -34,9 +34,7 @@ func TestOwnReversalAfterIncrementOfStandInDoesNotCoverIt(t *testing.T) {
 			if err := e.a.QueueReversal(ctx, gatewayReversal(pre.Network)); err != nil {
 				t.Fatal(err)
 			}
-			adv := e.purchase(h, 5000)
-			adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry, adv.AuthCode = authorization.KindAdvice, true, &pre.Network, "", "", "NET777"
-			adv.MCC = "7011"
+			adv := e.standInAdvice(h, pre, "NET777")
 			ad := must(t)(e.a.Advise(ctx, adv))
 			if !ad.Approved || ad.HoldID == "" || ad.Detail == "confirms_original" {
 				t.Fatalf("seen %v: advice %+v, want its own hold", seen, ad)

@@ -271,9 +271,7 @@ func TestIncrementalOfAStandInPreauth(t *testing.T) {
 				must(t)(e.a.Authorize(ctx, pre))
 				must(t)(e.a.Reverse(ctx, gatewayReversal(pre.Network)))
 			}
-			adv := e.purchase(h, 5000)
-			adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry, adv.AuthCode = authorization.KindAdvice, true, &pre.Network, "", "", "NET777"
-			adv.MCC = "7011"
+			adv := e.standInAdvice(h, pre, "NET777")
 			ad := must(t)(e.a.Advise(ctx, adv))
 			if !ad.Approved || ad.HoldID == "" || ad.Detail == "confirms_original" {
 				t.Fatalf("seen %v: advice %+v, want its own hold", seen, ad)
