@@ -834,25 +834,7 @@ func (a *Authorizer) advise(ctx context.Context, req *Request, r *record, c *car
 			if isAuthCode(req.AuthCode) {
 				r.AuthCode = req.AuthCode
 			}
-			if amount <= orig.Amount {
-				return a.record(ctx, r)
-			}
-			// The bank approved part (a partial approval, answered late)
-			// and the network all of it: the original's hold grows by the
-			// rest, forced (the network paid), as an incremental's would,
-			// and the advice, like an incremental, holds nothing itself.
-			r.Approved, r.Reason, r.Amount, r.HoldID = false, "", 0, ""
-			r.status = statusPending
-			r.op, r.opKey, r.opAmount, r.opTarget, r.opForce = opIncr, r.networkKey, amount-orig.Amount, orig.HoldID, true
-			r.opExpires = a.cfg.Now().Add(a.cfg.HoldTTL).UnixNano()
-			got, err := a.insertGated(ctx, r, func(ctx context.Context, tx *sql.Tx, r *record) error {
-				_, err := a.reversedGate(ctx, tx, r)
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
-			return a.complete(ctx, got, held)
+			return a.record(ctx, r)
 		}
 		// The network's reversal of the transaction came first (its
 		// store-and-forward queue behind an online 0400): it reversed
@@ -1088,12 +1070,11 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 	switch code := errors.CodeOf(err); code {
 	case "":
 		r.Approved, r.Reason, r.Amount = true, Approved, r.opAmount
-		if r.opPartial && r.opAmount < r.Requested {
+		if r.opAmount < r.Requested {
 			r.Reason = PartialApproval
 		}
 		r.HoldID, r.TransferID, r.Forced = holdID, transferID, r.opForce
-		if r.op != opIncr {
-			// An increment is in its original's outstanding.
+		if r.Kind != KindIncremental {
 			r.Outstanding = r.opAmount
 		}
 	case errors.InsufficientFunds:
@@ -1132,7 +1113,7 @@ func (a *Authorizer) complete(ctx context.Context, r *record, held *heldLocks) (
 
 	// Not an incremental: its finish grows its original's outstanding,
 	// which readers of the original (a late reversal) must see as answered.
-	if r.Approved && held != nil && a.cfg.AnswerEarly && r.op != opIncr && a.behind() {
+	if r.Approved && held != nil && a.cfg.AnswerEarly && r.Kind != KindIncremental && a.behind() {
 		d := r.decision()
 		locks := held.take()
 		// The card's next decision need not wait: it counts this record

@@ -391,7 +391,7 @@ func (a *Authorizer) finish(ctx context.Context, r *record, mayOwe bool) (got *r
 	err = a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		f := fin
 		owes = nil
-		grow := f.op == opIncr && f.Approved && f.OriginalID != "" // an incremental's, or a confirming advice's rest
+		grow := f.Kind == KindIncremental && f.Approved && f.OriginalID != ""
 		if grow {
 			var origUpdated, lastRev int64
 			// (An original that is the network's stand-in advice of it is
