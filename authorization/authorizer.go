@@ -1563,12 +1563,16 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// Covered: the increment reversed already, or its original reversed
 	// after the increment grew it (inc.updatedAt: when it was finished,
 	// under the card's lock, as reversals are timed).
-	// (A stand-in advice is not touched by the gateway's own reversals of
-	// the original it stands for: they do not cover its increments.)
+	// The gateway's own reversals of the original do not cover an
+	// increment: they undo the bank's answer, not state what the network
+	// wants held. One that released the original left it nothing to
+	// release; one that kept it (confirmed by a stand-in), or never
+	// touched it (the increment grew a stand-in advice), left the
+	// increment in place.
 	var covered int
 	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal'
-		AND (original_key = ? OR (original_key = ? AND at > ? AND (? = 0 OR detail NOT LIKE 'own%')))`,
-		inc.networkKey, inc.originalKey, inc.updatedAt, b2i(standIn != nil)).Scan(&covered); err != nil {
+		AND (original_key = ? OR (original_key = ? AND at > ? AND detail NOT LIKE 'own%'))`,
+		inc.networkKey, inc.originalKey, inc.updatedAt).Scan(&covered); err != nil {
 		return nil, fmt.Errorf("authorization: reversals of %s: %w", inc.ID, err)
 	}
 	if covered > 0 {

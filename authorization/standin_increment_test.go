@@ -66,3 +66,39 @@ func TestOwnReversalAfterIncrementOfStandInDoesNotCoverIt(t *testing.T) {
 		}
 	})
 }
+
+// The network stood in for a pre-authorization the bank had approved (its
+// advice confirms the bank's hold), then the bank approved an incremental
+// of it. The gateway's own reversal of its (late) answer to the
+// pre-authorization keeps the hold (confirmed_by_stand_in: it releases
+// nothing). The network then reverses the incremental: the increment must
+// come off. The gateway's reversal that kept the hold stated nothing about
+// what the network wants held, so it must not "cover" the increment.
+func TestKeptOwnReversalDoesNotCoverAnIncrement(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h := e.holder(20_000, card.Controls{})
+		pre := e.purchase(h, 5000)
+		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+		must(t)(e.a.Authorize(ctx, pre))
+		ad := must(t)(e.a.Advise(ctx, e.standInAdvice(h, pre, "NET444")))
+		if ad.Detail != "confirms_original" {
+			t.Fatalf("advice %+v, want it to confirm", ad)
+		}
+		inc := e.purchase(h, 2000)
+		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		must(t)(e.a.Increment(ctx, inc))
+		e.wantBalance(t, h.Account, 20_000, 7000)
+		e.clk.Add(time.Second)
+		if d := must(t)(e.a.Reverse(ctx, gatewayReversal(pre.Network))); d.Amount != 0 {
+			t.Fatalf("the gateway's reversal released %d, want 0 (confirmed by the stand-in)", d.Amount)
+		}
+		e.clk.Add(time.Second)
+		r := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc.Network}))
+		if r.Amount != 2000 {
+			t.Errorf("the network's reversal of the incremental released %d (%s), want 2000", r.Amount, r.Detail)
+		}
+		e.wantBalance(t, h.Account, 20_000, 5000)
+	})
+}
