@@ -10,8 +10,7 @@ import (
 func TestFaultsPurchaseAndReversal(t *testing.T) {
 	runFaults(t, scenario{name: "purchase, full reversal", balance: 10_000, run: func(s *sim) {
 		p := s.purchase(4000)
-		s.auth(p)
-		if s.approved(p.Network) {
+		if s.authorized(p) {
 			s.reverse(s.revOf(p.Network, 0))
 		}
 	}})
@@ -27,8 +26,7 @@ func TestFaultsPurchaseOnly(t *testing.T) {
 func TestFaultsPartialReversal(t *testing.T) {
 	runFaults(t, scenario{name: "purchase, partial reversal, full reversal", balance: 10_000, run: func(s *sim) {
 		p := s.purchase(4000)
-		s.auth(p)
-		if s.approved(p.Network) {
+		if s.authorized(p) {
 			s.reverse(s.revOf(p.Network, 1500))
 			s.reverse(s.revOf(p.Network, 0))
 		}
@@ -38,8 +36,7 @@ func TestFaultsPartialReversal(t *testing.T) {
 func TestFaultsTwoPartialReversals(t *testing.T) {
 	runFaults(t, scenario{name: "purchase, partial reversal, another partial", balance: 10_000, run: func(s *sim) {
 		p := s.purchase(4000)
-		s.auth(p)
-		if s.approved(p.Network) {
+		if s.authorized(p) {
 			s.reverse(s.revOf(p.Network, 3000))
 			s.reverse(s.revOf(p.Network, 1000))
 		}
@@ -49,8 +46,7 @@ func TestFaultsTwoPartialReversals(t *testing.T) {
 func TestFaultsIncremental(t *testing.T) {
 	runFaults(t, scenario{name: "preauth, incremental, partial, full", balance: 10_000, run: func(s *sim) {
 		p := s.preauth(5000)
-		s.auth(p)
-		if !s.approved(p.Network) {
+		if !s.authorized(p) {
 			return
 		}
 		inc := s.preauth(2000)
@@ -65,8 +61,7 @@ func TestFaultsIncremental(t *testing.T) {
 func TestFaultsReverseIncremental(t *testing.T) {
 	runFaults(t, scenario{name: "preauth, incremental, its reversal, full", balance: 10_000, run: func(s *sim) {
 		p := s.preauth(5000)
-		s.auth(p)
-		if !s.approved(p.Network) {
+		if !s.authorized(p) {
 			return
 		}
 		inc := s.preauth(2000)
@@ -83,8 +78,7 @@ func TestFaultsPartialApproval(t *testing.T) {
 	runFaults(t, scenario{name: "partial approval, reversal", balance: 3000, run: func(s *sim) {
 		p := s.purchase(5000)
 		p.PartialAllowed = true
-		s.auth(p)
-		if s.approved(p.Network) {
+		if s.authorized(p) {
 			s.reverse(s.revOf(p.Network, 0))
 		}
 		q := s.purchase(500)
@@ -119,8 +113,7 @@ func TestFaultsStandInAdvice(t *testing.T) {
 func TestFaultsStandInAfter91(t *testing.T) {
 	runFaults(t, scenario{name: "purchase 91, stand-in advice, network reversal", balance: 10_000, run: func(s *sim) {
 		p := s.purchase(4000)
-		s.auth(p)
-		if !s.approved(p.Network) {
+		if !s.authorized(p) {
 			a := s.purchase(4000)
 			a.Kind, a.StandIn, a.CVC, a.Original = authorization.KindAdvice, true, "", &p.Network
 			s.advise(a, p.Network.Key())
@@ -136,8 +129,7 @@ func TestFaultsStandInAfter91(t *testing.T) {
 func TestFaultsReversalsAfterAPartialClearing(t *testing.T) {
 	runFaults(t, scenario{name: "preauth, presentment N, partial reversal, full", balance: 10_000, run: func(s *sim) {
 		p := s.preauth(5000)
-		s.auth(p)
-		if !s.approved(p.Network) {
+		if !s.authorized(p) {
 			return
 		}
 		s.clear(p.Network, 3000, false)
@@ -149,8 +141,7 @@ func TestFaultsReversalsAfterAPartialClearing(t *testing.T) {
 func TestFaultsPartialReversalBetweenPresentments(t *testing.T) {
 	runFaults(t, scenario{name: "preauth, presentment N, partial reversal, presentment final", balance: 10_000, run: func(s *sim) {
 		p := s.preauth(5000)
-		s.auth(p)
-		if !s.approved(p.Network) {
+		if !s.authorized(p) {
 			return
 		}
 		s.clear(p.Network, 1000, false)
@@ -162,8 +153,7 @@ func TestFaultsPartialReversalBetweenPresentments(t *testing.T) {
 func TestFaultsPartialReversalAboveCleared(t *testing.T) {
 	runFaults(t, scenario{name: "preauth, presentment N, partial reversal above it, full", balance: 10_000, run: func(s *sim) {
 		p := s.preauth(5000)
-		s.auth(p)
-		if !s.approved(p.Network) {
+		if !s.authorized(p) {
 			return
 		}
 		s.clear(p.Network, 1000, false)
@@ -177,8 +167,7 @@ func TestFaultsPartialReversalAboveCleared(t *testing.T) {
 func TestFaultsIncrementalCleared(t *testing.T) {
 	runFaults(t, scenario{name: "preauth, presentment N, incremental, partial reversal, final", balance: 10_000, run: func(s *sim) {
 		p := s.preauth(5000)
-		s.auth(p)
-		if !s.approved(p.Network) {
+		if !s.authorized(p) {
 			return
 		}
 		s.clear(p.Network, 1000, false)
@@ -203,8 +192,7 @@ func TestFaultsDeclinedAdvice(t *testing.T) {
 		a.Kind, a.CVC, a.Original = authorization.KindAdvice, "", &p.Network
 		s.declinedAdvice(a, p.Network.Key())
 		q := s.purchase(1000)
-		s.auth(q)
-		if s.approved(q.Network) {
+		if s.authorized(q) {
 			s.reverse(s.revOf(q.Network, 0))
 		}
 	}})
@@ -216,8 +204,7 @@ func TestFaultsRefundAndPurchase(t *testing.T) {
 		r.Kind = authorization.KindRefund
 		s.auth(r)
 		p := s.purchase(3000)
-		s.auth(p)
-		if s.approved(p.Network) {
+		if s.authorized(p) {
 			s.reverse(s.revOf(p.Network, 1000))
 		}
 	}})
@@ -252,8 +239,7 @@ func TestFaultsPartialApprovalPartialReversal(t *testing.T) {
 	runFaults(t, scenario{name: "partial approval, partial reversal, presentment", balance: 3000, run: func(s *sim) {
 		p := s.purchase(5000)
 		p.PartialAllowed = true
-		s.auth(p)
-		if s.approved(p.Network) {
+		if s.authorized(p) {
 			s.reverse(s.revOf(p.Network, 2000))
 			s.clear(p.Network, 2000, true)
 		}

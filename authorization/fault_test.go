@@ -240,6 +240,13 @@ func (s *sim) approved(n authorization.NetworkID) bool {
 	return strings.HasPrefix(s.told[n.Key()], "approved")
 }
 
+// authorized sends req and reports whether the network was told approved:
+// most scenarios go on only from an approval.
+func (s *sim) authorized(req authorization.Request) bool {
+	s.auth(req)
+	return s.approved(req.Network)
+}
+
 func (s *sim) auth(req authorization.Request) *authorization.Decision {
 	defer s.stepDone()
 	d := s.decide("authorize", req, s.a.Authorize)

@@ -3,8 +3,6 @@ package store_test
 import (
 	"context"
 	"database/sql"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,18 +44,7 @@ func TestCommitterLostCommitAnswersTimeout(t *testing.T) {
 	c := store.NewCommitter(db, 64)
 	defer c.Close()
 
-	// The first group blocks until the three below are queued, so that
-	// they make the next group together, whose COMMIT the proxy cuts.
-	running, release := make(chan struct{}), make(chan struct{})
-	blocker := make(chan error, 1)
-	go func() {
-		blocker <- c.InTx(ctx, func(context.Context, *sql.Tx) error {
-			close(running)
-			<-release
-			return nil
-		})
-	}()
-	<-running
+	// One group, whose COMMIT the proxy cuts.
 	insert := func(id string) func(context.Context, *sql.Tx) error {
 		return func(ctx context.Context, tx *sql.Tx) error {
 			p.Arm() // this group's COMMIT loses its answer
@@ -66,23 +53,7 @@ func TestCommitterLostCommitAnswersTimeout(t *testing.T) {
 		}
 	}
 	ids := []string{"a", "b", "c"}
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.InTx(ctx, insert(id))
-		}()
-	}
-	for c.Queued() < len(ids) {
-		runtime.Gosched()
-	}
-	close(release)
-	if err := <-blocker; err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
+	errs := oneGroup(t, c, insert(ids[0]), insert(ids[1]), insert(ids[2]))
 	if !p.WasCut() {
 		t.Fatal("no COMMIT went through the proxy")
 	}

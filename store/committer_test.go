@@ -175,18 +175,6 @@ func TestCommitterFailedCommitAnswersAllUnavailable(t *testing.T) {
 		}
 		c := store.NewCommitter(db, 64)
 		defer c.Close()
-		// The first group blocks until the three below are queued, so that
-		// they make the next group together.
-		running, release := make(chan struct{}), make(chan struct{})
-		blocker := make(chan error, 1)
-		go func() {
-			blocker <- c.InTx(ctx, func(context.Context, *sql.Tx) error {
-				close(running)
-				<-release
-				return nil
-			})
-		}()
-		<-running
 		// Either of these two refuses because of the other's write,
 		// whichever runs first.
 		create := func(ctx context.Context, tx *sql.Tx) error {
@@ -204,23 +192,7 @@ func TestCommitterFailedCommitAnswersAllUnavailable(t *testing.T) {
 			_, err := tx.ExecContext(ctx, `INSERT INTO child (p) VALUES ('missing')`)
 			return err
 		}
-		errs := make([]error, 3)
-		var wg sync.WaitGroup
-		for i, fn := range []func(context.Context, *sql.Tx) error{create, create, orphan} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = c.InTx(ctx, fn)
-			}()
-		}
-		for c.Queued() < 3 {
-			runtime.Gosched()
-		}
-		close(release)
-		if err := <-blocker; err != nil {
-			t.Fatal(err)
-		}
-		wg.Wait()
+		errs := oneGroup(t, c, create, create, orphan)
 		var n int
 		if err := db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM items`).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -234,4 +206,39 @@ func TestCommitterFailedCommitAnswersAllUnavailable(t *testing.T) {
 			}
 		}
 	})
+}
+
+// oneGroup runs fns through c as one group: a first group holds the
+// writer until all of them are queued. It returns each one's error.
+func oneGroup(t *testing.T, c *store.Committer, fns ...func(context.Context, *sql.Tx) error) []error {
+	t.Helper()
+	ctx := context.Background()
+	running, release := make(chan struct{}), make(chan struct{})
+	blocker := make(chan error, 1)
+	go func() {
+		blocker <- c.InTx(ctx, func(context.Context, *sql.Tx) error {
+			close(running)
+			<-release
+			return nil
+		})
+	}()
+	<-running
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.InTx(ctx, fn)
+		}()
+	}
+	for c.Queued() < len(fns) {
+		runtime.Gosched()
+	}
+	close(release)
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	return errs
 }
