@@ -1377,7 +1377,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 		// orders this and the confirmation.)
 		var n int
 		if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'advice' AND original_key = ?
-			AND detail = 'confirms_original' AND approved = 1 AND card_id = ?`, origKey, orig.CardID).Scan(&n); err != nil {
+			AND detail = '`+detailConfirms+`' AND approved = 1 AND card_id = ?`, origKey, orig.CardID).Scan(&n); err != nil {
 			return nil, fmt.Errorf("authorization: confirmations of %s: %w", origKey, err)
 		}
 		if n > 0 {
@@ -1409,7 +1409,7 @@ func (adv *record) cardOr(orig *record) string {
 // bank's approval; or nil.
 func (a *Authorizer) standIn(ctx context.Context, origKey string) (*record, error) {
 	r, err := scanRecord(a.db.QueryRow(ctx, `SELECT `+columns+` FROM authorizations WHERE original_key = ? AND kind = 'advice'
-		AND detail <> 'confirms_original' AND (status = 'pending' OR (approved = 1 AND hold_id <> '')) ORDER BY at LIMIT 1`, origKey))
+		AND detail <> '`+detailConfirms+`' AND (status = 'pending' OR (approved = 1 AND hold_id <> '')) ORDER BY at LIMIT 1`, origKey))
 	if errors.IsErr(err, errNoRows) {
 		return nil, nil
 	}
