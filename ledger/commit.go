@@ -192,10 +192,7 @@ func (l *Ledger) commit(ops []*op) {
 		// writes, which are not stored either. If the COMMIT was sent
 		// and its answer lost, the batch may have been stored: Timeout,
 		// and the retry with the same key finds what was.
-		fail := errors.Wrap(err, errors.Unavailable, "ledger commit failed; retry with the same key")
-		if store.CommitOutcomeUnknown(err) {
-			fail = errors.Wrap(err, errors.Timeout, "ledger commit's outcome is unknown: it may have been stored; retry with the same key")
-		}
+		fail := store.WriteFailed("ledger commit", err)
 		for _, o := range ops {
 			o.res, o.err = nil, fail
 		}

@@ -1,57 +1,44 @@
 package store
 
 import (
-	"context"
-	"database/sql"
 	stderrors "errors"
-	"fmt"
-	"io"
-	"net"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/corebank/corebank/errors"
 )
 
-// safeToRetry is an error pgconn marks as never sent to the server. pgx
-// also marks so its "conn closed", which it returns for a COMMIT sent on a
-// connection lost before the answer came: it cannot be trusted.
-type safeToRetry struct{}
-
-func (safeToRetry) Error() string     { return "not sent" }
-func (safeToRetry) SafeToRetry() bool { return true }
-
-// A failed COMMIT's outcome is unknown only on PostgreSQL, and only when the
-// server did not answer it and it may have been sent.
-func TestCommitFailedClassifies(t *testing.T) {
-	refused := &pgconn.PgError{Code: "23503", Message: "deferred foreign key"}
+// A failed COMMIT is unknown only when the engine says so (a nil hook:
+// never, as on SQLite), keeps the original error in its chain, and reaches
+// the caller as Timeout when unknown and Unavailable when not.
+func TestCommitFailedAsksTheEngine(t *testing.T) {
+	lost, refused := stderrors.New("connection lost"), stderrors.New("refused")
+	pg := &DB{Dialect: Postgres, CommitUnknown: func(err error) bool { return err == lost }}
+	lite := &DB{Dialect: SQLite}
 	cases := []struct {
 		name    string
+		db      *DB
 		err     error
 		unknown bool
+		code    errors.Code
 	}{
-		{"refused by the server", refused, false},
-		{"serialization failure at commit", fmt.Errorf("x: %w", &pgconn.PgError{Code: "40001"}), false},
-		{"answered with ROLLBACK", pgx.ErrTxCommitRollback, false},
-		{"already rolled back by database/sql", sql.ErrTxDone, false},
-		{"marked safe to retry", safeToRetry{}, true},
-		{"pgx's conn closed", pgconn.ErrConnClosed, true},
-		{"connection lost", io.ErrUnexpectedEOF, true},
-		{"connection reset", &net.OpError{Op: "read", Err: stderrors.New("connection reset by peer")}, true},
-		{"context ended in flight", context.Canceled, true},
-		{"deadline in flight", fmt.Errorf("timeout: %w", context.DeadlineExceeded), true},
+		{"server did not answer", pg, lost, true, errors.Timeout},
+		{"server answered", pg, refused, false, errors.Unavailable},
+		{"sqlite, any failure", lite, lost, false, errors.Unavailable},
 	}
 	for _, c := range cases {
-		pg := (&DB{Dialect: Postgres}).commitFailed(c.err)
-		if got := CommitOutcomeUnknown(pg); got != c.unknown {
-			t.Errorf("postgres, %s: CommitOutcomeUnknown = %v, want %v", c.name, got, c.unknown)
+		err := c.db.commitFailed(c.err)
+		if got := CommitOutcomeUnknown(err); got != c.unknown {
+			t.Errorf("%s: CommitOutcomeUnknown = %v, want %v", c.name, got, c.unknown)
 		}
-		if !stderrors.Is(pg, c.err) {
-			t.Errorf("postgres, %s: %v does not wrap the original", c.name, pg)
+		if !stderrors.Is(err, c.err) {
+			t.Errorf("%s: %v does not wrap the original", c.name, err)
 		}
-		lite := (&DB{Dialect: SQLite}).commitFailed(c.err)
-		if CommitOutcomeUnknown(lite) {
-			t.Errorf("sqlite, %s: outcome unknown; SQLite rolls a failed COMMIT back", c.name)
+		w := WriteFailed("group commit", err)
+		if got := errors.CodeOf(w); got != c.code {
+			t.Errorf("%s: WriteFailed code = %s, want %s", c.name, got, c.code)
+		}
+		if !stderrors.Is(w, c.err) {
+			t.Errorf("%s: WriteFailed lost the original: %v", c.name, w)
 		}
 	}
 	if CommitOutcomeUnknown(nil) {

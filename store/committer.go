@@ -229,10 +229,7 @@ func (c *Committer) commit(group []*txOp) {
 		return nil
 	})
 	if err != nil {
-		fail := errors.Wrap(err, errors.Unavailable, "group commit failed; nothing was stored")
-		if CommitOutcomeUnknown(err) {
-			fail = errors.Wrap(err, errors.Timeout, "group commit's outcome is unknown: it may have been stored; retry with the same key")
-		}
+		fail := WriteFailed("group commit", err)
 		for _, o := range group {
 			o.err = fail
 		}

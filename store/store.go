@@ -17,8 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/corebank/corebank/errors"
 )
 
 // Dialect names the SQL engine behind a DB.
@@ -48,6 +47,13 @@ type DB struct {
 	// Cleanup, if set, is called by Close before the pools close (the
 	// SQLite store stops its checkpointer there).
 	Cleanup func()
+
+	// CommitUnknown, set by an engine whose COMMIT can go unanswered (a
+	// server across a connection), reports whether err, the failure of
+	// tx.Commit, leaves the outcome unknown: the COMMIT may have been
+	// sent and stored without its answer coming back. Nil: every failed
+	// COMMIT stored nothing (SQLite rolls a failed COMMIT back itself).
+	CommitUnknown func(err error) bool
 
 	rebound sync.Map // query string -> rebound query string
 	stmts   sync.Map // query string -> *sql.Stmt on Read
@@ -195,27 +201,28 @@ var errCommitUnknown = stderrors.New("store: commit's outcome is unknown")
 //
 // A failure known to leave nothing stored is not unknown: any failure
 // before COMMIT (a context that ended before it, included), a COMMIT the
-// server refused (a *pgconn.PgError: a deferred constraint, a serialization
-// failure) or answered with ROLLBACK, and every failed COMMIT on SQLite,
+// server refused (an error with a SQLSTATE: a deferred constraint, a
+// serialization failure) or answered with ROLLBACK, and every failed COMMIT on SQLite,
 // which rolls the transaction back itself.
 func CommitOutcomeUnknown(err error) bool { return stderrors.Is(err, errCommitUnknown) }
 
 // commitFailed classifies err, the error of tx.Commit on db.
 func (db *DB) commitFailed(err error) error {
-	if db.Dialect != Postgres {
-		return err
-	}
-	// Not pgconn.SafeToRetry: pgx marks "conn closed" safe to retry, and
-	// returns it for a COMMIT sent on a connection lost before the answer.
-	var pe *pgconn.PgError
-	switch {
-	case stderrors.As(err, &pe): // the server refused the COMMIT
-	case stderrors.Is(err, pgx.ErrTxCommitRollback): // the server rolled back
-	case stderrors.Is(err, sql.ErrTxDone): // database/sql had rolled back
-	default:
+	if db.CommitUnknown != nil && db.CommitUnknown(err) {
 		return fmt.Errorf("%w: %w", errCommitUnknown, err)
 	}
 	return err
+}
+
+// WriteFailed returns err, the failure of a write named what ("ledger
+// commit"), as its caller should see it: Timeout when the COMMIT's outcome
+// is unknown (it may have been stored: retry with the same key and find
+// it), Unavailable otherwise (nothing was stored). err stays in the chain.
+func WriteFailed(what string, err error) error {
+	if CommitOutcomeUnknown(err) {
+		return errors.Wrap(err, errors.Timeout, what+"'s outcome is unknown: it may have been stored; retry with the same key")
+	}
+	return errors.Wrap(err, errors.Unavailable, what+" failed; nothing was stored")
 }
 
 // GroupContext is the context a group commit runs its statements under.

@@ -7,9 +7,11 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/corebank/corebank/store"
@@ -52,7 +54,26 @@ func Open(ctx context.Context, url, service string) (*store.DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &store.DB{Write: pool, Read: pool, Dialect: store.Postgres, Service: service}, nil
+	return &store.DB{Write: pool, Read: pool, Dialect: store.Postgres, Service: service, CommitUnknown: commitUnknown}, nil
+}
+
+// commitUnknown reports whether err, the failure of a COMMIT, may have
+// left it stored: true unless the server answered it (refused it with a
+// SQLSTATE, a deferred constraint or a serialization failure, or answered
+// ROLLBACK) or database/sql had already rolled the transaction back.
+//
+// Not pgconn.SafeToRetry: pgx marks "conn closed" safe to retry, and
+// returns it for a COMMIT sent on a connection lost before the answer.
+func commitUnknown(err error) bool {
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe): // the server refused the COMMIT
+	case errors.Is(err, pgx.ErrTxCommitRollback): // the server rolled back
+	case errors.Is(err, sql.ErrTxDone): // database/sql had rolled back
+	default:
+		return true
+	}
+	return false
 }
 
 func schemaExists(ctx context.Context, cfg *pgx.ConnConfig, name string) bool {
