@@ -242,7 +242,17 @@ func (c *httpClient) call(ctx context.Context, req Request) Response {
 		return Response{Err: errors.Wrap(err, errors.BadRequest, fmt.Sprintf("%s: request body cannot be sent as JSON", name))}
 	}
 	u := c.base + url.PathEscape(req.Service) + "/" + url.PathEscape(req.Method)
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	// Whether the request reached the wire whole: a connection lost after
+	// that may have lost only the answer.
+	var sent atomic.Bool
+	traced := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(w httptrace.WroteRequestInfo) {
+			if w.Err == nil {
+				sent.Store(true)
+			}
+		},
+	})
+	hr, err := http.NewRequestWithContext(traced, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return Response{Err: errors.Wrap(err, errors.Internal, fmt.Sprintf("%s: cannot build HTTP request", name))}
 	}
@@ -260,16 +270,6 @@ func (c *httpClient) call(ctx context.Context, req Request) Response {
 	}
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(hr.Header))
 
-	// Whether the request reached the wire whole: a connection lost after
-	// that may have lost only the answer.
-	var sent atomic.Bool
-	hr = hr.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(w httptrace.WroteRequestInfo) {
-			if w.Err == nil {
-				sent.Store(true)
-			}
-		},
-	}))
 	res, err := c.hc.Do(hr)
 	if err != nil {
 		return Response{Err: transportError(ctx, name, err, sent.Load())}
