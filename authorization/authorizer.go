@@ -542,17 +542,28 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		return a.advise(ctx, req, r, c, held)
 	}
 
-	networkDecided := req.Kind == KindRefund && req.StandIn // its 0120: no card checks
-	if !networkDecided && req.Expiry != "" && req.Expiry != c.ExpiryYYMM() {
+	amount, currency := req.billing()
+	if req.Kind == KindRefund && req.StandIn {
+		// The network approved the refund on our behalf (its 0120): it
+		// stands whatever the card's state, under the network's code, and
+		// its card data is not checked.
+		r.Approved, r.Reason, r.Amount, r.AuthCode, r.Detail = true, Approved, amount, req.AuthCode, detailStandIn
+		if !isAuthCode(r.AuthCode) {
+			r.AuthCode = a.authCode()
+		}
+		return a.record(ctx, r)
+	}
+
+	if req.Expiry != "" && req.Expiry != c.ExpiryYYMM() {
 		// Counted as a failed check of the card's data, with wrong CVCs:
 		// card testing guesses the expiry first, then the CVC, and the
-		// lock must see both (an empty CVC never matches and is counted).
-		if _, err := a.cfg.Card.VerifyCVC(ctx, c.ID, ""); err != nil {
+		// lock must see both.
+		if err := a.cfg.Card.CountFailedCheck(ctx, c.ID); err != nil {
 			return nil, fmt.Errorf("authorization: count a wrong expiry: %w", err)
 		}
 		return a.decline(ctx, r, ExpiryMismatch, "")
 	}
-	if !networkDecided && req.CVC != "" {
+	if req.CVC != "" {
 		ok, err := a.cfg.Card.VerifyCVC(ctx, c.ID, string(req.CVC))
 		if err != nil {
 			return nil, fmt.Errorf("authorization: verify cvc: %w", err)
@@ -582,16 +593,6 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		r.OriginalID = orig.ID
 	}
 
-	amount, currency := req.billing()
-	if req.Kind == KindRefund && req.StandIn {
-		// The network approved the refund on our behalf (its 0120): it
-		// stands whatever the card's state, under the network's code.
-		r.Approved, r.Reason, r.Amount, r.AuthCode, r.Detail = true, Approved, amount, req.AuthCode, detailStandIn
-		if !isAuthCode(r.AuthCode) {
-			r.AuthCode = a.authCode()
-		}
-		return a.record(ctx, r)
-	}
 	if req.Kind == KindRefund {
 		// A refund is a credit: controls do not apply, and the money moves
 		// with clearing. A card that can no longer be used is refused.
@@ -637,27 +638,25 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		if err != nil {
 			return err
 		}
+		attempt := attempt
 		if req.Kind == KindIncremental {
 			// Not another payment: it grows one the velocity count has
 			// already counted. Its amount is still spend.
 			spent.CountInWindow = 0
+			if c.Controls.PerTransactionLimit > 0 {
+				// One payment, grown: Check's per-transaction limit is
+				// on the whole of it, what the original holds now and
+				// this. Increments of it still pending (their ledger
+				// answer lost, or under way in another process) grow it
+				// too.
+				if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT o.outstanding + CAST(COALESCE((SELECT SUM(i.op_amount) FROM authorizations i
+					WHERE i.status = 'pending' AND i.op = 'incr' AND i.original_id = o.id), 0) AS BIGINT)
+					FROM authorizations o WHERE o.id = ?`), r.OriginalID).Scan(&attempt.Held); err != nil {
+					return fmt.Errorf("authorization: original of %s: %w", r.ID, err)
+				}
+			}
 		}
 		d := c.Check(attempt, spent, now)
-		if lim := c.Controls.PerTransactionLimit; d == card.NoDecline && req.Kind == KindIncremental && lim > 0 {
-			// One payment, grown: the limit is on the whole of it, what
-			// the original holds now and this.
-			// Increments of it still pending (their ledger answer lost,
-			// or under way in another process) grow it too.
-			var held int64
-			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT o.outstanding + CAST(COALESCE((SELECT SUM(i.op_amount) FROM authorizations i
-				WHERE i.status = 'pending' AND i.op = 'incr' AND i.original_id = o.id), 0) AS BIGINT)
-				FROM authorizations o WHERE o.id = ?`), r.OriginalID).Scan(&held); err != nil {
-				return fmt.Errorf("authorization: original of %s: %w", r.ID, err)
-			}
-			if held+amount > lim {
-				d = card.OverTransactionLimit
-			}
-		}
 		if d != card.NoDecline {
 			r.setDeclined(reasonFor(d), string(d))
 		}

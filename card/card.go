@@ -183,10 +183,11 @@ type SetControlsRequest struct {
 }
 
 // Service is the card service's contract. Callers: account (Issue), api
-// (everything but Lookup and VerifyCVC, always on behalf of the
-// authenticated customer), authorization (Lookup, VerifyCVC, Get). Every
-// method may also fail with Timeout, Unavailable or Internal. No error
-// message ever contains a card number or a CVC.
+// (everything but Lookup, VerifyCVC and CountFailedCheck, always on behalf
+// of the authenticated customer), authorization (Lookup, VerifyCVC,
+// CountFailedCheck, Get). Every method may also fail with Timeout,
+// Unavailable or Internal. No error message ever contains a card number or
+// a CVC.
 type Service interface {
 	// Issue creates an active card on an account: a new 16-digit number
 	// from the configured BIN with a valid Luhn check digit, unique among
@@ -219,12 +220,20 @@ type Service interface {
 	// CVC, the right one too, is refused until the window has passed
 	// since the last, and a card.cvc.locked event is published when the
 	// lock engages. A right CVC while unlocked clears the count. An empty
-	// cvc never matches and is counted: authorization counts a wrong
-	// expiry (DE14) this way, since card testing guesses the expiry before
-	// the CVC. Errors:
+	// cvc never matches and is counted. Errors:
 	// BadRequest (malformed card id), NotFound, Unavailable (the count
 	// could not be written: no answer is given without it).
 	VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
+
+	// CountFailedCheck counts a failed check of the card's data other
+	// than its CVC towards the same lock as VerifyCVC's wrong CVCs, as one
+	// of them: authorization counts a wrong expiry (DE14) this way, since
+	// card testing guesses the expiry before the CVC. While the lock is
+	// engaged nothing more is counted (as for a CVC); the failure that
+	// engages it publishes card.cvc.locked. It reads no card number.
+	// Errors: BadRequest (malformed card id), NotFound, Unavailable (the
+	// count could not be written).
+	CountFailedCheck(ctx context.Context, cardID string) error
 
 	// Reveal returns a card's full number, expiry and CVC to its owner,
 	// after durably recording an audit row and a card.details.revealed
@@ -315,8 +324,8 @@ type RevealRefused struct {
 const (
 	RefusedNoSuchCard = "no_such_card"
 	RefusedNotTheirs  = "another_customers_card"
-	RefusedBlocked    = "blocked"
-	RefusedClosed     = "closed"
+	RefusedBlocked    = string(StateBlocked) // "blocked": the state's own word
+	RefusedClosed     = string(StateClosed)  // "closed"
 )
 
 // Attempt is a payment presented to Card.Check: what the authorization
@@ -332,6 +341,11 @@ type Attempt struct {
 	// Country is the merchant's country: ISO 3166 alpha-2, alpha-3 or
 	// numeric.
 	Country string `json:"country"`
+	// Held is what the payment already holds when the attempt grows it
+	// (an incremental authorization: its original and the increments
+	// before this one), in minor units of Currency; 0 for a new payment.
+	// The per-transaction limit is on the whole payment, Held + Amount.
+	Held int64 `json:"held,omitempty"`
 }
 
 // Spent is what the card has already spent, as the authorization service

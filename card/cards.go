@@ -154,64 +154,55 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Cards, error) {
 // checkKeyIDs fails if a stored card is sealed with a key not in the
 // keyring, or with another key under the same id (one card of each key id
 // is opened: a key generated twice during a rotation, one per host):
-// better to refuse to start than to fail every payment of it.
+// better to refuse to start than to fail every payment of it. It also
+// checks the hash key on the first card by id. One query reads the first
+// card (by id) of each key id.
 func (s *Cards) checkKeyIDs(ctx context.Context) error {
-	ids, err := s.keyIDs(ctx)
-	if err != nil {
-		return err
+	type sealed struct {
+		id, keyID string
+		ct, hash  []byte
 	}
-	for _, keyID := range ids {
-		if _, ok := s.vault.aeads[keyID]; !ok {
-			return configErr("keyring lacks key %q, which stored cards are sealed with", keyID)
-		}
-		var id string
-		var ct []byte
-		if err := s.db.Read.QueryRowContext(ctx, s.db.Rebind(`SELECT id, pan_ct FROM cards WHERE pan_key_id = ? LIMIT 1`), keyID).Scan(&id, &ct); err != nil {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT c.id, c.pan_key_id, c.pan_ct, c.pan_hash
+		FROM cards c JOIN (SELECT pan_key_id, MIN(id) AS id FROM cards GROUP BY pan_key_id) k ON c.id = k.id
+		ORDER BY c.id`)
+	if err != nil {
+		return fmt.Errorf("card: key check: %w", err)
+	}
+	var firsts []sealed
+	for rows.Next() {
+		var r sealed
+		if err := rows.Scan(&r.id, &r.keyID, &r.ct, &r.hash); err != nil {
+			rows.Close()
 			return fmt.Errorf("card: key check: %w", err)
 		}
-		if _, err := s.vault.open(id, keyID, ct); err != nil {
-			return configErr("key %q of the keyring does not open the cards sealed under that id (%v)", keyID, err)
+		firsts = append(firsts, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("card: key check: %w", err)
+	}
+	if len(firsts) == 0 {
+		return nil
+	}
+	var first PAN // the number of the first card by id
+	for i, r := range firsts {
+		if _, ok := s.vault.aeads[r.keyID]; !ok {
+			return configErr("keyring lacks key %q, which stored cards are sealed with", r.keyID)
+		}
+		pan, err := s.vault.open(r.id, r.keyID, r.ct)
+		if err != nil {
+			return configErr("key %q of the keyring does not open the cards sealed under that id (%v)", r.keyID, err)
+		}
+		if i == 0 {
+			first = pan
 		}
 	}
 	// The hash key must be the one the stored lookup hashes were made
 	// with, or no card would ever be found: check it on one card.
-	var id, keyID string
-	var ct, stored []byte
-	switch err := s.db.Read.QueryRowContext(ctx, `SELECT id, pan_key_id, pan_ct, pan_hash FROM cards ORDER BY id LIMIT 1`).Scan(&id, &keyID, &ct, &stored); {
-	case errors.IsErr(err, sql.ErrNoRows):
-		return nil
-	case err != nil:
-		return fmt.Errorf("card: hash key check: %w", err)
-	}
-	pan, err := s.vault.open(id, keyID, ct)
-	if err != nil {
-		return err
-	}
-	if !hmac.Equal(s.vault.hash(pan), stored) {
+	if !hmac.Equal(s.vault.hash(first), firsts[0].hash) {
 		return configErr("HashKey is not the key the stored cards' lookup hashes were made with")
 	}
 	return nil
-}
-
-// keyIDs returns the ids of the keys stored cards are sealed with.
-func (s *Cards) keyIDs(ctx context.Context) ([]string, error) {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT DISTINCT pan_key_id FROM cards`)
-	if err != nil {
-		return nil, fmt.Errorf("card: key ids: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("card: key ids: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("card: key ids: %w", err)
-	}
-	return ids, nil
 }
 
 func (s *Cards) now() time.Time { return s.cfg.Now().UTC() }
@@ -381,13 +372,41 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 		return false, errors.Wrap(err, errors.Internal, "card: cvc")
 	}
 	right := len(cvc) == len(want) && digits(cvc) && cvcEqual(cvc, want)
+	ok, err := s.countCheck(ctx, cardID, right)
+	if err != nil {
+		return false, storeErr("count cvc failures", err)
+	}
+	return ok, nil
+}
+
+// CountFailedCheck implements Service.
+func (s *Cards) CountFailedCheck(ctx context.Context, cardID string) error {
+	if err := checkID("card_id", cardID); err != nil {
+		return err
+	}
+	var one int
+	if err := s.db.QueryRow(ctx, `SELECT 1 FROM cards WHERE id = ?`, cardID).Scan(&one); err != nil {
+		return readErr(err, "card "+cardID+" not found")
+	}
+	if _, err := s.countCheck(ctx, cardID, false); err != nil {
+		return storeErr("count a failed check", err)
+	}
+	return nil
+}
+
+// countCheck decides a check of a card's data (right: whether the data
+// matched) against the card's lock, and reports whether it passes: never
+// while the lock is engaged, else when right. A right check clears the
+// count; a wrong one is counted, and the one that reaches
+// Config.MaxCVCFailures engages the lock and publishes card.cvc.locked.
+func (s *Cards) countCheck(ctx context.Context, cardID string, right bool) (bool, error) {
 	now := s.now().UnixNano()
 	window := s.cfg.CVCFailureWindow.Nanoseconds()
 	// The lock is read, and the failure counted, in one transaction that
 	// holds the card's row (PostgreSQL) or the write lock (SQLite), so
 	// concurrent guesses are decided one after another against the count.
 	var ok bool
-	if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if s.db.Dialect == store.Postgres {
 			if _, err := tx.ExecContext(ctx, s.db.Rebind(`SELECT id FROM cards WHERE id = ? FOR UPDATE`), cardID); err != nil {
 				return err
@@ -424,10 +443,8 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 			return err
 		}
 		return event.Append(ctx, tx, s.db, ev)
-	}); err != nil {
-		return false, storeErr("count cvc failures", err)
-	}
-	return ok, nil
+	})
+	return ok, err
 }
 
 // Reveal implements Service.
@@ -436,26 +453,38 @@ func (s *Cards) Reveal(ctx context.Context, req RevealRequest) (*Details, error)
 		return nil, err
 	}
 	var d *Details
-	var refused string // why, if refused for what it asked
+	// refusal is the answer to a reveal refused for what it asked. Its
+	// card.details.reveal_refused event is written, and committed, in the
+	// transaction that refused it; the refusal stands if it cannot be.
+	var refusal error
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
+		refuse := func(why string, answer error) error {
+			refusal = answer
+			ev, err := newEvent(TopicRevealRefused, req.CardID, now, RevealRefused{
+				CardID: req.CardID, CustomerID: req.CustomerID, Why: why, Reason: req.Reason, Caller: rpc.CallerFrom(ctx), At: now,
+			})
+			if err != nil {
+				return err
+			}
+			return event.Append(ctx, tx, s.db, ev)
+		}
 		var keyID string
 		var ct []byte
 		row := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT `+cardCols+`, pan_key_id, pan_ct FROM cards WHERE id = ?`), req.CardID)
 		c, err := scanCard(row, now, &keyID, &ct)
 		if err != nil {
 			if errors.IsErr(err, sql.ErrNoRows) {
-				refused = RefusedNoSuchCard
+				return refuse(RefusedNoSuchCard, readErr(err, "card "+req.CardID+" not found"))
 			}
 			return readErr(err, "card "+req.CardID+" not found")
 		}
 		if c.CustomerID != req.CustomerID {
-			refused = RefusedNotTheirs
-			return errors.Errorf(errors.NotFound, "card %s not found", req.CardID)
+			return refuse(RefusedNotTheirs, errors.Errorf(errors.NotFound, "card %s not found", req.CardID))
 		}
 		if c.State == StateBlocked || c.State == StateClosed {
-			refused = map[State]string{StateBlocked: RefusedBlocked, StateClosed: RefusedClosed}[c.State]
-			return errors.Errorf(errors.Conflict, "card %s is %s: its details are no longer shown", c.ID, c.State)
+			// RefusedBlocked and RefusedClosed are the states' own words.
+			return refuse(string(c.State), errors.Errorf(errors.Conflict, "card %s is %s: its details are no longer shown", c.ID, c.State))
 		}
 		pan, err := s.vault.open(c.ID, keyID, ct)
 		if err != nil {
@@ -483,29 +512,17 @@ func (s *Cards) Reveal(ctx context.Context, req RevealRequest) (*Details, error)
 		d = &Details{CardID: c.ID, PAN: string(pan), ExpiryMonth: c.ExpiryMonth, ExpiryYear: c.ExpiryYear, CVC: cvc}
 		return nil
 	})
-	if err != nil {
-		if refused != "" {
-			s.revealRefused(ctx, req, refused)
+	if refusal != nil {
+		if err == nil {
+			s.notify() // the refusal's event committed
 		}
+		return nil, refusal
+	}
+	if err != nil {
 		return nil, storeErr(MethodReveal, err)
 	}
 	s.notify()
 	return d, nil
-}
-
-// revealRefused publishes a card.details.reveal_refused event. The refusal
-// stands whether or not it can be written: the caller is refused anyway.
-func (s *Cards) revealRefused(ctx context.Context, req RevealRequest, why string) {
-	now := s.now()
-	ev, err := newEvent(TopicRevealRefused, req.CardID, now, RevealRefused{
-		CardID: req.CardID, CustomerID: req.CustomerID, Why: why, Reason: req.Reason, Caller: rpc.CallerFrom(ctx), At: now,
-	})
-	if err != nil {
-		return
-	}
-	if s.db.InTx(ctx, func(tx *sql.Tx) error { return event.Append(ctx, tx, s.db, ev) }) == nil {
-		s.notify()
-	}
 }
 
 // Freeze implements Service.
@@ -868,13 +885,10 @@ func storeErr(op string, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	if store.CommitOutcomeUnknown(err) {
-		return errors.Wrap(err, errors.Timeout, "card: "+op+": the store's answer was lost; it may have been stored; retry with the same key")
-	}
 	if errors.CodeOf(err) == errors.Timeout {
 		return errors.Wrap(err, errors.Timeout, "card: "+op+": deadline passed; retry with the same key")
 	}
-	return errors.Wrap(fmt.Errorf("card: %s: %w", op, err), errors.Unavailable, "card store failed")
+	return store.WriteFailed("card "+op, err)
 }
 
 // readErr maps a failed single-row read: no row is NotFound with message

@@ -2,14 +2,18 @@ package card_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1090,5 +1094,243 @@ func TestOpenRefusesAWrongKeyUnderAKnownID(t *testing.T) {
 		_, cvcErr := s3.VerifyCVC(ctx, c.ID, d.CVC)
 		_, revErr := s3.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: "cus_1", Reason: "test"})
 		t.Errorf("Open with a wrong k2 started; then VerifyCVC(right CVC) = %v, Reveal = %v", cvcErr, revErr)
+	})
+}
+
+// Open checks the keys stored cards are sealed with in one query, however
+// many key ids there are: the first card (by id) of each key id is opened,
+// and the first of all checks the hash key.
+func TestOpenChecksKeysInOneQuery(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := newClock(epoch)
+		cfg := testConfig(t, clk)
+		ring := map[string]card.Secret{}
+		var cards []*card.Card
+		for i, k := range []string{"k1", "k2", "k3"} {
+			ring[k] = key(byte(0x11 + 0x22*i)) // 0x11, 0x33, 0x55: never the hash key's 0x22
+			cfg.Keyring = card.Keyring{Current: k, Keys: maps.Clone(ring)}
+			clk.Set(epoch.Add(time.Duration(i) * time.Hour))
+			s := openCards(t, db, cfg)
+			cards = append(cards, issue(t, s, "a-"+k, "cus_1"), issue(t, s, "b-"+k, "cus_1"))
+		}
+		if got := slices.Sorted(maps.Values(keyIDs(t, db))); !slices.Equal(got, []string{"k1", "k1", "k2", "k2", "k3", "k3"}) {
+			t.Fatalf("key ids %v, want two cards on each of k1, k2, k3", got)
+		}
+
+		ldb, log := recorded(t, db)
+		s := openCards(t, ldb, cfg)
+		if q := log.matching("FROM cards"); len(q) != 1 || !strings.Contains(q[0], "GROUP BY pan_key_id") {
+			t.Errorf("Open read the cards table %d times, want once, grouped by key id: %q", len(q), q)
+		}
+		for _, c := range cards {
+			if d := reveal(t, s, c); len(d.PAN) != 16 {
+				t.Errorf("card %s: details %v", c.ID, d)
+			}
+		}
+
+		// The one query still finds what the checks refuse.
+		for name, bad := range map[string]card.Keyring{
+			"another key under k3": {Current: "k3", Keys: map[string]card.Secret{"k1": key(0x11), "k2": key(0x33), "k3": key(0x66)}},
+			"k1 missing":           {Current: "k3", Keys: map[string]card.Secret{"k2": key(0x33), "k3": key(0x55)}},
+		} {
+			c := cfg
+			c.Keyring = bad
+			_, err := card.Open(ctx, ldb, c)
+			if errors.CodeOf(err) != errors.BadRequest {
+				t.Errorf("Open with %s: %v, want bad_request", name, err)
+			}
+		}
+		other := cfg
+		other.HashKey = key(0x44)
+		if _, err := card.Open(ctx, ldb, other); errors.CodeOf(err) != errors.BadRequest {
+			t.Errorf("Open with another hash key: %v, want bad_request", err)
+		}
+	})
+}
+
+// A reveal refused for what it asked writes its
+// card.details.reveal_refused event in the transaction that refused it,
+// through the outbox, and wakes the relay: one transaction per refusal, as
+// per reveal. The why of a blocked or closed card is the state's word.
+func TestRefusedRevealIsOneTransaction(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := rpc.WithCaller(context.Background(), "api")
+		ldb, log := recorded(t, db)
+		var notified atomic.Int64 // Notify calls
+		cfg := testConfig(t, newClock(epoch))
+		cfg.Notify = func() { notified.Add(1) }
+		s := openCards(t, ldb, cfg)
+		ada := issue(t, s, "ada", "cus_ada")
+		blocked := issue(t, s, "blocked", "cus_ada")
+		closed := issue(t, s, "closed", "cus_ada")
+		if _, err := s.Block(ctx, card.BlockRequest{Key: "b", CardID: blocked.ID, Reason: card.BlockLost}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Close(ctx, card.StateRequest{Key: "c", CardID: closed.ID}); err != nil {
+			t.Fatal(err)
+		}
+		for _, try := range []struct {
+			name string
+			req  card.RevealRequest
+			code errors.Code
+			why  string
+		}{
+			{"another customer's card", card.RevealRequest{CardID: ada.ID, CustomerID: "cus_mallory", Reason: "curious"}, errors.NotFound, "another_customers_card"},
+			{"no such card", card.RevealRequest{CardID: "card_nope", CustomerID: "cus_ada", Reason: "x"}, errors.NotFound, "no_such_card"},
+			{"blocked", card.RevealRequest{CardID: blocked.ID, CustomerID: "cus_ada", Reason: "app"}, errors.Conflict, "blocked"},
+			{"closed", card.RevealRequest{CardID: closed.ID, CustomerID: "cus_ada", Reason: "app"}, errors.Conflict, "closed"},
+		} {
+			t.Run(try.name, func(t *testing.T) {
+				before := len(outbox(t, db))
+				n := notified.Load()
+				log.reset()
+				_, err := s.Reveal(ctx, try.req)
+				if errors.CodeOf(err) != try.code {
+					t.Fatalf("Reveal: %v, want %s", err, try.code)
+				}
+				if got := log.transactions(); got != 1 {
+					t.Errorf("%d transactions for a refused reveal, want 1: the refusal and its event", got)
+				}
+				if got := log.matching("INSERT INTO outbox"); len(got) != 1 {
+					t.Errorf("%d outbox inserts, want 1", len(got))
+				}
+				evs := outbox(t, db)[before:]
+				if len(evs) != 1 || evs[0].Topic != card.TopicRevealRefused || evs[0].Key != try.req.CardID {
+					t.Fatalf("events %+v, want one %s keyed %s", evs, card.TopicRevealRefused, try.req.CardID)
+				}
+				var got card.RevealRefused
+				if err := json.Unmarshal(evs[0].Payload, &got); err != nil {
+					t.Fatal(err)
+				}
+				want := card.RevealRefused{CardID: try.req.CardID, CustomerID: try.req.CustomerID, Why: try.why, Reason: try.req.Reason, Caller: "api", At: epoch}
+				got.At = got.At.UTC()
+				if got != want {
+					t.Errorf("payload %+v, want %+v", got, want)
+				}
+				if got := notified.Load() - n; got != 1 {
+					t.Errorf("Notify called %d times, want once", got)
+				}
+			})
+		}
+		if n := count(t, db, "card_reveals"); n != 0 {
+			t.Errorf("%d reveals audited, want none: every one was refused", n)
+		}
+		log.reset()
+		reveal(t, s, ada)
+		if got := log.transactions(); got != 1 {
+			t.Errorf("%d transactions for a reveal, want 1", got)
+		}
+	})
+}
+
+// A failed check of a card's other data (authorization's wrong expiry)
+// counts towards the CVC lock as a wrong CVC does: mixed, they lock the
+// check at the same threshold; a right CVC before then clears them; while
+// locked, nothing more is counted. It needs no card number: it counts on a
+// card whose sealed number no longer opens.
+func TestCountFailedCheck(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := newClock(epoch)
+		s := openCards(t, db, testConfig(t, clk))
+		c := issue(t, s, "k", "cus_1")
+		right := reveal(t, s, c).CVC
+		wrong := wrongCVC(right)
+		verify := func(cvc string, want bool) {
+			t.Helper()
+			if ok, err := s.VerifyCVC(ctx, c.ID, cvc); err != nil || ok != want {
+				t.Fatalf("VerifyCVC(%s) = %v, %v; want %v", map[bool]string{true: "right", false: "wrong"}[cvc == right], ok, err, want)
+			}
+		}
+		fail := func(id string) {
+			t.Helper()
+			if err := s.CountFailedCheck(ctx, id); err != nil {
+				t.Fatalf("CountFailedCheck: %v", err)
+			}
+		}
+		failures := func(id string) int {
+			t.Helper()
+			var n int
+			err := db.Read.QueryRowContext(ctx, db.Rebind(`SELECT failures FROM card_cvc_failures WHERE card_id = ?`), id).Scan(&n)
+			if err != nil && !errors.IsErr(err, sql.ErrNoRows) {
+				t.Fatal(err)
+			}
+			return n
+		}
+		locked := func() int {
+			n := 0
+			for _, e := range outbox(t, db) {
+				if e.Topic == card.TopicCVCLocked {
+					n++
+				}
+			}
+			return n
+		}
+
+		// One short of the limit, mixed: not locked; the right CVC clears.
+		for i := range card.DefaultMaxCVCFailures - 1 {
+			if i%2 == 0 {
+				fail(c.ID)
+			} else {
+				verify(wrong, false)
+			}
+		}
+		if n := failures(c.ID); n != card.DefaultMaxCVCFailures-1 {
+			t.Fatalf("%d failures counted, want %d", n, card.DefaultMaxCVCFailures-1)
+		}
+		verify(right, true)
+		if n := failures(c.ID); n != 0 {
+			t.Fatalf("%d failures after the right CVC, want 0", n)
+		}
+
+		// The limit, mixed, ending with a failed check: locked.
+		for i := range card.DefaultMaxCVCFailures {
+			if i%2 == 1 {
+				fail(c.ID)
+			} else {
+				verify(wrong, false)
+			}
+		}
+		if n := locked(); n != 1 {
+			t.Fatalf("%d card.cvc.locked events, want 1", n)
+		}
+		verify(right, false)
+		fail(c.ID) // refused by the lock: not counted
+		if n := failures(c.ID); n != card.DefaultMaxCVCFailures {
+			t.Errorf("%d failures counted, want %d: none while locked", n, card.DefaultMaxCVCFailures)
+		}
+		clk.Set(clk.Now().Add(card.DefaultCVCFailureWindow + time.Second))
+		verify(right, true)
+
+		// Failed checks alone lock it too.
+		for range card.DefaultMaxCVCFailures {
+			fail(c.ID)
+		}
+		verify(right, false)
+		if n := locked(); n != 2 {
+			t.Errorf("%d card.cvc.locked events, want 2", n)
+		}
+
+		// No card number is read: a card whose sealed number does not
+		// open is counted all the same.
+		broken := issue(t, s, "broken", "cus_1")
+		if _, err := db.Write.ExecContext(ctx, db.Rebind(`UPDATE cards SET pan_ct = ? WHERE id = ?`), []byte("not a ciphertext at all, far too long to be truncated"), broken.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.VerifyCVC(ctx, broken.ID, right); errors.CodeOf(err) != errors.Internal {
+			t.Fatalf("VerifyCVC of a card whose number does not open: %v, want internal", err)
+		}
+		fail(broken.ID)
+		if n := failures(broken.ID); n != 1 {
+			t.Errorf("%d failures counted for the broken card, want 1", n)
+		}
+
+		wantCode(t, s.CountFailedCheck(ctx, "card_nope"), errors.NotFound)
+		if n := failures("card_nope"); n != 0 {
+			t.Errorf("%d failures counted for a card that does not exist", n)
+		}
+		wantCode(t, s.CountFailedCheck(ctx, ""), errors.BadRequest)
+		wantCode(t, s.CountFailedCheck(ctx, "card nope"), errors.BadRequest)
 	})
 }

@@ -19,7 +19,8 @@ import (
 // It is meant for debits; refunds and credits are not subject to controls.
 // A channel Check does not know is refused (a control cannot allow what it
 // cannot name), and so is a merchant country it cannot read when
-// AllowedCountries is set. A negative Spent total counts as zero.
+// AllowedCountries is set. A negative Spent total, or Attempt.Held, counts
+// as zero.
 func (c *Card) Check(a Attempt, spent Spent, now time.Time) Decline {
 	switch c.State {
 	case StateBlocked:
@@ -56,10 +57,12 @@ func (c *Card) Check(a Attempt, spent Spent, now time.Time) Decline {
 	if slices.Contains(ctl.BlockedMCCs, a.MCC) {
 		return MCCBlocked
 	}
-	if ctl.PerTransactionLimit > 0 && a.Amount > ctl.PerTransactionLimit {
+	// The limit is on the whole payment: what it already holds (Held, for
+	// an attempt that grows one) and this. limit − held cannot overflow:
+	// limit is in [0, MaxAmount], held ≥ 0; and neither can limit − spent.
+	if ctl.PerTransactionLimit > 0 && a.Amount > ctl.PerTransactionLimit-max(a.Held, 0) {
 		return OverTransactionLimit
 	}
-	// limit − spent cannot overflow: limit is in [0, MaxAmount], spent ≥ 0.
 	if ctl.DailyLimit > 0 && a.Amount > ctl.DailyLimit-max(spent.Today, 0) {
 		return OverDailyLimit
 	}

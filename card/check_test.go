@@ -129,3 +129,51 @@ func TestExpiry(t *testing.T) {
 		t.Error("not expired on the first instant of the next year")
 	}
 }
+
+// An attempt that grows a payment (an incremental authorization) is
+// limited as the whole payment: Held, what the payment already holds, and
+// Amount together must not exceed the per-transaction limit. Held counts
+// for nothing else: the daily and monthly limits see Amount, and Spent
+// already holds the rest.
+func TestCheckPerTransactionLimitOnTheWholePayment(t *testing.T) {
+	now := time.Date(2031, 6, 10, 12, 0, 0, 0, time.UTC)
+	c := card.Card{
+		ID: "card_x", Currency: "GBP", State: card.StateActive, ExpiryMonth: 1, ExpiryYear: 2034,
+		Controls: card.Controls{PerTransactionLimit: 300, DailyLimit: 1_000},
+	}
+	try := func(held, amount int64) card.Attempt {
+		return card.Attempt{Amount: amount, Held: held, Currency: "GBP", MCC: "7011", Channel: card.ChannelChip, Country: "GB"}
+	}
+	for _, tc := range []struct {
+		name   string
+		held   int64
+		amount int64
+		spent  card.Spent
+		ctl    *card.Controls
+		want   card.Decline
+	}{
+		{name: "a new payment at the limit", amount: 300, want: card.NoDecline},
+		{name: "grown to exactly the limit", held: 200, amount: 100, want: card.NoDecline},
+		{name: "grown past the limit", held: 201, amount: 100, want: card.OverTransactionLimit},
+		{name: "already at the limit, grown by one", held: 300, amount: 1, want: card.OverTransactionLimit},
+		{name: "held alone over the limit", held: 1 << 62, amount: 1, want: card.OverTransactionLimit},
+		{name: "the largest held cannot overflow into approval", held: 1<<63 - 1, amount: money.MaxAmount, want: card.OverTransactionLimit},
+		{name: "negative held counts as zero", held: -1 << 62, amount: 300, want: card.NoDecline},
+		{name: "negative held does not lift the limit", held: -1 << 62, amount: 301, want: card.OverTransactionLimit},
+		{name: "no per-transaction limit: held does not matter", held: 1 << 40, amount: 100,
+			ctl: &card.Controls{DailyLimit: 1_000}, want: card.NoDecline},
+		{name: "held is not counted towards the day", held: 250, amount: 50, spent: card.Spent{Today: 950}, want: card.NoDecline},
+		{name: "per-transaction before daily, as for a new payment", held: 250, amount: 100, spent: card.Spent{Today: 950}, want: card.OverTransactionLimit},
+		{name: "the amount is still validated", held: 100, amount: 0, want: card.InvalidAmount},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cd := c
+			if tc.ctl != nil {
+				cd.Controls = *tc.ctl
+			}
+			if got := cd.Check(try(tc.held, tc.amount), tc.spent, now); got != tc.want {
+				t.Errorf("Check(held %d, amount %d) = %q, want %q", tc.held, tc.amount, got, tc.want)
+			}
+		})
+	}
+}

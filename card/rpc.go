@@ -15,17 +15,18 @@ const Name = "card"
 // write methods' names are also what their idempotency keys are recorded
 // under.
 const (
-	MethodIssue       = "issue"
-	MethodGet         = "get"
-	MethodList        = "list"
-	MethodLookup      = "lookup"
-	MethodVerifyCVC   = "verify_cvc"
-	MethodReveal      = "reveal"
-	MethodFreeze      = "freeze"
-	MethodUnfreeze    = "unfreeze"
-	MethodBlock       = "block"
-	MethodClose       = "close"
-	MethodSetControls = "set_controls"
+	MethodIssue            = "issue"
+	MethodGet              = "get"
+	MethodList             = "list"
+	MethodLookup           = "lookup"
+	MethodVerifyCVC        = "verify_cvc"
+	MethodCountFailedCheck = "count_failed_check"
+	MethodReveal           = "reveal"
+	MethodFreeze           = "freeze"
+	MethodUnfreeze         = "unfreeze"
+	MethodBlock            = "block"
+	MethodClose            = "close"
+	MethodSetControls      = "set_controls"
 )
 
 // IDRequest names one card by id.
@@ -98,6 +99,12 @@ func Register(r *rpc.Router, s Service) {
 		}
 		return &CVCResult{Match: ok}, nil
 	})
+	rpc.Handle(r, Name, MethodCountFailedCheck, func(ctx context.Context, req IDRequest) (*struct{}, error) {
+		if err := s.CountFailedCheck(ctx, req.ID); err != nil {
+			return nil, err
+		}
+		return &struct{}{}, nil
+	})
 	rpc.Handle(r, Name, MethodReveal, s.Reveal)
 	rpc.Handle(r, Name, MethodFreeze, s.Freeze)
 	rpc.Handle(r, Name, MethodUnfreeze, s.Unfreeze)
@@ -149,6 +156,12 @@ func (c *Client) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error
 		return false, err
 	}
 	return r.Match, nil
+}
+
+// CountFailedCheck implements Service.
+func (c *Client) CountFailedCheck(ctx context.Context, cardID string) error {
+	_, err := call[struct{}](ctx, c, MethodCountFailedCheck, IDRequest{ID: cardID})
+	return err
 }
 
 // Reveal implements Service.

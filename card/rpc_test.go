@@ -54,6 +54,15 @@ func TestClient(t *testing.T) {
 			if ok, err := c.VerifyCVC(ctx, cd.ID, wrongCVC(d.CVC)); err != nil || ok {
 				t.Errorf("VerifyCVC(wrong) = %v, %v", ok, err)
 			}
+			if err := c.CountFailedCheck(ctx, cd.ID); err != nil {
+				t.Errorf("CountFailedCheck = %v", err)
+			}
+			var failures int
+			if err := db.Read.QueryRow(`SELECT failures FROM card_cvc_failures WHERE card_id = ?`, cd.ID).Scan(&failures); err != nil || failures != 2 {
+				t.Errorf("failures counted after a wrong CVC and a failed check = %d, %v; want 2", failures, err)
+			}
+			wantCode(t, c.CountFailedCheck(ctx, "card_nope"), errors.NotFound)
+			wantCode(t, c.CountFailedCheck(ctx, ""), errors.BadRequest)
 			ctl := card.Controls{DailyLimit: 10_000, DisabledChannels: []card.Channel{card.ChannelATM}}
 			if got, err := c.SetControls(ctx, card.SetControlsRequest{Key: "ctl-" + tr.Name, CardID: cd.ID, Controls: ctl}); err != nil || !reflect.DeepEqual(got.Controls, ctl) {
 				t.Errorf("SetControls = %+v, %v", got, err)
