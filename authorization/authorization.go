@@ -323,6 +323,22 @@ type Decision struct {
 	Age      time.Duration `json:"age,omitempty"`
 }
 
+// BuildsOn reports whether d builds on the record its OriginalID names
+// rather than holding (or having debited) money of its own: a reversal, an
+// incremental, or a stand-in advice confirming the bank's approval. (A
+// stand-in advice that placed its own hold also names the original it
+// stood in for, and holds the money itself.) Clearing follows such a
+// record to the one that holds the money.
+func (d *Decision) BuildsOn() bool {
+	switch d.Kind {
+	case KindReversal, KindIncremental:
+		return true
+	case KindAdvice:
+		return d.Detail == detailConfirms
+	}
+	return false
+}
+
 // ReferenceQuery names an authorization by what a clearing record carries
 // when it lacks the original network ids: the card, the retrieval reference
 // number (DE37) and the approval code (DE38) the bank gave.

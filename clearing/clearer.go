@@ -334,17 +334,9 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 	// hold may since have been replaced (a partial reversal), and a
 	// reversal's TransferID is a refund. A reversal of an incremental
 	// names the incremental, hence a few steps.
-	for step := 0; step < 4 && d != nil && d.OriginalID != "" && buildsOn(d); step++ {
-		built, err := c.cfg.Authorization.Get(ctx, d.OriginalID)
-		switch {
-		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
-			d = nil
-		case err != nil:
-			return nil, fmt.Errorf("authorization lookup: %w", err)
-		default:
-			if d, err = byNetworkID(built.Network); err != nil {
-				return nil, err
-			}
+	for step := 0; step < 4 && d != nil && d.OriginalID != "" && d.BuildsOn(); step++ {
+		if d, err = c.decisionNow(ctx, d.OriginalID); err != nil {
+			return nil, err
 		}
 	}
 	codeDiffers := func(d *authorization.Decision) bool {
@@ -561,32 +553,29 @@ func over(posted, authorized int64, tol int) bool {
 }
 
 // currentHold is the hold authorization id reserves now, its pending
-// reversals completed first.
+// reversals completed first; "" if there is no such authorization.
 func (c *Clearer) currentHold(ctx context.Context, id string) (string, error) {
+	d, err := c.decisionNow(ctx, id)
+	if err != nil || d == nil {
+		return "", err
+	}
+	return d.HoldID, nil
+}
+
+// decisionNow is authorization id as it is now, its pending reversals
+// completed first (ByNetworkID does that, Get does not); nil if there is
+// no such authorization.
+func (c *Clearer) decisionNow(ctx context.Context, id string) (*authorization.Decision, error) {
 	d, err := c.cfg.Authorization.Get(ctx, id)
 	if err == nil {
 		d, err = c.cfg.Authorization.ByNetworkID(ctx, d.Network)
 	}
 	switch {
 	case err == nil:
-		return d.HoldID, nil
+		return d, nil
 	case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
-		return "", nil
+		return nil, nil
 	}
-	return "", fmt.Errorf("authorization lookup: %w", err)
+	return nil, fmt.Errorf("authorization lookup: %w", err)
 }
 
-// buildsOn reports whether d is a record building on its OriginalID
-// rather than holding money of its own: a reversal, an incremental, or a
-// stand-in advice confirming the bank's approval. (A stand-in advice that
-// placed its own hold also names the original it stood in for, and holds
-// the money itself.)
-func buildsOn(d *authorization.Decision) bool {
-	switch d.Kind {
-	case authorization.KindReversal, authorization.KindIncremental:
-		return true
-	case authorization.KindAdvice:
-		return d.Detail == "confirms_original"
-	}
-	return false
-}
