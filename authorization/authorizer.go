@@ -1353,6 +1353,8 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	// The network's reversal of a transaction it stood in for is of its
 	// stand-in while that holds; otherwise of the original, if that holds
 	// (the gateway's own reversal never reaches here with adv).
+	// (Held by a hold, or by a 0200's transfer: not holdsMoney, which
+	// asks for a hold.)
 	holds := func(r *record) bool { return r != nil && r.Approved && r.Outstanding > 0 }
 	// keep records the gateway's own reversal of orig releasing nothing:
 	// the network's approval stands.
@@ -1526,34 +1528,23 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// The original's lock, after the reversal's and the increment's: no
 	// one holds an original's lock while waiting for another message's.
 	defer a.lock("net:" + inc.originalKey)()
-	// The record the increment grew: its original, or the network's
-	// stand-in advice of it (see decide), whose lock comes next.
-	var standIn *record
-	if o, err := a.find(ctx, inc.originalKey); err != nil {
+	// The record the increment grew (its OriginalID): its original, or the
+	// network's stand-in advice of it (see decide), whose lock comes next.
+	grown, err := a.byID(ctx, inc.OriginalID)
+	if err != nil {
 		return nil, err
-	} else if o == nil || o.ID != inc.OriginalID {
-		if standIn, err = a.standIn(ctx, inc.originalKey); err != nil {
-			return nil, err
-		}
-		if standIn != nil && standIn.ID != inc.OriginalID {
-			standIn = nil
-		}
-		if standIn != nil {
-			defer a.lock("net:" + standIn.networkKey)()
-		}
+	}
+	if grown != nil && grown.networkKey != inc.originalKey {
+		defer a.lock("net:" + grown.networkKey)()
 	}
 	defer a.lock("card:" + inc.CardID)()
 	// The original's pending reversals (of it, or of its increments) are
 	// completed first: the count below is then of finished ones.
 	var base *record
-	var err error
-	if standIn != nil {
-		base, err = a.original(ctx, standIn.Network)
-	} else {
-		base, err = a.original(ctx, *inc.Original)
-	}
-	if err != nil {
-		return nil, err
+	if grown != nil {
+		if base, err = a.original(ctx, grown.Network); err != nil {
+			return nil, err
+		}
 	}
 	if base, err = a.current(ctx, base); err != nil {
 		return nil, err
@@ -1661,24 +1652,21 @@ func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision
 	released := false
 	switch r.op {
 	case opVoid:
-		_, err = a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: r.opTarget})
-		switch {
-		case err == nil:
-			released = true
-		case errors.Is(err, errors.Conflict):
-			// Already posted by clearing, or expired: nothing held to release.
-			// Voided by a partial reversal that left nothing to hold (what
-			// clearing posted covers what remained, replaceHold): the
-			// authorization's outstanding still comes down. The hold must
-			// be read to tell: a failed read leaves the reversal pending.
-			h, gerr := a.cfg.Ledger.GetHold(ctx, r.opTarget)
-			if gerr != nil {
-				return nil, fmt.Errorf("authorization: hold for reversal %s: %w", r.ID, gerr)
-			}
-			r.addDetail("hold_not_pending")
-			err = nil
-			released = h.Status == ledger.HoldVoided
+		// Refused: already posted by clearing, or expired: nothing held
+		// to release. Or voided by a partial reversal that left nothing
+		// to hold (what clearing posted covers what remained,
+		// replaceHold): the authorization's outstanding still comes
+		// down. A failed read of the hold leaves the reversal pending.
+		var st ledger.HoldStatus
+		var refused bool
+		st, refused, err = a.voidHold(ctx, r.opKey+":void", r.opTarget)
+		if err != nil && refused {
+			return nil, fmt.Errorf("authorization: reversal %s: %w", r.ID, err)
 		}
+		if refused {
+			r.addDetail("hold_not_pending")
+		}
+		released = err == nil && st == ledger.HoldVoided
 	case opReplace:
 		released, err = a.replaceHold(ctx, r, meta)
 	case opRefund:
@@ -1745,64 +1733,58 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 		m[MetaClearedBefore] = strconv.FormatInt(cleared, 10)
 		meta = m
 	}
-	if amount <= 0 {
-		if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
-			r.addDetail("hold_not_pending")
-			return false, nil
-		}
-		voided, err := a.voidReplaced(ctx, r, old)
-		if err == nil && !voided {
-			r.addDetail("hold_not_pending")
-		}
-		return voided, err
-	}
-	h, err := a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
-		Key: r.opKey + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: amount,
-		Currency: old.Currency, ExpiresAt: time.Unix(0, r.opExpires).UTC(), Force: true, Metadata: meta,
-	})
-	if err != nil {
-		return false, err
-	}
-	if old.Status != ledger.HoldPending && old.Status != ledger.HoldVoided {
-		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":undo", HoldID: h.ID}); err != nil && !errors.Is(err, errors.Conflict) {
+	var h *ledger.Hold
+	if amount > 0 {
+		h, err = a.cfg.Ledger.PlaceHold(ctx, ledger.PlaceHoldRequest{
+			Key: r.opKey + ":hold", AccountID: old.AccountID, Destination: old.Destination, Amount: amount,
+			Currency: old.Currency, ExpiresAt: time.Unix(0, r.opExpires).UTC(), Force: true, Metadata: meta,
+		})
+		if err != nil {
 			return false, err
 		}
-		r.addDetail("hold_not_pending")
-		return false, nil
 	}
-	voided, err := a.voidReplaced(ctx, r, old)
-	if err != nil {
-		return false, err
+	voided := false
+	if old.Status == ledger.HoldPending || old.Status == ledger.HoldVoided {
+		st, _, err := a.voidHold(ctx, r.opKey+":void", old.ID)
+		if err != nil {
+			return false, err
+		}
+		voided = st == ledger.HoldVoided
 	}
 	if !voided {
-		// Clearing posted (or the expiry released) the old hold between
-		// the read and the void: the new one would hold the money again.
-		if _, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":undo", HoldID: h.ID}); err != nil && !errors.Is(err, errors.Conflict) {
-			return false, err
+		// Clearing posted the old hold, or its expiry released it (before
+		// the read, or between the read and the void): nothing is
+		// released, and the new hold would hold the money again.
+		if h != nil {
+			if _, _, err := a.voidHold(ctx, r.opKey+":undo", h.ID); err != nil {
+				return false, err
+			}
 		}
 		r.addDetail("hold_not_pending")
 		return false, nil
 	}
-	r.HoldID = h.ID
+	if h != nil {
+		r.HoldID = h.ID
+	}
 	return true, nil
 }
 
-// voidReplaced voids old, the hold a replacement takes the place of, and
-// reports whether it is voided: a hold finished meanwhile (posted in full
-// by clearing, expired) refuses the void, and is read again to tell.
-func (a *Authorizer) voidReplaced(ctx context.Context, r *record, old *ledger.Hold) (bool, error) {
-	_, err := a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: r.opKey + ":void", HoldID: old.ID})
+// voidHold voids hold holdID under key and returns its status after. A
+// void the ledger refuses (refused: posted by clearing, expired, voided
+// under another key) reads the hold again to tell.
+func (a *Authorizer) voidHold(ctx context.Context, key, holdID string) (st ledger.HoldStatus, refused bool, err error) {
+	_, err = a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: key, HoldID: holdID})
 	if err == nil {
-		return true, nil
+		return ledger.HoldVoided, false, nil
 	}
 	if !errors.Is(err, errors.Conflict) {
-		return false, err
+		return "", false, err
 	}
-	now, err := a.cfg.Ledger.GetHold(ctx, old.ID)
+	h, err := a.cfg.Ledger.GetHold(ctx, holdID)
 	if err != nil {
-		return false, err
+		return "", true, fmt.Errorf("authorization: read hold %s after a refused void: %w", holdID, err)
 	}
-	return now.Status == ledger.HoldVoided, nil
+	return h.Status, true, nil
 }
 
 // reversal records a decided reversal that releases nothing.
@@ -1823,12 +1805,12 @@ func (a *Authorizer) Get(ctx context.Context, id string) (*Decision, error) {
 	if !strings.HasPrefix(id, "authz_") || len(id) != len("authz_")+26 {
 		return nil, badf("malformed authorization id")
 	}
-	r, err := scanRecord(a.db.QueryRow(ctx, `SELECT `+columns+` FROM authorizations WHERE id = ?`, id))
+	r, err := a.byID(ctx, id)
 	if err != nil {
-		if errors.IsErr(err, errNoRows) {
-			return nil, errors.Errorf(errors.NotFound, "authorization %s not found", id)
-		}
-		return nil, fmt.Errorf("authorization: get %s: %w", id, err)
+		return nil, err
+	}
+	if r == nil {
+		return nil, errors.Errorf(errors.NotFound, "authorization %s not found", id)
 	}
 	if r, err = a.settled(ctx, r); err != nil {
 		return nil, err

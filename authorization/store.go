@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/event"
 	"github.com/corebank/corebank/money"
 	"github.com/corebank/corebank/store"
@@ -141,6 +142,18 @@ func (a *Authorizer) find(ctx context.Context, networkKey string) (*record, erro
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authorization: find %s: %w", networkKey, err)
+	}
+	return r, nil
+}
+
+// byID returns the record with id, or nil if there is none.
+func (a *Authorizer) byID(ctx context.Context, id string) (*record, error) {
+	r, err := scanRecord(a.db.QueryRow(ctx, `SELECT `+columns+` FROM authorizations WHERE id = ?`, id))
+	if errors.IsErr(err, errNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authorization: read %s: %w", id, err)
 	}
 	return r, nil
 }
@@ -390,7 +403,7 @@ func (a *Authorizer) finish(ctx context.Context, r *record, mayOwe bool) (got *r
 	fin.updatedAt = a.cfg.Now().UnixNano()
 	err = a.tx.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		f := fin
-		owes = nil
+		got, owes = nil, nil
 		grow := f.Kind == KindIncremental && f.Approved && f.OriginalID != ""
 		if grow {
 			var origUpdated, lastRev int64
@@ -427,16 +440,16 @@ func (a *Authorizer) finish(ctx context.Context, r *record, mayOwe bool) (got *r
 			return fmt.Errorf("authorization: finish %s: %w", r.ID, err)
 		}
 		if n == 0 {
-			if !mayOwe {
-				return nil
-			}
-			var recorded record
-			if err := tx.QueryRowContext(ctx, a.db.Rebind(`SELECT hold_id, transfer_id FROM authorizations WHERE id = ?`), f.ID).
-				Scan(&recorded.HoldID, &recorded.TransferID); err != nil {
+			// Finished by another process: its record is the answer.
+			recorded, err := scanRecord(tx.QueryRowContext(ctx, a.db.Rebind(`SELECT `+columns+` FROM authorizations WHERE id = ?`), f.ID))
+			if err != nil {
 				return fmt.Errorf("authorization: finish %s: %w", r.ID, err)
 			}
-			if owes = owed(&f, &recorded); owes != nil {
-				return a.owe(ctx, tx, owes)
+			got = recorded
+			if mayOwe {
+				if owes = owed(&f, recorded); owes != nil {
+					return a.owe(ctx, tx, owes)
+				}
 			}
 			return nil
 		}
@@ -453,16 +466,10 @@ func (a *Authorizer) finish(ctx context.Context, r *record, mayOwe bool) (got *r
 	if err != nil {
 		return nil, false, nil, err
 	}
-	if done {
-		*r = fin
-	}
 	if !done {
-		got, err := a.find(ctx, r.networkKey)
-		if err != nil {
-			return nil, false, owes, err
-		}
 		return got, false, owes, nil
 	}
+	*r = fin
 	a.notify(r)
 	return r, true, nil, nil
 }

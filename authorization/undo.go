@@ -11,14 +11,10 @@ import (
 	"github.com/corebank/corebank/money"
 )
 
-// Undo operations (table undos, migration 008).
-const (
-	undoVoid   = "void"   // ledger.VoidHold of hold_id
-	undoRefund = "refund" // ledger.Transfer of amount from target back to account_id
-)
-
-// undo is a ledger operation owed back: what this process's ledger call did
-// for a record another process finished differently.
+// undo is a ledger operation owed back (table undos, migration 008): what
+// this process's ledger call did for a record another process finished
+// differently. op is opVoid (ledger.VoidHold of holdID) or opRefund
+// (ledger.Transfer of amount from target back to accountID).
 type undo struct {
 	key, authorizationID, op, holdID, accountID, target string
 	currency                                            money.Currency
@@ -35,9 +31,9 @@ func owed(f, recorded *record) *undo {
 		target: f.opTarget, currency: f.Currency, amount: f.opAmount}
 	switch {
 	case f.op == opPlace && f.HoldID != "" && recorded.HoldID != f.HoldID:
-		u.op, u.holdID = undoVoid, f.HoldID
+		u.op, u.holdID = opVoid, f.HoldID
 	case f.op == opTransfer && f.TransferID != "" && recorded.TransferID != f.TransferID:
-		u.op = undoRefund
+		u.op = opRefund
 	default:
 		return nil
 	}
@@ -64,26 +60,21 @@ func (a *Authorizer) runUndo(ctx context.Context, u *undo) error {
 	meta := map[string]string{"authorization_id": u.authorizationID}
 	var err error
 	switch u.op {
-	case undoVoid:
-		_, err = a.cfg.Ledger.VoidHold(ctx, ledger.VoidHoldRequest{Key: u.key, HoldID: u.holdID})
-		if errors.Is(err, errors.Conflict) {
-			h, gerr := a.cfg.Ledger.GetHold(ctx, u.holdID)
-			if gerr != nil {
-				return fmt.Errorf("authorization: undo %s: %w", u.key, gerr)
-			}
-			if h.Status == ledger.HoldPending {
-				return fmt.Errorf("authorization: undo %s: %w", u.key, err)
-			}
-			// Nothing held any more. Posted (by clearing), it is money
-			// the network took: an operator must look, the row cannot
-			// say more.
-			if h.Status == ledger.HoldPosted {
-				a.cfg.Log.ErrorContext(ctx, "authorization: a hold owed back was posted before it could be voided",
-					"authorization_id", u.authorizationID, "hold_id", u.holdID)
-			}
-			err = nil
+	case opVoid:
+		var st ledger.HoldStatus
+		st, _, err = a.voidHold(ctx, u.key, u.holdID)
+		switch {
+		case err != nil:
+		case st == ledger.HoldPending:
+			err = errors.Errorf(errors.Conflict, "the ledger refuses to void hold %s, still pending", u.holdID)
+		case st == ledger.HoldPosted:
+			// Nothing held any more, but posted by clearing: money the
+			// network took. An operator must look; the row cannot say
+			// more.
+			a.cfg.Log.ErrorContext(ctx, "authorization: a hold owed back was posted before it could be voided",
+				"authorization_id", u.authorizationID, "hold_id", u.holdID)
 		}
-	case undoRefund:
+	case opRefund:
 		_, err = a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
 			Key: u.key, Force: true, Metadata: meta,
 			Legs: []ledger.Leg{
