@@ -6,7 +6,6 @@ import (
 
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/store"
-	"github.com/corebank/corebank/store/postgres"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -15,14 +14,8 @@ import (
 // same key), not Unavailable (nothing stored). Here it was stored, and the
 // retry with the same key, without the proxy, returns that card.
 func TestIssueWithLostCommitAnswersTimeout(t *testing.T) {
-	direct := storetest.Database(t)
 	ctx := context.Background()
-	via, p := storetest.CutCommits(t, direct, false)
-	db, err := postgres.Open(ctx, via, "card")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	ddb, db, p := storetest.PostgresCutting(t, "card", false)
 	cfg := testConfig(t, newClock(epoch))
 	s := openCards(t, db, cfg)
 
@@ -35,11 +28,6 @@ func TestIssueWithLostCommitAnswersTimeout(t *testing.T) {
 		t.Fatalf("Issue whose COMMIT's answer was lost: %v, %v; want timeout (outcome unknown)", c, err)
 	}
 
-	ddb, err := postgres.Open(ctx, direct, "card")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ddb.Close() })
 	if n := count(t, ddb, "cards"); n != 1 {
 		t.Fatalf("%d cards stored, want 1: the server committed", n)
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/store"
-	"github.com/corebank/corebank/store/postgres"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -17,14 +16,8 @@ import (
 // Unavailable, and here the transfer was indeed stored. Retried with the
 // same key, without the proxy, it returns the transfer stored: one effect.
 func TestLostCommitAnswersTimeout(t *testing.T) {
-	direct := storetest.Database(t)
 	ctx := context.Background()
-	via, p := storetest.CutCommits(t, direct, false)
-	db, err := postgres.Open(ctx, via, "ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	ddb, db, p := storetest.PostgresCutting(t, "ledger", false)
 	l := openLedger(t, db, ledger.Config{})
 	from := mustAccount(t, l, "from", ledger.RuleNone, 0)
 	to := mustAccount(t, l, "to", ledger.RuleNone, 0)
@@ -40,11 +33,6 @@ func TestLostCommitAnswersTimeout(t *testing.T) {
 	}
 
 	// The proxy removed: a ledger on a direct connection.
-	ddb, err := postgres.Open(ctx, direct, "ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ddb.Close() })
 	var n int
 	if err := ddb.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM transfers WHERE key = $1`, req.Key).Scan(&n); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/store"
-	"github.com/corebank/corebank/store/postgres"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -16,21 +15,10 @@ import (
 // directly and through a CommitCutter (stalling or closing).
 func itemsThroughCutter(t *testing.T, stall bool) (direct, via *store.DB, p *storetest.CommitCutter) {
 	t.Helper()
-	ctx := context.Background()
-	u := storetest.Database(t)
-	direct, err := postgres.Open(ctx, u, "committer")
-	if err != nil {
+	direct, via, p = storetest.PostgresCutting(t, "committer", stall)
+	if _, err := direct.Write.ExecContext(context.Background(), `CREATE TABLE items (id TEXT PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { direct.Close() })
-	if _, err := direct.Write.ExecContext(ctx, `CREATE TABLE items (id TEXT PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	cut, p := storetest.CutCommits(t, u, stall)
-	if via, err = postgres.Open(ctx, cut, "committer"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { via.Close() })
 	return direct, via, p
 }
 

@@ -42,7 +42,22 @@ func SQLite(t testing.TB, service string) *store.DB {
 // can be had outside CI.
 func Postgres(t testing.TB, service string) *store.DB {
 	t.Helper()
+	return openPostgres(t, Database(t), service)
+}
+
+// PostgresCutting returns two stores for service on one new, empty
+// PostgreSQL database: direct, and via, whose connections go through the
+// CommitCutter p (stalling or closing; see CutCommits).
+func PostgresCutting(t *testing.T, service string, stall bool) (direct, via *store.DB, p *CommitCutter) {
+	t.Helper()
 	url := Database(t)
+	cut, p := CutCommits(t, url, stall)
+	return openPostgres(t, url, service), openPostgres(t, cut, service), p
+}
+
+// openPostgres opens the store for service at url, closed when t ends.
+func openPostgres(t testing.TB, url, service string) *store.DB {
+	t.Helper()
 	db, err := postgres.Open(context.Background(), url, service)
 	if err != nil {
 		t.Fatalf("storetest: %v", err)
