@@ -938,15 +938,6 @@ func TestCVCFailuresLockTheCheck(t *testing.T) {
 				t.Fatalf("VerifyCVC(%s) = %v, %v; want %v", map[bool]string{true: "right", false: "wrong"}[cvc == right], ok, err, want)
 			}
 		}
-		locked := func() int {
-			n := 0
-			for _, e := range outbox(t, db) {
-				if e.Topic == card.TopicCVCLocked {
-					n++
-				}
-			}
-			return n
-		}
 		wrong := wrongCVC(right)
 
 		// Nine typos, then the right one: accepted, and the count cleared.
@@ -958,7 +949,7 @@ func TestCVCFailuresLockTheCheck(t *testing.T) {
 			verify(wrong, false)
 		}
 		verify(right, true)
-		if locked() != 0 {
+		if published(t, db, card.TopicCVCLocked) != 0 {
 			t.Fatalf("locked after typos that never reached ten")
 		}
 
@@ -976,7 +967,7 @@ func TestCVCFailuresLockTheCheck(t *testing.T) {
 		verify(right, false)
 		clk.Set(clk.Now().Add(card.DefaultCVCFailureWindow - time.Minute))
 		verify(right, false)
-		if n := locked(); n != 1 {
+		if n := published(t, db, card.TopicCVCLocked); n != 1 {
 			t.Errorf("%d card.cvc.locked events, want 1", n)
 		}
 		// A day after the last wrong one: open again.
@@ -994,7 +985,7 @@ func TestCVCFailuresLockTheCheck(t *testing.T) {
 		clk.Set(clk.Now().Add(card.DefaultCVCFailureWindow))
 		verify(wrong, false)
 		verify(right, true)
-		if n := locked(); n != 2 {
+		if n := published(t, db, card.TopicCVCLocked); n != 2 {
 			t.Errorf("%d card.cvc.locked events, want 2", n)
 		}
 	})
@@ -1258,15 +1249,6 @@ func TestCountFailedCheck(t *testing.T) {
 			}
 			return n
 		}
-		locked := func() int {
-			n := 0
-			for _, e := range outbox(t, db) {
-				if e.Topic == card.TopicCVCLocked {
-					n++
-				}
-			}
-			return n
-		}
 
 		// One short of the limit, mixed: not locked; the right CVC clears.
 		for i := range card.DefaultMaxCVCFailures - 1 {
@@ -1292,7 +1274,7 @@ func TestCountFailedCheck(t *testing.T) {
 				verify(wrong, false)
 			}
 		}
-		if n := locked(); n != 1 {
+		if n := published(t, db, card.TopicCVCLocked); n != 1 {
 			t.Fatalf("%d card.cvc.locked events, want 1", n)
 		}
 		verify(right, false)
@@ -1308,7 +1290,7 @@ func TestCountFailedCheck(t *testing.T) {
 			fail(c.ID)
 		}
 		verify(right, false)
-		if n := locked(); n != 2 {
+		if n := published(t, db, card.TopicCVCLocked); n != 2 {
 			t.Errorf("%d card.cvc.locked events, want 2", n)
 		}
 

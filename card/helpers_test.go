@@ -111,6 +111,18 @@ type outboxEvent struct {
 	Payload    []byte
 }
 
+// published counts the outbox's events of topic.
+func published(t testing.TB, db *store.DB, topic string) int {
+	t.Helper()
+	n := 0
+	for _, e := range outbox(t, db) {
+		if e.Topic == topic {
+			n++
+		}
+	}
+	return n
+}
+
 func outbox(t testing.TB, db *store.DB) []outboxEvent {
 	t.Helper()
 	rows, err := db.Read.Query(`SELECT topic, key, payload FROM outbox ORDER BY seq`)
