@@ -578,4 +578,3 @@ func (c *Clearer) decisionNow(ctx context.Context, id string) (*authorization.De
 	}
 	return nil, fmt.Errorf("authorization lookup: %w", err)
 }
-
