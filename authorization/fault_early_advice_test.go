@@ -39,7 +39,9 @@ func TestDeclinedAdviceRightAfterAnEarlyApproval(t *testing.T) {
 			stuck++
 		}
 	}
-	a.RecoverPending(ctx, 0)
+	if _, err := a.RecoverPending(ctx, 0); err != nil {
+		t.Fatalf("RecoverPending: %v", err)
+	}
 	if b := e.balance(h.Account); stuck > 0 || b.Pending != 0 {
 		t.Errorf("%d of %d payments the network declined in stand-in still held; account pending %d, want 0", stuck, rounds, b.Pending)
 	}

@@ -60,7 +60,9 @@ func TestFullReversalOfAVoidedHoldSurvivesATransientGetHoldFailure(t *testing.T)
 		}
 		// The network retransmits its reversal (0421) and the service
 		// recovers: all is as it would have been without the failure.
-		a.RecoverPending(ctx, 0)
+		if _, err := a.RecoverPending(ctx, 0); err != nil {
+			t.Fatalf("RecoverPending: %v", err)
+		}
 		d = must(t)(a.Reverse(ctx, full))
 		if d.Amount != 2000 {
 			t.Errorf("full reversal released %d, want 2000: %+v", d.Amount, d)

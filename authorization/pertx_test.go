@@ -2,35 +2,14 @@ package authorization_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
-	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/storetest"
 )
-
-// incrLosingLedger makes the IncrementHold call with key lose, then loses
-// its answer once (the hold is grown, the caller hears Unavailable).
-type incrLosingLedger struct {
-	ledger.Service
-	mu   sync.Mutex
-	lose string
-}
-
-func (l *incrLosingLedger) IncrementHold(ctx context.Context, req ledger.IncrementHoldRequest) (*ledger.Hold, error) {
-	h, err := l.Service.IncrementHold(ctx, req)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err == nil && req.Key == l.lose {
-		l.lose = ""
-		return nil, errors.New(errors.Unavailable, "connection lost")
-	}
-	return h, err
-}
 
 // The per-transaction limit is on the whole of a grown payment. An
 // incremental whose ledger answer was lost is pending: the ledger grew the
@@ -42,15 +21,14 @@ func TestPerTransactionLimitSeesAPendingIncrement(t *testing.T) {
 	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		e := newEnv(t, db)
-		ll := &incrLosingLedger{Service: e.led}
-		a := e.another(t, db, func(c *authorization.Config) { c.Ledger = ll })
+		// The first IncrementHold (inc1's) grows the hold and loses its
+		// answer, once.
+		in := newInjector(fault{method: "IncrementHold", nth: 1, mode: faultAfter})
+		a := e.another(t, db, func(c *authorization.Config) { c.Ledger = &faultLedger{Service: e.led, in: in} })
 		h := e.holder(100_000, card.Controls{PerTransactionLimit: 10_000})
 		pre := e.preauth(t, a, h, 6000)
 		inc1 := e.purchase(h, 3000)
 		inc1.Kind, inc1.MCC, inc1.Original = authorization.KindIncremental, "7011", &pre.Network
-		ll.mu.Lock()
-		ll.lose = inc1.Network.Key()
-		ll.mu.Unlock()
 		if _, err := a.Increment(ctx, inc1); errors.CodeOf(err) != errors.Unavailable {
 			t.Fatalf("first increment: %v, want its answer lost", err)
 		}
@@ -58,13 +36,16 @@ func TestPerTransactionLimitSeesAPendingIncrement(t *testing.T) {
 		inc2.Kind, inc2.MCC, inc2.Original = authorization.KindIncremental, "7011", &pre.Network
 		d2 := must(t)(a.Increment(ctx, inc2))
 		d1 := must(t)(a.Increment(ctx, inc1)) // the retransmission completes it
-		got := must(t)(a.ByNetworkID(ctx, pre.Network))
-		t.Logf("inc1 %s/%s, inc2 %s/%s, payment holds %d", d1.Reason, d1.Detail, d2.Reason, d2.Detail, got.Outstanding)
-		if got.Outstanding > 10_000 {
-			t.Errorf("one payment holds %d under a per-transaction limit of 10000 (inc1 %s, inc2 %s)", got.Outstanding, d1.Reason, d2.Reason)
+		if !d1.Approved || d1.Reason != authorization.Approved || d1.Amount != 3000 {
+			t.Errorf("first increment completed as %+v, want approved for 3000 (the ledger grew the hold)", d1)
 		}
-		if b := e.balance(h.Account); b.Pending > 10_000 {
-			t.Errorf("the ledger holds %d for one payment under a 10000 limit", b.Pending)
+		if d2.Approved || d2.Reason != authorization.ExceedsLimit || d2.Detail != string(card.OverTransactionLimit) {
+			t.Errorf("second increment %s/%s (approved %v), want declined %s/%s: 6000 + 3000 pending + 3000 is over 10000",
+				d2.Reason, d2.Detail, d2.Approved, authorization.ExceedsLimit, card.OverTransactionLimit)
 		}
+		if got := must(t)(a.ByNetworkID(ctx, pre.Network)); got.Outstanding != 9000 {
+			t.Errorf("payment holds %d, want 9000 (6000 + the first increment's 3000)", got.Outstanding)
+		}
+		e.wantBalance(t, h.Account, 100_000, 9000)
 	})
 }

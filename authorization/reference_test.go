@@ -73,9 +73,8 @@ func TestByReference(t *testing.T) {
 			h := e.holder(1000, card.Controls{})
 			req := e.purchase(h, 300)
 			orig := must(t)(e.a.Authorize(ctx, req))
-			adv := e.purchase(h, 300)
+			adv := e.standInAdvice(h, req, "")
 			adv.Network.RRN = req.Network.RRN // the same transaction
-			adv.Kind, adv.StandIn, adv.Original = authorization.KindAdvice, true, &req.Network
 			if d := must(t)(e.a.Advise(ctx, adv)); d.AuthCode != orig.AuthCode || d.OriginalID != orig.ID {
 				t.Fatalf("advice %+v, want it to confirm %s with its auth code", d, orig.ID)
 			}
@@ -93,9 +92,8 @@ func TestByReference(t *testing.T) {
 			h := e.holder(1000, card.Controls{})
 			req := e.purchase(h, 300)
 			orig := must(t)(e.a.Authorize(ctx, req))
-			adv := e.purchase(h, 300)
-			adv.Network.RRN = req.Network.RRN
-			adv.Kind, adv.StandIn, adv.Original, adv.AuthCode = authorization.KindAdvice, true, &req.Network, "NET123"
+			adv := e.standInAdvice(h, req, "NET123")
+			adv.Network.RRN = req.Network.RRN // the same transaction
 			if d := must(t)(e.a.Advise(ctx, adv)); d.Detail != "confirms_original" || d.AuthCode != "NET123" {
 				t.Fatalf("advice %+v, want it to confirm %s under the network's code", d, orig.ID)
 			}

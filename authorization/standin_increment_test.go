@@ -79,9 +79,7 @@ func TestKeptOwnReversalDoesNotCoverAnIncrement(t *testing.T) {
 		ctx := context.Background()
 		e := newEnv(t, db)
 		h := e.holder(20_000, card.Controls{})
-		pre := e.purchase(h, 5000)
-		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
-		must(t)(e.a.Authorize(ctx, pre))
+		pre := e.preauth(t, e.a, h, 5000)
 		ad := must(t)(e.a.Advise(ctx, e.standInAdvice(h, pre, "NET444")))
 		if ad.Detail != "confirms_original" {
 			t.Fatalf("advice %+v, want it to confirm", ad)

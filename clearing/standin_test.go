@@ -120,7 +120,10 @@ func TestClearingByIDsOfARecordBuildingOnAnother(t *testing.T) {
 			t.Fatalf("reversal %+v, want 2000 released", rev)
 		}
 		e.wantBalance(t, h.Account, 100_00, 50_00)
-		now, _ := e.auth.Get(ctx, orig.ID)
+		now, err := e.auth.Get(ctx, orig.ID)
+		if err != nil {
+			t.Fatalf("Get %s: %v", orig.ID, err)
+		}
 		named := map[string]*authorization.Decision{"reversal": rev, "incremental": di}[name]
 		r := forAuth("B-"+name, h, named, 50_00)
 		r.authCode = orig.AuthCode
