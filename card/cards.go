@@ -458,6 +458,7 @@ func (s *Cards) Reveal(ctx context.Context, req RevealRequest) (*Details, error)
 	// transaction that refused it; the refusal stands if it cannot be.
 	var refusal error
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		refusal = nil
 		now := s.now()
 		refuse := func(why string, answer error) error {
 			refusal = answer
@@ -859,7 +860,7 @@ func (s *Cards) Rekey(ctx context.Context) (int, error) {
 			return nil
 		})
 		if err != nil {
-			return total, storeErr("rekey", err)
+			return total, storeErr("rekey batch", err)
 		}
 		total += n
 		if n < batch {

@@ -71,7 +71,7 @@ func recorded(t testing.TB, db *store.DB) (*store.DB, *dbLog) {
 	if db.Read != db.Write {
 		r = wrap(db.Read)
 	}
-	return &store.DB{Write: w, Read: r, Dialect: db.Dialect, Service: db.Service}, l
+	return &store.DB{Write: w, Read: r, Dialect: db.Dialect, Service: db.Service, CommitUnknown: db.CommitUnknown}, l
 }
 
 type logConnector struct {
