@@ -117,10 +117,13 @@ func parseMerchant(v string) (Merchant, error) {
 		return Merchant{}, fmt.Errorf("%d characters, want %d", len(v), merchantLen)
 	}
 	// A card number in the name or city (an acquirer's mistake) is masked
-	// here, before the merchant is recorded and published.
+	// here, before the merchant is recorded and published: in the whole
+	// element, so that one laid across the name and the city is masked
+	// too (the length is kept, and with it the layout).
+	v = ascii.MaskCardNumbers(v)
 	return Merchant{
-		Name:    ascii.MaskCardNumbers(strings.TrimRight(v[:merchantNameLen], " ")),
-		City:    ascii.MaskCardNumbers(strings.TrimRight(v[merchantNameLen:merchantNameLen+merchantCityLen], " ")),
+		Name:    strings.TrimRight(v[:merchantNameLen], " "),
+		City:    strings.TrimRight(v[merchantNameLen:merchantNameLen+merchantCityLen], " "),
 		Country: strings.TrimRight(v[merchantNameLen+merchantCityLen:], " "),
 	}, nil
 }

@@ -159,7 +159,7 @@ func TestRepeatDuringUndoHearsTheSame(t *testing.T) {
 // hung never decides: every call waits for its context.
 type hung struct {
 	authorization.Service
-	calls, outstanding, peak, queued atomic.Int64
+	calls, outstanding, peak, queued, advised atomic.Int64
 }
 
 func (h *hung) Authorize(ctx context.Context, req authorization.Request) (*authorization.Decision, error) {
@@ -178,6 +178,11 @@ func (h *hung) QueueReversal(context.Context, authorization.ReversalRequest) err
 }
 
 func (h *hung) Reverse(ctx context.Context, r authorization.ReversalRequest) (*authorization.Decision, error) {
+	return &authorization.Decision{Approved: true, Reason: authorization.Approved}, nil
+}
+
+func (h *hung) Advise(ctx context.Context, r authorization.Request) (*authorization.Decision, error) {
+	h.advised.Add(1)
 	return &authorization.Decision{Approved: true, Reason: authorization.Approved}, nil
 }
 
@@ -215,6 +220,36 @@ func TestLateDecisionsAreBounded(t *testing.T) {
 	if auth.calls.Load() != before+1 {
 		t.Errorf("after the late decisions ended, a request was not decided")
 	}
+}
+
+// At MaxDecisions only requests are shed: a reversal or an advice reports
+// what already happened, and is applied whenever it comes.
+func TestReversalsAndAdvicesAreNotShed(t *testing.T) {
+	auth := &hung{}
+	gw := &cardnet.Gateway{Auth: auth, Deadline: 50 * time.Millisecond, ReconcileTimeout: time.Second, MaxDecisions: 1}
+	// One late authorization takes the only place.
+	if code := handled(t, gw, MustMessage(t, authRequest("000001", "RRN000000001"))); code != "91" {
+		t.Fatalf("authorization answered %s, want 91", code)
+	}
+	if resp := gw.Handle(context.Background(), MustUnpack(t, reversal0400)); resp == nil || resp.Get(39) != string(cardnet.Approved) {
+		t.Errorf("0400 at MaxDecisions answered %v, want 00 (applied)", resp)
+	}
+	adv := authRequest("000002", "RRN000000002")
+	adv.MTI = "0120"
+	adv.ResponseCode = cardnet.Approved
+	adv.AuthID = "A1B2C3"
+	if resp := gw.Handle(context.Background(), MustMessage(t, adv)); resp == nil || resp.Get(39) != string(cardnet.Approved) {
+		t.Errorf("0120 at MaxDecisions answered %v, want 00 (applied)", resp)
+	}
+	if n := auth.advised.Load(); n != 1 {
+		t.Errorf("%d advices applied, want 1", n)
+	}
+	// A request is still shed: the late authorization holds the place.
+	before := auth.calls.Load()
+	if code := handled(t, gw, MustMessage(t, authRequest("000003", "RRN000000003"))); code != "91" || auth.calls.Load() != before {
+		t.Errorf("request at MaxDecisions answered %s after %d calls, want 91 without a call", code, auth.calls.Load()-before)
+	}
+	waitLate(t, gw)
 }
 
 // decidedStall answers the first financial request (or, with reversals,

@@ -480,7 +480,9 @@ func (g *Gateway) join(fkey, key string, reconcile, expired bool) (f *flight, jo
 	if f, ok := g.flights[fkey]; ok {
 		return f, true, false
 	}
-	if expired || g.busy >= g.MaxDecisions {
+	// Only a request is shed: advices and reversals report what already
+	// happened, and are applied whenever they come (they still count).
+	if expired || (reconcile && g.busy >= g.MaxDecisions) {
 		return nil, false, false
 	}
 	g.busy++

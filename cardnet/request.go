@@ -268,6 +268,10 @@ func (p *parser) parse() *Request {
 	r.POSEntryMode = p.digits(22, 3, 3)
 	r.POSCondition = p.digits(25, 2, 2)
 	r.AcquirerID = p.digits(32, 1, 11)
+	// Not read, but echoed in the response: checked like what is read.
+	p.digits(33, 1, 11)
+	p.digits(5, 12, 12)
+	p.digits(50, 3, 3)
 	if v, ok := m.Lookup(35); ok {
 		p.track2(r, v)
 	}

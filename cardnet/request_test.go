@@ -44,6 +44,11 @@ func TestParseRequestValidation(t *testing.T) {
 		{"track 2 PAN differs from DE2", func(m *cardnet.Message) { m.Set(35, "4000000000000002=2712101") }, 35, cardnet.ErrMismatch},
 		{"track 2 without expiry", func(m *cardnet.Message) { m.Set(35, "4111111111111111=27") }, 35, cardnet.ErrFormat},
 		{"additional amounts cut short", func(m *cardnet.Message) { m.Set(54, "0040826C00000000200") }, 54, cardnet.ErrFormat},
+		// Echoed, not read: checked all the same, or the response would
+		// carry back what the request could not.
+		{"forwarding institution not numeric", func(m *cardnet.Message) { m.Set(33, "ABC;DEF") }, 33, cardnet.ErrFormat},
+		{"settlement amount not numeric", func(m *cardnet.Message) { m.Set(5, "00000000125O") }, 5, cardnet.ErrFormat},
+		{"settlement currency not numeric", func(m *cardnet.Message) { m.Set(50, "GBP") }, 50, cardnet.ErrFormat},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := MustUnpack(t, auth0100)
@@ -218,6 +223,25 @@ func TestMerchantHoldsNoCardNumber(t *testing.T) {
 		t.Fatal(err)
 	}
 	if req.Merchant.Name != "459999******8640" || req.Merchant.City != "********2377" || req.Merchant.Country != "GB" {
+		t.Errorf("merchant read as %q, %q, %q", req.Merchant.Name, req.Merchant.City, req.Merchant.Country)
+	}
+}
+
+// So is one laid across the name and the city: each part alone has fewer
+// than 12 digits, and the two together the whole number.
+func TestMerchantHoldsNoCardNumberAcrossNameAndCity(t *testing.T) {
+	const pan = "4599993523778640"
+	r := authRequest("000001", "RRN000000001")
+	r.Merchant = cardnet.Merchant{Name: "ACME COFFEE LT " + pan[:10], City: pan[10:] + " LONDON", Country: "GB"}
+	msg := MustMessage(t, r)
+	if !strings.Contains(msg.Get(43), pan) {
+		t.Fatalf("fixture: DE43 %q does not carry the number", msg.Get(43))
+	}
+	req, err := cardnet.ParseRequest(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Merchant.Name != "ACME COFFEE LT 459999****" || req.Merchant.City != "**8640 LONDON" || req.Merchant.Country != "GB" {
 		t.Errorf("merchant read as %q, %q, %q", req.Merchant.Name, req.Merchant.City, req.Merchant.Country)
 	}
 }
