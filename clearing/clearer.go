@@ -245,7 +245,7 @@ func (c *Clearer) byReference(ctx context.Context, cardID string, l *line) (d *a
 		return d, false, nil
 	case errors.Is(err, errors.Conflict):
 		return nil, true, nil
-	case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+	case absent(err):
 		return nil, false, nil
 	}
 	return nil, false, fmt.Errorf("authorization lookup by reference: %w", err)
@@ -285,7 +285,7 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 	}
 	cd, err := c.cfg.Card.Lookup(ctx, l.pan)
 	switch {
-	case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+	case absent(err):
 		return unmatched(ReasonCardNotFound, "")
 	case err != nil:
 		return nil, fmt.Errorf("card lookup: %w", err)
@@ -305,20 +305,9 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 	}
 
 	// 1. The original network ids: the authorization itself.
-	// byNetworkID is the decision under n, or nil if there is none.
-	byNetworkID := func(n authorization.NetworkID) (*authorization.Decision, error) {
-		d, err := c.cfg.Authorization.ByNetworkID(ctx, n)
-		switch {
-		case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
-			return nil, nil
-		case err != nil:
-			return nil, fmt.Errorf("authorization lookup: %w", err)
-		}
-		return d, nil
-	}
 	var d *authorization.Decision
 	if !l.Original.IsZero() {
-		if d, err = byNetworkID(l.Original); err != nil {
+		if d, err = c.byNetworkID(ctx, l.Original); err != nil {
 			return nil, err
 		}
 	}
@@ -567,14 +556,29 @@ func (c *Clearer) currentHold(ctx context.Context, id string) (string, error) {
 // no such authorization.
 func (c *Clearer) decisionNow(ctx context.Context, id string) (*authorization.Decision, error) {
 	d, err := c.cfg.Authorization.Get(ctx, id)
-	if err == nil {
-		d, err = c.cfg.Authorization.ByNetworkID(ctx, d.Network)
-	}
 	switch {
-	case err == nil:
-		return d, nil
-	case errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest):
+	case absent(err):
 		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("authorization lookup: %w", err)
 	}
-	return nil, fmt.Errorf("authorization lookup: %w", err)
+	return c.byNetworkID(ctx, d.Network)
+}
+
+// byNetworkID is the decision under n, or nil if there is none.
+func (c *Clearer) byNetworkID(ctx context.Context, n authorization.NetworkID) (*authorization.Decision, error) {
+	d, err := c.cfg.Authorization.ByNetworkID(ctx, n)
+	switch {
+	case absent(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("authorization lookup: %w", err)
+	}
+	return d, nil
+}
+
+// absent reports whether err says a lookup found nothing: NotFound, or
+// BadRequest (what the record carries cannot name one).
+func absent(err error) bool {
+	return errors.Is(err, errors.NotFound) || errors.Is(err, errors.BadRequest)
 }
