@@ -795,6 +795,14 @@ func (r *record) gateDecline(detail string) {
 // reversal that released a stand-in advice.
 const detailStandIn = "stand_in"
 
+// detailOwn marks the gateway's own reversal (the first of its details):
+// it undoes the bank's answer, not what the network reports. notOwn is the
+// SQL condition of a reversal that is not one.
+const (
+	detailOwn = "own"
+	notOwn    = "detail NOT LIKE '" + detailOwn + "%'"
+)
+
 // detailConfirms marks a stand-in advice of a payment the bank approved
 // and still holds: nothing more is held.
 const detailConfirms = "confirms_original"
@@ -1293,7 +1301,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	}
 	switch {
 	case req.OwnDecision:
-		rev.Detail = "own" // first: stand-in advices look for reversals not "own%"
+		rev.Detail = detailOwn // first: stand-in advices look for reversals not notOwn
 	case req.Advice:
 		rev.Detail = "advice"
 	}
@@ -1561,7 +1569,7 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// increment in place.
 	var covered int
 	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal'
-		AND (original_key = ? OR (original_key = ? AND at > ? AND detail NOT LIKE 'own%'))`,
+		AND (original_key = ? OR (original_key = ? AND at > ? AND `+notOwn+`))`,
 		inc.networkKey, inc.originalKey, inc.updatedAt).Scan(&covered); err != nil {
 		return nil, fmt.Errorf("authorization: reversals of %s: %w", inc.ID, err)
 	}
@@ -1671,14 +1679,7 @@ func (a *Authorizer) completeReversal(ctx context.Context, r *record) (*Decision
 		released, err = a.replaceHold(ctx, r, meta)
 	case opRefund:
 		var t *ledger.Transfer
-		t, err = a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
-			Key: r.opKey + ":refund", Force: true,
-			Legs: []ledger.Leg{
-				{AccountID: r.opTarget, Amount: -r.Requested, Currency: r.Currency},
-				{AccountID: r.AccountID, Amount: r.Requested, Currency: r.Currency},
-			},
-			Metadata: meta,
-		})
+		t, err = a.giveBack(ctx, r.opKey+":refund", r.opTarget, r.AccountID, r.Requested, r.Currency, meta)
 		if err == nil {
 			released, r.TransferID = true, t.ID
 		}
@@ -1767,6 +1768,18 @@ func (a *Authorizer) replaceHold(ctx context.Context, r *record, meta map[string
 		r.HoldID = h.ID
 	}
 	return true, nil
+}
+
+// giveBack transfers amount from target (where a 0200 sent it) back to
+// account, under key, forced: it returns the cardholder's own money.
+func (a *Authorizer) giveBack(ctx context.Context, key, target, account string, amount int64, currency money.Currency, meta map[string]string) (*ledger.Transfer, error) {
+	return a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
+		Key: key, Force: true, Metadata: meta,
+		Legs: []ledger.Leg{
+			{AccountID: target, Amount: -amount, Currency: currency},
+			{AccountID: account, Amount: amount, Currency: currency},
+		},
+	})
 }
 
 // voidHold voids hold holdID under key and returns its status after. A

@@ -204,7 +204,7 @@ const (
 			AND (status = 'pending' OR (approved = 1 AND hold_id <> '') OR (reason = 'network_declined' AND requested = ?)))`
 	// The network's reversals of a key: those not the gateway's own
 	// (recorded with detail "own").
-	networkReversedQuery = `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal' AND original_key = ? AND detail NOT LIKE 'own%'`
+	networkReversedQuery = `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal' AND original_key = ? AND ` + notOwn
 	queueQuery           = `INSERT INTO reversal_queue (network_key, original_key, request, queued_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	unqueueQuery         = `DELETE FROM reversal_queue WHERE network_key = ?`
 	finishQuery          = `UPDATE authorizations SET status = 'done', approved = ?, reason = ?, detail = ?, auth_code = ?,

@@ -57,7 +57,6 @@ func (a *Authorizer) owe(ctx context.Context, tx *sql.Tx, u *undo) error {
 // pending (expired, or voided already), removes it. Any other failure
 // leaves it for RecoverUndos.
 func (a *Authorizer) runUndo(ctx context.Context, u *undo) error {
-	meta := map[string]string{"authorization_id": u.authorizationID}
 	var err error
 	switch u.op {
 	case opVoid:
@@ -75,13 +74,8 @@ func (a *Authorizer) runUndo(ctx context.Context, u *undo) error {
 				"authorization_id", u.authorizationID, "hold_id", u.holdID)
 		}
 	case opRefund:
-		_, err = a.cfg.Ledger.Transfer(ctx, ledger.TransferRequest{
-			Key: u.key, Force: true, Metadata: meta,
-			Legs: []ledger.Leg{
-				{AccountID: u.target, Amount: -u.amount, Currency: u.currency},
-				{AccountID: u.accountID, Amount: u.amount, Currency: u.currency},
-			},
-		})
+		_, err = a.giveBack(ctx, u.key, u.target, u.accountID, u.amount, u.currency,
+			map[string]string{"authorization_id": u.authorizationID})
 	default:
 		return errors.Errorf(errors.Internal, "authorization: undo %s: unknown operation %q", u.key, u.op)
 	}
