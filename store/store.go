@@ -202,8 +202,9 @@ var errCommitUnknown = stderrors.New("store: commit's outcome is unknown")
 // A failure known to leave nothing stored is not unknown: any failure
 // before COMMIT (a context that ended before it, included), a COMMIT the
 // server refused (an error with a SQLSTATE: a deferred constraint, a
-// serialization failure) or answered with ROLLBACK, and every failed COMMIT on SQLite,
-// which rolls the transaction back itself.
+// serialization failure) or answered with ROLLBACK, and every failed
+// COMMIT on SQLite, which rolls the transaction back itself. The engine
+// tells which is which (DB.CommitUnknown).
 func CommitOutcomeUnknown(err error) bool { return stderrors.Is(err, errCommitUnknown) }
 
 // commitFailed classifies err, the error of tx.Commit on db.
