@@ -3,7 +3,6 @@ package authorization_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,23 +11,6 @@ import (
 	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/storetest"
 )
-
-// callCounter is the card service, counting the calls authorization makes
-// to check a card's data.
-type callCounter struct {
-	card.Service
-	verifyCVC, countFailed atomic.Int64
-}
-
-func (c *callCounter) VerifyCVC(ctx context.Context, id, cvc string) (bool, error) {
-	c.verifyCVC.Add(1)
-	return c.Service.VerifyCVC(ctx, id, cvc)
-}
-
-func (c *callCounter) CountFailedCheck(ctx context.Context, id string) error {
-	c.countFailed.Add(1)
-	return c.Service.CountFailedCheck(ctx, id)
-}
 
 // A wrong expiry is counted with card.Service.CountFailedCheck, not by
 // verifying an empty CVC (which decrypts the card number for nothing),
@@ -39,8 +21,8 @@ func TestWrongExpiriesAndCVCsLockTogether(t *testing.T) {
 	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		e := newEnv(t, db)
-		cc := &callCounter{Service: e.cards}
-		a := e.another(t, db, func(c *authorization.Config) { c.Card = cc })
+		in := newInjector(fault{}) // counts the card calls, injects nothing
+		a := e.another(t, db, func(c *authorization.Config) { c.Card = &faultCard{Service: e.cards, in: in} })
 		h := e.holder(100_000, card.Controls{})
 
 		req := e.purchase(h, 100)
@@ -48,7 +30,7 @@ func TestWrongExpiriesAndCVCsLockTogether(t *testing.T) {
 		if d := must(t)(a.Authorize(ctx, req)); d.Reason != authorization.ExpiryMismatch {
 			t.Fatalf("wrong expiry: %s, want expiry_mismatch", d.Reason)
 		}
-		if v, f := cc.verifyCVC.Load(), cc.countFailed.Load(); v != 0 || f != 1 {
+		if v, f := in.count("card.VerifyCVC"), in.count("card.CountFailedCheck"); v != 0 || f != 1 {
 			t.Errorf("a wrong expiry made %d VerifyCVC and %d CountFailedCheck calls, want 0 and 1", v, f)
 		}
 
@@ -60,7 +42,7 @@ func TestWrongExpiriesAndCVCsLockTogether(t *testing.T) {
 			if i%2 == 0 {
 				req.Expiry, want = fmt.Sprintf("%02d%02d", 30+i/12, 1+i%12), authorization.ExpiryMismatch // never the card's 3401
 			} else {
-				req.CVC = authorization.CVC(fmt.Sprintf("%03d", (int(h.CVC[0]-'0')*100+int(h.CVC[1]-'0')*10+int(h.CVC[2]-'0')+i)%1000))
+				req.CVC = wrongCVC(h, i)
 			}
 			if d := must(t)(a.Authorize(ctx, req)); d.Reason != want {
 				t.Fatalf("wrong guess %d: %s, want %s", i, d.Reason, want)
@@ -100,18 +82,18 @@ func TestStandInRefundChecksNoCardData(t *testing.T) {
 	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		e := newEnv(t, db)
-		cc := &callCounter{Service: e.cards}
-		a := e.another(t, db, func(c *authorization.Config) { c.Card = cc })
+		in := newInjector(fault{}) // counts the card calls, injects nothing
+		a := e.another(t, db, func(c *authorization.Config) { c.Card = &faultCard{Service: e.cards, in: in} })
 		h := e.holder(10_000, card.Controls{})
-		wrongCVC := authorization.CVC(fmt.Sprintf("%03d", (int(h.CVC[0]-'0')*100+int(h.CVC[1]-'0')*10+int(h.CVC[2]-'0')+1)%1000))
+		wrong := wrongCVC(h, 1)
 		for i := range card.DefaultMaxCVCFailures {
 			ref := e.purchase(h, 1000)
-			ref.Kind, ref.StandIn, ref.AuthCode, ref.Expiry, ref.CVC = authorization.KindRefund, true, "NET123", "3001", wrongCVC
+			ref.Kind, ref.StandIn, ref.AuthCode, ref.Expiry, ref.CVC = authorization.KindRefund, true, "NET123", "3001", wrong
 			if d := must(t)(a.Authorize(ctx, ref)); !d.Approved || d.AuthCode != "NET123" || d.Amount != 1000 {
 				t.Fatalf("stand-in refund %d with a wrong DE14 and CVC: %+v, want approved under NET123", i, d)
 			}
 		}
-		if v, f := cc.verifyCVC.Load(), cc.countFailed.Load(); v != 0 || f != 0 {
+		if v, f := in.count("card.VerifyCVC"), in.count("card.CountFailedCheck"); v != 0 || f != 0 {
 			t.Errorf("stand-in refunds made %d VerifyCVC and %d CountFailedCheck calls, want none", v, f)
 		}
 		if d := must(t)(a.Authorize(ctx, e.purchase(h, 100))); !d.Approved {
@@ -123,11 +105,11 @@ func TestStandInRefundChecksNoCardData(t *testing.T) {
 			t.Fatal(err)
 		}
 		ref := e.purchase(h, 500)
-		ref.Kind, ref.StandIn, ref.AuthCode, ref.Expiry, ref.CVC = authorization.KindRefund, true, "NET124", "3001", wrongCVC
+		ref.Kind, ref.StandIn, ref.AuthCode, ref.Expiry, ref.CVC = authorization.KindRefund, true, "NET124", "3001", wrong
 		if d := must(t)(a.Authorize(ctx, ref)); !d.Approved || d.AuthCode != "NET124" {
 			t.Errorf("stand-in refund on a blocked card: %+v, want approved under NET124", d)
 		}
-		if v, f := cc.verifyCVC.Load(), cc.countFailed.Load(); v != 1 || f != 0 {
+		if v, f := in.count("card.VerifyCVC"), in.count("card.CountFailedCheck"); v != 1 || f != 0 {
 			// One VerifyCVC: the cardholder's purchase above.
 			t.Errorf("%d VerifyCVC and %d CountFailedCheck calls, want 1 (the purchase) and 0", v, f)
 		}

@@ -69,6 +69,13 @@ type injector struct {
 
 func newInjector(f fault) *injector { return &injector{calls: map[string]int{}, f: f} }
 
+// count is how many calls of method were made through in.
+func (in *injector) count(method string) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.calls[method]
+}
+
 func (in *injector) up() {
 	in.mu.Lock()
 	in.isDown = false

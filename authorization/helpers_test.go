@@ -3,6 +3,7 @@ package authorization_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,6 +99,13 @@ func (e *env) account(key string, rule ledger.Rule) string {
 
 // holder is an issued card on a funded account, with its details.
 type holder = cardtest.Holder
+
+// wrongCVC is a CVC of h's card that is not its own: its CVC plus i
+// (1 to 999), modulo 1000.
+func wrongCVC(h *holder, i int) authorization.CVC {
+	n, _ := strconv.Atoi(h.CVC)
+	return authorization.CVC(fmt.Sprintf("%03d", (n+i)%1000))
+}
 
 // holder issues a card with controls on a new account holding balance.
 func (e *env) holder(balance int64, ctl card.Controls) *holder {
