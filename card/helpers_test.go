@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -109,6 +110,17 @@ func wantCode(t testing.TB, err error, code errors.Code) {
 type outboxEvent struct {
 	Topic, Key string
 	Payload    []byte
+}
+
+// cvcFailures is the count of failed checks of card id's data, 0 if none.
+func cvcFailures(t testing.TB, db *store.DB, id string) int {
+	t.Helper()
+	var n int
+	err := db.Read.QueryRow(db.Rebind(`SELECT failures FROM card_cvc_failures WHERE card_id = ?`), id).Scan(&n)
+	if err != nil && !errors.IsErr(err, sql.ErrNoRows) {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // published counts the outbox's events of topic.

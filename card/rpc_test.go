@@ -57,9 +57,8 @@ func TestClient(t *testing.T) {
 			if err := c.CountFailedCheck(ctx, cd.ID); err != nil {
 				t.Errorf("CountFailedCheck = %v", err)
 			}
-			var failures int
-			if err := db.Read.QueryRow(`SELECT failures FROM card_cvc_failures WHERE card_id = ?`, cd.ID).Scan(&failures); err != nil || failures != 2 {
-				t.Errorf("failures counted after a wrong CVC and a failed check = %d, %v; want 2", failures, err)
+			if n := cvcFailures(t, db, cd.ID); n != 2 {
+				t.Errorf("failures counted after a wrong CVC and a failed check = %d; want 2", n)
 			}
 			wantCode(t, c.CountFailedCheck(ctx, "card_nope"), errors.NotFound)
 			wantCode(t, c.CountFailedCheck(ctx, ""), errors.BadRequest)
