@@ -50,11 +50,7 @@ func TestCommitterLostCommitAnswersTimeout(t *testing.T) {
 			t.Errorf("caller %d of the group whose COMMIT's answer was lost: %v, want timeout (outcome unknown)", i, err)
 		}
 	}
-	var n int
-	if err := ddb.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM items`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != len(ids) {
+	if n := count(t, ddb.Read, `SELECT COUNT(*) FROM items`); n != len(ids) {
 		t.Fatalf("%d items stored, want %d: the server committed the group", n, len(ids))
 	}
 	// The committer carries on, on a new connection.
@@ -89,11 +85,7 @@ func TestInTxDeadlineDuringCommitOutcomeUnknown(t *testing.T) {
 	if !errors.IsErr(err, context.DeadlineExceeded) {
 		t.Errorf("InTx: %v, want the deadline in its chain", err)
 	}
-	var n int
-	if err := ddb.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM items`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 1 {
+	if n := count(t, ddb.Read, `SELECT COUNT(*) FROM items`); n != 1 {
 		t.Fatalf("%d items stored, want 1: the server committed", n)
 	}
 }
@@ -117,11 +109,7 @@ func TestInTxContextEndedBeforeCommit(t *testing.T) {
 		if err == nil || store.CommitOutcomeUnknown(err) || !errors.IsErr(err, context.Canceled) {
 			t.Errorf("InTx whose context ended before COMMIT: %v, want a definite context.Canceled", err)
 		}
-		var n int
-		if err := db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM items`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n != 0 {
+		if n := count(t, db.Read, `SELECT COUNT(*) FROM items`); n != 0 {
 			t.Fatalf("%d items stored by a transaction never committed", n)
 		}
 	})

@@ -28,9 +28,9 @@ type CommitCutter struct {
 	wg     sync.WaitGroup
 }
 
-// CutCommits returns a copy of the PostgreSQL URL u whose connections go
+// cutCommits returns a copy of the PostgreSQL URL u whose connections go
 // through a new CommitCutter, and the cutter.
-func CutCommits(t *testing.T, u string, stall bool) (string, *CommitCutter) {
+func cutCommits(t *testing.T, u string, stall bool) (string, *CommitCutter) {
 	t.Helper()
 	pu, err := url.Parse(u)
 	if err != nil {

@@ -47,11 +47,11 @@ func Postgres(t testing.TB, service string) *store.DB {
 
 // PostgresCutting returns two stores for service on one new, empty
 // PostgreSQL database: direct, and via, whose connections go through the
-// CommitCutter p (stalling or closing; see CutCommits).
+// CommitCutter p (stalling or closing; see cutCommits).
 func PostgresCutting(t *testing.T, service string, stall bool) (direct, via *store.DB, p *CommitCutter) {
 	t.Helper()
 	url := Database(t)
-	cut, p := CutCommits(t, url, stall)
+	cut, p := cutCommits(t, url, stall)
 	return openPostgres(t, url, service), openPostgres(t, cut, service), p
 }
 
