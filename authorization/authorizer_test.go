@@ -367,8 +367,7 @@ func TestOtherKinds(t *testing.T) {
 			pre := e.purchase(h, 5000)
 			pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
 			orig := must(t)(e.a.Authorize(ctx, pre))
-			inc := e.purchase(h, 2000)
-			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc := e.incremental(h, pre.Network, 2000)
 			d := must(t)(e.a.Increment(ctx, inc))
 			if !d.Approved || d.HoldID != orig.HoldID || d.Amount != 2000 || d.OriginalID != orig.ID {
 				t.Fatalf("incremental = %+v", d)
@@ -666,8 +665,7 @@ func TestIncrementAfterClockStepBackIsStillReversible(t *testing.T) {
 
 		// The clock is stepped back (to 09:30); the merchant adds 500.
 		e.clk.Set(epoch.Add(30 * time.Minute))
-		inc := e.purchase(h, 500)
-		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		inc := e.incremental(h, pre.Network, 500)
 		if d := must(t)(e.a.Increment(ctx, inc)); !d.Approved {
 			t.Fatalf("increment = %+v", d)
 		}
@@ -768,8 +766,7 @@ func TestIncrementRespectsPerTransactionLimit(t *testing.T) {
 		pre := e.preauth(t, e.a, h, 100)
 		var codes []string
 		for range 4 {
-			inc := e.purchase(h, 100)
-			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc := e.incremental(h, pre.Network, 100)
 			d := must(t)(e.a.Increment(ctx, inc))
 			codes = append(codes, string(d.Reason)+"/"+d.Detail)
 		}

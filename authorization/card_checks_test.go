@@ -125,14 +125,12 @@ func TestIncrementPerTransactionLimitInCheckOrder(t *testing.T) {
 		e := newEnv(t, db)
 		h := e.holder(100_000, card.Controls{PerTransactionLimit: 250, DailyLimit: 250})
 		pre := e.preauth(t, e.a, h, 200)
-		inc := e.purchase(h, 100) // 300 in all: over both limits
-		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		inc := e.incremental(h, pre.Network, 100) // 300 in all: over both limits
 		d := must(t)(e.a.Increment(ctx, inc))
 		if d.Approved || d.Reason != authorization.ExceedsLimit || d.Detail != string(card.OverTransactionLimit) {
 			t.Errorf("increment of 100 on 200 under limits of 250 a payment and 250 a day: %s/%s, want exceeds_limit/over_transaction_limit", d.Reason, d.Detail)
 		}
-		inc = e.purchase(h, 50) // 250 in all: at both limits
-		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		inc = e.incremental(h, pre.Network, 50) // 250 in all: at both limits
 		if d := must(t)(e.a.Increment(ctx, inc)); !d.Approved {
 			t.Errorf("increment of 50 on 200: %s/%s, want approved", d.Reason, d.Detail)
 		}

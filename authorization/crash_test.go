@@ -71,8 +71,7 @@ func TestPendingIncrementAfterItsOriginalIsReversed(t *testing.T) {
 		pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
 		must(t)(a.Authorize(ctx, pre))
 		lossy.setLose(true)
-		inc := e.purchase(h, 2000)
-		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		inc := e.incremental(h, pre.Network, 2000)
 		_, err := a.Increment(ctx, inc)
 		wantCode(t, err, errors.Unavailable)
 		lossy.setLose(false)

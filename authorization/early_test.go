@@ -232,8 +232,7 @@ func TestAnswerEarlyFollowUps(t *testing.T) {
 			pre := e.purchase(h, 5000)
 			pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
 			orig := must(t)(a.Authorize(ctx, pre))
-			inc := e.purchase(h, 2000)
-			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc := e.incremental(h, pre.Network, 2000)
 			d := must(t)(a.Increment(ctx, inc))
 			if !d.Approved || d.HoldID != orig.HoldID || d.OriginalID != orig.ID {
 				t.Fatalf("%d: incremental straight after its original = %+v", i, d)

@@ -199,6 +199,14 @@ func outbox(t *testing.T, db *store.DB) []outboxEvent {
 
 // standInAdvice is the network's stand-in advice (0120) of orig on h's
 // card, under ids of its own and the network's approval code.
+// incremental is an incremental authorization of amount, at a hotel, of
+// the payment the network knows as original.
+func (e *env) incremental(h *holder, original authorization.NetworkID, amount int64) authorization.Request {
+	inc := e.purchase(h, amount)
+	inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &original
+	return inc
+}
+
 func (e *env) standInAdvice(h *holder, orig authorization.Request, code string) authorization.Request {
 	adv := e.purchase(h, orig.Amount)
 	adv.Kind, adv.StandIn, adv.Original, adv.CVC, adv.Expiry, adv.AuthCode = authorization.KindAdvice, true, &orig.Network, "", "", code

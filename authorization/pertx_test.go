@@ -27,13 +27,11 @@ func TestPerTransactionLimitSeesAPendingIncrement(t *testing.T) {
 		a := e.another(t, db, func(c *authorization.Config) { c.Ledger = &faultLedger{Service: e.led, in: in} })
 		h := e.holder(100_000, card.Controls{PerTransactionLimit: 10_000})
 		pre := e.preauth(t, a, h, 6000)
-		inc1 := e.purchase(h, 3000)
-		inc1.Kind, inc1.MCC, inc1.Original = authorization.KindIncremental, "7011", &pre.Network
+		inc1 := e.incremental(h, pre.Network, 3000)
 		if _, err := a.Increment(ctx, inc1); errors.CodeOf(err) != errors.Unavailable {
 			t.Fatalf("first increment: %v, want its answer lost", err)
 		}
-		inc2 := e.purchase(h, 3000)
-		inc2.Kind, inc2.MCC, inc2.Original = authorization.KindIncremental, "7011", &pre.Network
+		inc2 := e.incremental(h, pre.Network, 3000)
 		d2 := must(t)(a.Increment(ctx, inc2))
 		d1 := must(t)(a.Increment(ctx, inc1)) // the retransmission completes it
 		if !d1.Approved || d1.Reason != authorization.Approved || d1.Amount != 3000 {

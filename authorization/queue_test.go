@@ -152,8 +152,7 @@ func TestQueuedReversals(t *testing.T) {
 			pre := e.purchase(h, 5000)
 			pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
 			orig := must(t)(e.a.Authorize(ctx, pre))
-			inc := e.purchase(h, 2000)
-			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc := e.incremental(h, pre.Network, 2000)
 			must(t)(e.a.Increment(ctx, inc))
 			e.wantBalance(t, h.Account, 10_000, 7000)
 			rev := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc.Network}))
@@ -183,8 +182,7 @@ func TestQueuedReversals(t *testing.T) {
 			pre := e.purchase(h, 5000)
 			pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
 			must(t)(e.a.Authorize(ctx, pre))
-			inc := e.purchase(h, 2000)
-			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc := e.incremental(h, pre.Network, 2000)
 			must(t)(e.a.Increment(ctx, inc))
 			rr := authorization.ReversalRequest{Network: e.net(), Original: inc.Network}
 			if err := e.a.QueueReversal(ctx, rr); err != nil {
@@ -202,8 +200,7 @@ func TestQueuedReversals(t *testing.T) {
 			e.wantBalance(t, h.Account, 10_000, 4000)
 
 			// An increment after a reduction is still undone by its reversal.
-			inc2 := e.purchase(h, 1000)
-			inc2.Kind, inc2.MCC, inc2.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc2 := e.incremental(h, pre.Network, 1000)
 			e.clk.Add(time.Second)
 			must(t)(e.a.Increment(ctx, inc2))
 			e.wantBalance(t, h.Account, 10_000, 5000)
@@ -216,8 +213,7 @@ func TestQueuedReversals(t *testing.T) {
 		t.Run("a reversal whose ids are its increment's original is refused, not hung", func(t *testing.T) {
 			h := e.holder(10_000, card.Controls{})
 			never := e.net() // an original never seen
-			inc := e.purchase(h, 2000)
-			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &never
+			inc := e.incremental(h, never, 2000)
 			must(t)(e.a.Increment(ctx, inc))
 			type answer struct {
 				d   *authorization.Decision
@@ -284,8 +280,7 @@ func TestNewTotalBeforeTheIncrementDoesNotCoverIt(t *testing.T) {
 	pre := e.purchase(h, 5000)
 	pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
 	must(t)(a.Authorize(ctx, pre))
-	inc := e.purchase(h, 2000)
-	inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+	inc := e.incremental(h, pre.Network, 2000)
 	g.arm.Store(true)
 	done := make(chan *authorization.Decision, 1)
 	go func() {
@@ -336,8 +331,7 @@ func TestNewTotalAtTheSameInstantCoversTheIncrement(t *testing.T) {
 	pre := e.purchase(h, 5000)
 	pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
 	must(t)(e.a.Authorize(ctx, pre))
-	inc := e.purchase(h, 2000)
-	inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+	inc := e.incremental(h, pre.Network, 2000)
 	must(t)(e.a.Increment(ctx, inc))
 	must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: pre.Network, Amount: 6000}))
 	e.wantBalance(t, h.Account, 10_000, 6000)

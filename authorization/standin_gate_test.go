@@ -142,8 +142,7 @@ func TestIncrementalAfterItsStandInHoldsNothingMore(t *testing.T) {
 		e := newEnv(t, db)
 		h := e.holder(10_000, card.Controls{})
 		pre := e.preauth(t, e.a, h, 1000)
-		inc := e.purchase(h, 500)
-		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		inc := e.incremental(h, pre.Network, 500)
 		adv := e.purchase(h, 500)
 		adv.Kind, adv.StandIn, adv.CVC, adv.Expiry, adv.AuthCode, adv.Original = authorization.KindAdvice, true, "", "", "NET123", &inc.Network
 		ad := must(t)(e.a.Advise(ctx, adv))

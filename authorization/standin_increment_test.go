@@ -39,8 +39,7 @@ func TestOwnReversalAfterIncrementOfStandInDoesNotCoverIt(t *testing.T) {
 			if !ad.Approved || ad.HoldID == "" || ad.Detail == "confirms_original" {
 				t.Fatalf("seen %v: advice %+v, want its own hold", seen, ad)
 			}
-			inc := e.purchase(h, 2000)
-			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc := e.incremental(h, pre.Network, 2000)
 			d := must(t)(e.a.Increment(ctx, inc))
 			if !d.Approved || d.OriginalID != ad.ID {
 				t.Fatalf("seen %v: incremental %+v, want it to grow the advice", seen, d)
@@ -84,8 +83,7 @@ func TestKeptOwnReversalDoesNotCoverAnIncrement(t *testing.T) {
 		if ad.Detail != "confirms_original" {
 			t.Fatalf("advice %+v, want it to confirm", ad)
 		}
-		inc := e.purchase(h, 2000)
-		inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+		inc := e.incremental(h, pre.Network, 2000)
 		must(t)(e.a.Increment(ctx, inc))
 		e.wantBalance(t, h.Account, 20_000, 7000)
 		e.clk.Add(time.Second)

@@ -278,8 +278,7 @@ func TestIncrementalOfAStandInPreauth(t *testing.T) {
 			}
 			e.wantBalance(t, h.Account, 10_000, 5000)
 
-			inc := e.purchase(h, 2000)
-			inc.Kind, inc.MCC, inc.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc := e.incremental(h, pre.Network, 2000)
 			d := must(t)(e.a.Increment(ctx, inc))
 			if !d.Approved || d.HoldID != ad.HoldID || d.OriginalID != ad.ID {
 				t.Fatalf("seen %v: incremental %+v, want it to grow the advice's hold %s", seen, d, ad.HoldID)
@@ -289,8 +288,7 @@ func TestIncrementalOfAStandInPreauth(t *testing.T) {
 				t.Errorf("seen %v: advice outstanding %d, want 7000", seen, got.Outstanding)
 			}
 			// A second incremental, reversed: back to 7000.
-			inc2 := e.purchase(h, 1000)
-			inc2.Kind, inc2.MCC, inc2.Original = authorization.KindIncremental, "7011", &pre.Network
+			inc2 := e.incremental(h, pre.Network, 1000)
 			must(t)(e.a.Increment(ctx, inc2))
 			e.wantBalance(t, h.Account, 10_000, 8000)
 			if r := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: inc2.Network})); r.Amount != 1000 {
