@@ -298,7 +298,7 @@ func (s *Cards) newPAN() (PAN, error) {
 
 // Get implements Service.
 func (s *Cards) Get(ctx context.Context, id string) (*Card, error) {
-	if err := checkID("card_id", id); err != nil {
+	if err := checkCardID(id); err != nil {
 		return nil, err
 	}
 	row := s.db.QueryRow(ctx, `SELECT `+cardCols+` FROM cards WHERE id = ?`, id)
@@ -353,7 +353,7 @@ func (s *Cards) Lookup(ctx context.Context, pan string) (*Card, error) {
 
 // VerifyCVC implements Service.
 func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error) {
-	if err := checkID("card_id", cardID); err != nil {
+	if err := checkCardID(cardID); err != nil {
 		return false, err
 	}
 	var keyID string
@@ -381,7 +381,7 @@ func (s *Cards) VerifyCVC(ctx context.Context, cardID, cvc string) (bool, error)
 
 // CountFailedCheck implements Service.
 func (s *Cards) CountFailedCheck(ctx context.Context, cardID string) error {
-	if err := checkID("card_id", cardID); err != nil {
+	if err := checkCardID(cardID); err != nil {
 		return err
 	}
 	var one int

@@ -73,7 +73,7 @@ func TestIssue(t *testing.T) {
 			if list, err := s.List(ctx, "cus_nobody"); err != nil || list == nil || len(list) != 0 {
 				t.Errorf("List(unknown) = %v, %v; want empty, no error", list, err)
 			}
-			_, err = s.Get(ctx, "card_nope")
+			_, err = s.Get(ctx, noSuchCard)
 			wantCode(t, err, errors.NotFound)
 			_, err = s.Get(ctx, "")
 			wantCode(t, err, errors.BadRequest)
@@ -225,7 +225,7 @@ func TestCVCIsDerivedNotStored(t *testing.T) {
 				t.Errorf("VerifyCVC(%q) = %v, %v; want %v", try.cvc, ok, err, try.want)
 			}
 		}
-		_, err = s.VerifyCVC(ctx, "card_nope", want)
+		_, err = s.VerifyCVC(ctx, noSuchCard, want)
 		wantCode(t, err, errors.NotFound)
 
 		other := cfg
@@ -335,7 +335,7 @@ func TestReveal(t *testing.T) {
 			audits, events := count(t, db, "card_reveals"), len(outbox(t, db))
 			_, err := s.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: "cus_mallory", Reason: "curious"})
 			wantCode(t, err, errors.NotFound)
-			_, err = s.Reveal(ctx, card.RevealRequest{CardID: "card_nope", CustomerID: "cus_ada", Reason: "x"})
+			_, err = s.Reveal(ctx, card.RevealRequest{CardID: noSuchCard, CustomerID: "cus_ada", Reason: "x"})
 			wantCode(t, err, errors.NotFound)
 			if count(t, db, "card_reveals") != audits {
 				t.Error("a refused reveal was audited as a reveal")
@@ -343,7 +343,7 @@ func TestReveal(t *testing.T) {
 			evs := outbox(t, db)[events:]
 			want := []card.RevealRefused{
 				{CardID: c.ID, CustomerID: "cus_mallory", Why: card.RefusedNotTheirs, Reason: "curious", Caller: "api", At: epoch},
-				{CardID: "card_nope", CustomerID: "cus_ada", Why: card.RefusedNoSuchCard, Reason: "x", Caller: "api", At: epoch},
+				{CardID: noSuchCard, CustomerID: "cus_ada", Why: card.RefusedNoSuchCard, Reason: "x", Caller: "api", At: epoch},
 			}
 			if len(evs) != len(want) {
 				t.Fatalf("%d events after two refusals, want %d", len(evs), len(want))
@@ -590,7 +590,7 @@ func TestStateTransitions(t *testing.T) {
 			wantCode(t, err, errors.BadRequest)
 			_, err = s.Freeze(ctx, card.StateRequest{Key: key(), CardID: "card nope"})
 			wantCode(t, err, errors.BadRequest)
-			_, err = s.Close(ctx, card.StateRequest{Key: key(), CardID: "card_nope"})
+			_, err = s.Close(ctx, card.StateRequest{Key: key(), CardID: noSuchCard})
 			wantCode(t, err, errors.NotFound)
 		})
 	})
@@ -1130,6 +1130,40 @@ func TestOpenChecksKeysInOneQuery(t *testing.T) {
 // card.details.reveal_refused event in the transaction that refused it,
 // through the outbox, and wakes the relay: one transaction per refusal, as
 // per reveal. The why of a blocked or closed card is the state's word.
+// A card number put where a card id goes (an app or a back-office tool
+// with the number at hand) is refused as malformed by every method that
+// takes a card id: it is never echoed in the answer, and a refused reveal
+// writes no event holding it.
+func TestCardNumberAsCardIDIsRefused(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := openCards(t, db, testConfig(t, newClock(epoch)))
+		c := issue(t, s, "k1", "cus_1")
+		pan := reveal(t, s, c).PAN
+		events := len(outbox(t, db))
+		_, errReveal := s.Reveal(ctx, card.RevealRequest{CardID: pan, CustomerID: "cus_1", Reason: "show card"})
+		_, errGet := s.Get(ctx, pan)
+		_, errCVC := s.VerifyCVC(ctx, pan, "123")
+		_, errFreeze := s.Freeze(ctx, card.StateRequest{Key: "k2", CardID: pan})
+		for name, err := range map[string]error{"Reveal": errReveal, "Get": errGet, "VerifyCVC": errCVC,
+			"CountFailedCheck": s.CountFailedCheck(ctx, pan), "Freeze": errFreeze} {
+			wantCode(t, err, errors.BadRequest)
+			if strings.Contains(err.Error(), pan[6:12]) {
+				t.Errorf("%s: the refusal echoes the card number: %v", name, err)
+			}
+		}
+		all := outbox(t, db)
+		if len(all) != events {
+			t.Errorf("%d events written by the refusals, want none", len(all)-events)
+		}
+		for _, e := range all {
+			if strings.Contains(e.Key, pan) || strings.Contains(string(e.Payload), pan) {
+				t.Errorf("outbox event %s holds the full card number", e.Topic)
+			}
+		}
+	})
+}
+
 func TestRefusedRevealIsOneTransaction(t *testing.T) {
 	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
 		ctx := rpc.WithCaller(context.Background(), "api")
@@ -1154,7 +1188,7 @@ func TestRefusedRevealIsOneTransaction(t *testing.T) {
 			why  string
 		}{
 			{"another customer's card", card.RevealRequest{CardID: ada.ID, CustomerID: "cus_mallory", Reason: "curious"}, errors.NotFound, "another_customers_card"},
-			{"no such card", card.RevealRequest{CardID: "card_nope", CustomerID: "cus_ada", Reason: "x"}, errors.NotFound, "no_such_card"},
+			{"no such card", card.RevealRequest{CardID: noSuchCard, CustomerID: "cus_ada", Reason: "x"}, errors.NotFound, "no_such_card"},
 			{"blocked", card.RevealRequest{CardID: blocked.ID, CustomerID: "cus_ada", Reason: "app"}, errors.Conflict, "blocked"},
 			{"closed", card.RevealRequest{CardID: closed.ID, CustomerID: "cus_ada", Reason: "app"}, errors.Conflict, "closed"},
 		} {
@@ -1282,8 +1316,8 @@ func TestCountFailedCheck(t *testing.T) {
 			t.Errorf("%d failures counted for the broken card, want 1", n)
 		}
 
-		wantCode(t, s.CountFailedCheck(ctx, "card_nope"), errors.NotFound)
-		if n := cvcFailures(t, db, "card_nope"); n != 0 {
+		wantCode(t, s.CountFailedCheck(ctx, noSuchCard), errors.NotFound)
+		if n := cvcFailures(t, db, noSuchCard); n != 0 {
 			t.Errorf("%d failures counted for a card that does not exist", n)
 		}
 		wantCode(t, s.CountFailedCheck(ctx, ""), errors.BadRequest)

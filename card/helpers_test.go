@@ -100,6 +100,9 @@ func reveal(t testing.TB, s card.Service, c *card.Card) *card.Details {
 	return d
 }
 
+// noSuchCard is a well-formed card id that names no card.
+const noSuchCard = "card_00000000000000000000000000"
+
 func wantCode(t testing.TB, err error, code errors.Code) {
 	t.Helper()
 	if errors.CodeOf(err) != code {

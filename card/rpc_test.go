@@ -60,7 +60,7 @@ func TestClient(t *testing.T) {
 			if n := cvcFailures(t, db, cd.ID); n != 2 {
 				t.Errorf("failures counted after a wrong CVC and a failed check = %d; want 2", n)
 			}
-			wantCode(t, c.CountFailedCheck(ctx, "card_nope"), errors.NotFound)
+			wantCode(t, c.CountFailedCheck(ctx, noSuchCard), errors.NotFound)
 			wantCode(t, c.CountFailedCheck(ctx, ""), errors.BadRequest)
 			ctl := card.Controls{DailyLimit: 10_000, DisabledChannels: []card.Channel{card.ChannelATM}}
 			if got, err := c.SetControls(ctx, card.SetControlsRequest{Key: "ctl-" + tr.Name, CardID: cd.ID, Controls: ctl}); err != nil || !reflect.DeepEqual(got.Controls, ctl) {

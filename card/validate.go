@@ -47,6 +47,21 @@ func checkID(what, id string) error {
 	return nil
 }
 
+// checkCardID accepts the ids this service mints: "card_" and 26
+// characters of the id package's alphabet. Nothing else can name a card, so
+// a card number put where its id goes is refused as malformed, before it
+// can be echoed in an answer or written into a refusal's event.
+func checkCardID(id string) error {
+	if id == "" {
+		return badf("card_id is required")
+	}
+	rest, ok := strings.CutPrefix(id, "card_")
+	if !ok || len(rest) != 26 || strings.Trim(rest, crockford) != "" {
+		return badf("card_id is not a card id")
+	}
+	return nil
+}
+
 // checkAccountID accepts ledger account ids: "acc_" and 26 characters of
 // the ledger's base-32 alphabet.
 func checkAccountID(id string) error {
@@ -152,7 +167,7 @@ func (r *IssueRequest) validate() (Controls, error) {
 }
 
 func (r *RevealRequest) validate() error {
-	if err := checkID("card_id", r.CardID); err != nil {
+	if err := checkCardID(r.CardID); err != nil {
 		return err
 	}
 	if err := checkID("customer_id", r.CustomerID); err != nil {
@@ -169,7 +184,7 @@ func checkTarget(key, cardID, customerID string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	if err := checkID("card_id", cardID); err != nil {
+	if err := checkCardID(cardID); err != nil {
 		return err
 	}
 	if customerID != "" {
