@@ -41,8 +41,11 @@ const appendChunk = 500
 //
 // Each event needs a Topic and a Time (the service's clock); Key and Payload
 // may be empty. ID is ignored: the outbox assigns it ("<service>-<seq>").
-// A missing topic or time, or a payload over MaxPayload, is a bug and
-// returns an errors.Internal error: refused with the change, rather than
+// A missing topic or time, a topic that is not a subject a broker takes
+// (tokens of printable ASCII joined by dots, no wildcards), a key over
+// MaxKey bytes or with control characters (it travels as a message header),
+// or a payload over MaxPayload, is a bug and returns an errors.Internal
+// error: refused with the change, rather than
 // committed and then refused by the broker, where it would stop the relay
 // (which publishes in order) for good.
 func Append(ctx context.Context, tx *sql.Tx, db *store.DB, evs ...Event) error {
@@ -60,18 +63,50 @@ func Append(ctx context.Context, tx *sql.Tx, db *store.DB, evs ...Event) error {
 // limit on a message (1 MiB), less room for the subject and headers.
 const MaxPayload = 1<<20 - 16<<10
 
-// checkEvents reports the first event without a topic or a time, or with a
-// payload over MaxPayload.
+// MaxTopic and MaxKey bound an event's topic (the broker's subject) and
+// key (a message header), in bytes.
+const (
+	MaxTopic = 255
+	MaxKey   = 255
+)
+
+// checkEvents reports the first event a broker would refuse (see Append).
 func checkEvents(evs []Event) error {
 	for i := range evs {
 		if evs[i].Topic == "" || evs[i].Time.IsZero() {
 			return errors.Errorf(errors.Internal, "event: append: event %d (%q) has no topic or no time", i, evs[i].Topic)
+		}
+		if !subject(evs[i].Topic) {
+			return errors.Errorf(errors.Internal, "event: append: event %d: topic %q is not a subject a broker takes", i, evs[i].Topic)
+		}
+		if len(evs[i].Key) > MaxKey || strings.ContainsFunc(evs[i].Key, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return errors.Errorf(errors.Internal, "event: append: event %d (%q) has a key over %d bytes or with control characters", i, evs[i].Topic, MaxKey)
 		}
 		if len(evs[i].Payload) > MaxPayload {
 			return errors.Errorf(errors.Internal, "event: append: event %d (%q) has a payload of %d bytes, over the %d a broker takes", i, evs[i].Topic, len(evs[i].Payload), MaxPayload)
 		}
 	}
 	return nil
+}
+
+// subject reports whether topic is a literal broker subject: at most
+// MaxTopic bytes, dot-separated non-empty tokens of printable ASCII, none of
+// them a wildcard.
+func subject(topic string) bool {
+	if len(topic) > MaxTopic {
+		return false
+	}
+	for tok := range strings.SplitSeq(topic, ".") {
+		if tok == "" || tok == "*" || tok == ">" {
+			return false
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c <= ' ' || c >= 0x7f {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // row appends the outbox columns of e to args.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,7 +185,10 @@ func testAppend(t *testing.T, open func(testing.TB) *store.DB, mk appender) {
 				db := open(t)
 				app := mk(t, db)
 				huge := event.Event{Topic: "ledger.x.y", Time: t0, Payload: bytes.Repeat([]byte("x"), event.MaxPayload+1)}
-				for _, e := range []event.Event{{Time: t0}, {Topic: "ledger.x.y"}, huge} {
+				bad := []event.Event{{Time: t0}, {Topic: "ledger.x.y"}, huge,
+					{Topic: "ledger.x y", Time: t0}, {Topic: "ledger..y", Time: t0}, {Topic: "ledger.>", Time: t0}, {Topic: "ledger.*.y", Time: t0},
+					{Topic: "ledger.x.y", Key: strings.Repeat("k", event.MaxKey+1), Time: t0}, {Topic: "ledger.x.y", Key: "a\r\nNats-Msg-Id: x", Time: t0}}
+				for _, e := range bad {
 					err := db.InTx(context.Background(), func(tx *sql.Tx) error {
 						return app(context.Background(), tx, mkEvents(1, 1)[0], e)
 					})
@@ -194,6 +198,10 @@ func testAppend(t *testing.T, open func(testing.TB) *store.DB, mk appender) {
 				}
 				if n := outboxRows(t, db); n != 0 {
 					t.Fatalf("outbox has %d rows after failed appends", n)
+				}
+				longest := event.Event{Topic: "ledger." + strings.Repeat("t", event.MaxTopic-7), Key: strings.Repeat("k", event.MaxKey), Time: t0}
+				if err := db.InTx(context.Background(), func(tx *sql.Tx) error { return app(context.Background(), tx, longest) }); err != nil {
+					t.Errorf("Append of the longest topic and key = %v", err)
 				}
 			})
 			t.Run("migrating twice is harmless", func(t *testing.T) {

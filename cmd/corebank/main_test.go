@@ -228,6 +228,8 @@ func TestBadFlagValues(t *testing.T) {
 		{"demo", "--data", dir, "--sim-rate", "NaN"},
 		{"demo", "--data", dir, "--sim-rate", "1e12"},
 		{"demo", "--data", dir, "--hold-days", "0"},
+		{"demo", "--data", dir, "--nats-replicas", "3"},
+		{"serve", "--service", "ledger", "--data", dir, "--nats-url", "nats://127.0.0.1:1", "--nats-replicas", "0"},
 		{"demo", "--data", dir, "--iso8583-deadline", "-1s"},
 		{"demo", "--data", dir, "--iso8583-deadline", "1h"},
 		{"demo", "--data", dir, "--iso8583-workers", "0"},
@@ -241,7 +243,7 @@ func TestBadFlagValues(t *testing.T) {
 	} {
 		flagName := ""
 		for _, a := range args {
-			if strings.HasPrefix(a, "--") && a != "--data" && a != "--service" && a != "--cards" {
+			if strings.HasPrefix(a, "--") && a != "--data" && a != "--service" && a != "--cards" && a != "--nats-url" {
 				flagName = a
 			}
 		}

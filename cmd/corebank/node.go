@@ -44,6 +44,7 @@ type config struct {
 	storeKind    string
 	postgresURL  string
 	natsURL      string
+	natsReplicas int
 	otlpEndpoint string
 	logLevel     string
 	logJSON      bool
@@ -59,6 +60,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.storeKind, "store", "sqlite", "sqlite (embedded, in --data) or postgres (--postgres-url)")
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "PostgreSQL URL for --store postgres (postgres://user@host:5432/db)")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS JetStream URL; empty runs NATS inside this process")
+	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "copies of the event stream an external JetStream cluster keeps (3 for a three-node cluster); never lowers an existing stream's")
 	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL for traces (http://host:4318); empty keeps traces in memory only")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON lines instead of text")
@@ -93,6 +95,9 @@ func startPlatform(ctx context.Context, cfg config, service string, stderr io.Wr
 	if cfg.grace <= 0 {
 		return nil, fmt.Errorf("--shutdown-grace %v: want a positive duration", cfg.grace)
 	}
+	if cfg.natsReplicas < 1 || cfg.natsReplicas > 5 || cfg.natsURL == "" && cfg.natsReplicas != 1 {
+		return nil, fmt.Errorf("--nats-replicas %d: want 1 to 5 with --nats-url, and 1 for the embedded NATS", cfg.natsReplicas)
+	}
 	p := &platform{cfg: cfg, log: obs.NewLogger(stderr, level, cfg.logJSON), reg: obs.NewRegistry()}
 	var err error
 	p.tracing, err = obs.NewTracerProvider(ctx, obs.TraceConfig{ServiceName: service, OTLPEndpoint: cfg.otlpEndpoint, Recent: 200})
@@ -116,7 +121,7 @@ func startPlatform(ctx context.Context, cfg config, service string, stderr io.Wr
 		p.close(ctx)
 		return nil, err
 	}
-	if err := p.bus.EnsureStream(ctx, enats.DefaultStream, enats.DefaultSubjects(), 1); err != nil {
+	if err := p.bus.EnsureStream(ctx, enats.DefaultStream, enats.DefaultSubjects(), cfg.natsReplicas); err != nil {
 		p.close(ctx)
 		return nil, err
 	}

@@ -2,7 +2,9 @@ package nats
 
 import (
 	"context"
+	stderrors "errors"
 	"fmt"
+	"slices"
 	"log/slog"
 	"sync"
 	"time"
@@ -167,14 +169,21 @@ func DefaultSubjects() []string {
 // and left to the consumers' idempotency.
 const DuplicateWindow = 2 * time.Minute
 
-// EnsureStream creates the stream name over subjects, or updates it to them,
-// stored on disk in replicas copies (1 if replicas < 1; an external cluster
-// should use 3). Events are kept until deleted by an operator: the stream
-// is the consumers' backlog, and the SQL stores can rebuild it. The stream
-// accepts atomic batches (see Publish) on servers that know them (2.12 and
-// later); older servers ignore the setting.
+// EnsureStream creates the stream name over subjects, stored on disk in
+// replicas copies (1 if replicas < 1; an external cluster should use 3),
+// with a duplicate window of DuplicateWindow. Events are kept until deleted
+// by an operator: the stream is the consumers' backlog, and the SQL stores
+// can rebuild it. The stream accepts atomic batches (see Publish) on servers
+// that know them (2.12 and later); older servers ignore the setting.
+//
+// A stream that exists already keeps what an operator set: EnsureStream
+// only adds the subjects it lacks, raises its replicas and duplicate window
+// to these if they are lower, and allows atomic batches. It never lowers
+// or removes anything, so a service starting with the defaults cannot scale
+// an operator's three-replica stream down to one, or drop their limits.
 func (c *Conn) EnsureStream(ctx context.Context, name string, subjects []string, replicas int) error {
-	_, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	defer c.streams.Clear()
+	want := jetstream.StreamConfig{
 		Name:               name,
 		Subjects:           subjects,
 		Retention:          jetstream.LimitsPolicy,
@@ -183,10 +192,54 @@ func (c *Conn) EnsureStream(ctx context.Context, name string, subjects []string,
 		Duplicates:         DuplicateWindow,
 		Discard:            jetstream.DiscardOld,
 		AllowAtomicPublish: true,
-	})
-	c.streams.Clear()
-	if err != nil {
-		return unavailable(fmt.Errorf("stream %s: %w", name, err))
 	}
-	return nil
+	fail := func(err error) error { return unavailable(fmt.Errorf("stream %s: %w", name, err)) }
+	// Twice: a stream another process creates between our look and our
+	// create is then updated.
+	for try := 0; ; try++ {
+		s, err := c.js.Stream(ctx, name)
+		if stderrors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = c.js.CreateStream(ctx, want)
+			if stderrors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && try == 0 {
+				continue
+			}
+			if err != nil {
+				return fail(err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fail(err)
+		}
+		have := s.CachedInfo().Config
+		if cfg, changed := raise(have, want); changed {
+			if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+				return fail(err)
+			}
+		}
+		return nil
+	}
+}
+
+// raise returns have with what want needs that have lacks: its subjects
+// added, and its replicas, duplicate window and atomic batches raised to
+// want's if lower, and whether anything changed.
+func raise(have, want jetstream.StreamConfig) (jetstream.StreamConfig, bool) {
+	changed := false
+	have.Subjects = slices.Clone(have.Subjects)
+	for _, subj := range want.Subjects {
+		if !slices.Contains(have.Subjects, subj) {
+			have.Subjects, changed = append(have.Subjects, subj), true
+		}
+	}
+	if have.Replicas < want.Replicas {
+		have.Replicas, changed = want.Replicas, true
+	}
+	if have.Duplicates < want.Duplicates {
+		have.Duplicates, changed = want.Duplicates, true
+	}
+	if want.AllowAtomicPublish && !have.AllowAtomicPublish {
+		have.AllowAtomicPublish, changed = true, true
+	}
+	return have, changed
 }

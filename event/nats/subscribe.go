@@ -54,7 +54,11 @@ func (c *Conn) Subscribe(ctx context.Context, consumer string, topics []string, 
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.cfg.ackWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 4 * pullBatch,
+		// Unbounded: an event that failed waits for its redelivery as
+		// pending, and a bound would let enough of them (a bug, a
+		// dependency down) stop every event behind them. The pull
+		// requests bound what is in flight to this process.
+		MaxAckPending: -1,
 	}
 	if len(topics) == 1 {
 		cfg.FilterSubject = topics[0] // understood by servers before 2.10 too
