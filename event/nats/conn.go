@@ -4,8 +4,8 @@ import (
 	"context"
 	stderrors "errors"
 	"fmt"
-	"slices"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
