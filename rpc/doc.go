@@ -19,21 +19,19 @@
 // # Filters
 //
 // One filter per file: Deadline (deadline.go), Recover (recover.go),
-// Metrics (metrics.go), Trace (trace.go), From (rpc.go). More will follow
-// the same shape, each in its own file:
+// Metrics (metrics.go), Trace (trace.go), Policy (policy.go: which caller
+// may call which service/method), From (rpc.go). More will follow the same
+// shape, each in its own file:
 //
 //   - retry.go: retry only errors whose Code is Retryable, only on methods
 //     declared idempotent, only within the caller's deadline, under a retry
 //     budget, with jittered backoff. A client-side filter.
 //   - breaker.go and a concurrency limit: fail fast with Unavailable when a
 //     callee is failing or saturated.
-//   - policy.go: which caller may call which service/method, from
-//     Request.Caller (server side; trust it only over an authenticated
-//     network).
 //
 // The order of the filters is written once, where each service is wired in
 // cmd/corebank, not here. A typical server chain is Trace, Metrics,
-// Deadline, Recover, then the Router; a typical client chain is From(own
+// Deadline, Policy, Recover, then the Router; a typical client chain is From(own
 // name), Trace, Deadline, then the transport.
 //
 // # Callers

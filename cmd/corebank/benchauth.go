@@ -270,8 +270,8 @@ func startBenchStack(ctx context.Context, dir string, n, workers int, spec *card
 
 // openBenchCards opens n funded accounts with one card each, 32 at a time.
 func openBenchCards(ctx context.Context, st *stack, n int) ([]sim.Card, error) {
-	l := &ledger.Client{RPC: st.from("bench")}
-	cs := &card.Client{RPC: st.from("bench")}
+	l := &ledger.Client{RPC: st.from(callerAPI)}
+	cs := &card.Client{RPC: st.from(callerAPI)}
 	funding, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "bench-funding", Currency: "GBP", Owner: "bank:funding", Rule: ledger.RuleNone})
 	if err != nil {
 		return nil, err

@@ -38,7 +38,7 @@ func runClearing(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("clearing ingest: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(rpc.WithCaller(ctx, "operator"), *timeout)
+	ctx, cancel := context.WithTimeout(rpc.WithCaller(ctx, callerOperator), *timeout)
 	defer cancel()
 	c := &clearing.Client{RPC: rpc.NewHTTPClient(*url, &http.Client{})}
 	report, err := c.Ingest(ctx, clearing.IngestRequest{FileName: filepath.Base(*file), Content: content})

@@ -24,8 +24,8 @@ func TestClearingVariantsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.stop(context.Background())
-	l := &ledger.Client{RPC: st.from("test")}
-	cl := &clearing.Client{RPC: st.from("test")}
+	l := &ledger.Client{RPC: st.from(callerOperator)}
+	cl := &clearing.Client{RPC: st.from(callerOperator)}
 	acct := customerAccounts(t, st)[0]
 
 	spec := cardnet.DefaultSpec()

@@ -56,8 +56,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer st.stop(context.Background())
 	p := st.p
-	client := &ledger.Client{RPC: st.from("demo")}
-	cards := &card.Client{RPC: st.from("demo")}
+	client := &ledger.Client{RPC: st.from(callerAPI)}
+	cards := &card.Client{RPC: st.from(callerAPI)}
 	accts, err := demoAccounts(ctx, client)
 	if err != nil {
 		return err

@@ -50,7 +50,7 @@ func TestCardPathEndToEnd(t *testing.T) {
 	if len(res.Approvals) == 0 || file.Len() == 0 {
 		t.Fatalf("no approvals (%d) or no clearing file (%d bytes)", len(res.Approvals), file.Len())
 	}
-	l := &ledger.Client{RPC: st.from("test")}
+	l := &ledger.Client{RPC: st.from(callerOperator)}
 	if err := ledger.Verify(ctx, st.ledger.db); err != nil {
 		t.Fatalf("after authorizations: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestCardPathEndToEnd(t *testing.T) {
 		t.Fatal("approved authorizations left no holds")
 	}
 
-	c := &clearing.Client{RPC: st.from("test")}
+	c := &clearing.Client{RPC: st.from(callerOperator)}
 	// As corebank clearing ingest does: a file takes longer than one RPC's
 	// default deadline (5 s), most under the race detector.
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -176,7 +176,7 @@ func TestHoldExpiryEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.stop(context.Background())
-	l := &ledger.Client{RPC: st.from("test")}
+	l := &ledger.Client{RPC: st.from(callerOperator)}
 	acct := customerAccounts(t, st)[0]
 	before, err := l.Balance(ctx, acct, time.Time{})
 	if err != nil {
@@ -263,7 +263,7 @@ func TestHoldExpiryEndToEnd(t *testing.T) {
 	if err := (sim.CSVClearing{}).WriteClearing(&file, late); err != nil {
 		t.Fatal(err)
 	}
-	cl := &clearing.Client{RPC: st.from("test")}
+	cl := &clearing.Client{RPC: st.from(callerOperator)}
 	rep, err := cl.Ingest(ctx, clearing.IngestRequest{FileName: "late.csv", Content: file.Bytes()})
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func TestCardPathSurvivesSIGKILL(t *testing.T) {
 	base := "http://" + httpAddr
 
 	// Customers, funded, with a card each, through the demo's RPC.
-	ctx := rpc.WithCaller(context.Background(), "test")
+	ctx := rpc.WithCaller(context.Background(), callerAPI)
 	l := &ledger.Client{RPC: rpc.NewHTTPClient(base, &http.Client{})}
 	cs := &card.Client{RPC: rpc.NewHTTPClient(base, &http.Client{})}
 	funding, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "kill-funding", Currency: "GBP", Rule: ledger.RuleNone})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/internal/syncbuf"
+	"github.com/corebank/corebank/rpc"
 )
 
 // The demo starts with no configuration but a data directory and a port,
@@ -103,7 +104,7 @@ func TestDemo(t *testing.T) {
 	}
 
 	// The ledger answers over HTTP RPC, with its error vocabulary.
-	resp, err := http.Post(base+"/rpc/ledger/balance", "application/json", strings.NewReader(`{"account_id":"`+page.Accounts[1].ID+`"}`))
+	resp, err := postRPC(base+"/rpc/ledger/balance", `{"account_id":"`+page.Accounts[1].ID+`"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestDemo(t *testing.T) {
 		{"/rpc/clearing/ingest", "clearing file"},
 		{"/rpc/ledger/balance", "request body exceeds"},
 	} {
-		resp, err := http.Post(base+c.path, "application/json", strings.NewReader(big))
+		resp, err := postRPC(base+c.path, big)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +131,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%d-byte request to %s = %d %.200s, want 400 and %q", len(big), c.path, resp.StatusCode, b, c.want)
 		}
 	}
-	resp, err = http.Post(base+"/rpc/ledger/balance", "application/json", strings.NewReader(`{"account_id":"acc_nope"}`))
+	resp, err = postRPC(base+"/rpc/ledger/balance", `{"account_id":"acc_nope"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,4 +382,15 @@ func TestServeRefusesBadServiceURL(t *testing.T) {
 			t.Errorf("serve %v created %s before refusing its flags", args, dir)
 		}
 	}
+}
+
+// postRPC posts body to an RPC url as the back office does.
+func postRPC(url, body string) (*http.Response, error) {
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(rpc.HeaderCaller, callerOperator)
+	return http.DefaultClient.Do(req)
 }

@@ -156,13 +156,15 @@ func (p *platform) openStore(ctx context.Context, service string) (*store.DB, er
 
 // serverFilters is the order every served request passes the platform's
 // filters in, written once: the trace span outermost, metrics inside it (so
-// they time the rest), the default deadline, and recovery closest to the
-// handler, so a panic reaches the span and the metrics as an Internal error.
+// they time the rest and count refusals), the default deadline, the callers'
+// grants (policy.go), and recovery closest to the handler, so a panic
+// reaches the span and the metrics as an Internal error.
 func (p *platform) serverFilters() []rpc.Filter {
 	return []rpc.Filter{
 		rpc.Trace(p.tracing.Tracer("corebank/rpc")),
 		rpc.Metrics(p.reg),
 		rpc.Deadline(p.cfg.rpcTimeout),
+		rpc.Policy(grants()),
 		rpc.Recover(p.log),
 	}
 }
@@ -784,7 +786,7 @@ func startStack(ctx context.Context, cfg config, cc cardConfig, gc gatewayConfig
 		&authorization.Client{RPC: s.from(clearing.Name)}, &card.Client{RPC: s.from(clearing.Name)}, currencies); err != nil {
 		return fail(err)
 	}
-	if s.gateway, err = p.startGateway(gc, &authorization.Client{RPC: s.from("cardnet")}); err != nil {
+	if s.gateway, err = p.startGateway(gc, &authorization.Client{RPC: s.from(cardnetService)}); err != nil {
 		return fail(err)
 	}
 	return s, nil

@@ -47,7 +47,7 @@ func TestServeLedgerOverHTTP(t *testing.T) {
 	led := startServe(t, nil, "--service", "ledger", "--store", "postgres", "--postgres-url", pg, "--shutdown-grace", "1s")
 	base := led.base
 
-	ctx := rpc.WithCaller(context.Background(), "test")
+	ctx := rpc.WithCaller(context.Background(), callerAPI)
 	l := &ledger.Client{RPC: rpc.NewHTTPClient(base, &http.Client{})}
 	bank, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "bank", Currency: "GBP", Rule: ledger.RuleNone})
 	if err != nil {
@@ -171,7 +171,7 @@ func TestServeCardPathAcrossProcesses(t *testing.T) {
 	iso := freeAddr(t)
 	gw := startServe(t, nil, "--service", "cardnet", "--authorization-url", auth.base, "--iso8583", iso)
 
-	ctx := rpc.WithCaller(context.Background(), "test")
+	ctx := rpc.WithCaller(context.Background(), callerAPI)
 	l := &ledger.Client{RPC: rpc.NewHTTPClient(led.base, &http.Client{})}
 	cs := &card.Client{RPC: rpc.NewHTTPClient(crd.base, &http.Client{})}
 	funding, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "funding", Currency: "GBP", Rule: ledger.RuleNone})

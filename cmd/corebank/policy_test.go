@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/clearing"
+	"github.com/corebank/corebank/obs"
+	"github.com/corebank/corebank/rpc"
+	"github.com/corebank/corebank/store/sqlite"
+)
+
+// Every method a service serves has a grant, and every grant names a
+// method that is served: a method without one would be refused to
+// everyone, a grant without a method is a leftover.
+func TestGrantsCoverEveryMethod(t *testing.T) {
+	st, _, err := startBenchStack(context.Background(), t.TempDir(), 1, cardnet.DefaultWorkers, nil, &bytes.Buffer{}, func(*config) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.stop(context.Background())
+	served := map[string]bool{}
+	for _, m := range st.router.Methods() {
+		served[strings.TrimPrefix(m, "service.")] = true
+	}
+	g := grants()
+	for route := range served {
+		if len(g[route]) == 0 {
+			t.Errorf("%s is served but no caller is granted it", route)
+		}
+	}
+	for route := range g {
+		if !served[route] {
+			t.Errorf("grant for %s, which no service serves", route)
+		}
+	}
+}
+
+// cardServer serves a card service as corebank serve --service card does
+// (platform.serveHTTP, with the platform's server filters), with one card
+// issued; it returns the base URL, the card and its number.
+func cardServer(t *testing.T) (string, *card.Card, string) {
+	t.Helper()
+	ctx := context.Background()
+	tr, err := obs.NewTracerProvider(ctx, obs.TraceConfig{ServiceName: card.Name, Recent: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Shutdown(context.Background()) })
+	p := &platform{cfg: config{rpcTimeout: 5 * time.Second}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), reg: obs.NewRegistry(), tracing: tr}
+	db, err := sqlite.Open(ctx, t.TempDir(), card.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cc := cardConfig{bin: "459999", keyring: "k1:" + strings.Repeat("11", 32), hashKey: strings.Repeat("22", 32), cvk: "0123456789ABCDEF:FEDCBA9876543210"}
+	cfg, err := cc.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cards, err := card.Open(ctx, db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := rpc.NewRouter()
+	card.Register(router, cards)
+	srv, err := p.serveHTTP("127.0.0.1:0", router, func(context.Context) error { return nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.stop(context.Background()) })
+	c, err := cards.Issue(ctx, card.IssueRequest{Key: "k", AccountID: "acc_" + strings.Repeat("0", 26), CustomerID: "cus_alice", Currency: "GBP"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cards.Reveal(ctx, card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "test setup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + srv.addr(), c, d.PAN
+}
+
+func postCard(t *testing.T, base, method, caller string, body any) (int, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", base+"/rpc/card/"+method, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if caller != "" {
+		req.Header.Set(rpc.HeaderCaller, caller)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	return res.StatusCode, out
+}
+
+// A served card service gives a card's details only to the customer side,
+// and looks cards up by number only for the card path: a request naming no
+// caller, or any other, is refused before the service runs, and learns
+// nothing of the card.
+func TestServedCardRefusesCallersNotGranted(t *testing.T) {
+	base, c, pan := cardServer(t)
+	reveal := card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "show card"}
+	for _, caller := range []string{"", cardnetService, callerOperator, authorization.Name, clearing.Name, "anything"} {
+		want := http.StatusForbidden
+		if caller == "" {
+			want = http.StatusUnauthorized
+		}
+		if st, out := postCard(t, base, card.MethodReveal, caller, reveal); st != want || bytes.Contains(out, []byte(pan[6:])) {
+			t.Errorf("caller %q: reveal %d %s, want %d", caller, st, out, want)
+		}
+	}
+	for _, caller := range []string{"", cardnetService, callerOperator, callerAPI, "anything"} {
+		if st, out := postCard(t, base, card.MethodLookup, caller, card.LookupRequest{PAN: pan}); st != http.StatusForbidden && st != http.StatusUnauthorized || bytes.Contains(out, []byte(c.ID)) {
+			t.Errorf("caller %q: lookup by number %d %s, want refused", caller, st, out)
+		}
+	}
+	if st, out := postCard(t, base, card.MethodReveal, callerAPI, reveal); st != http.StatusOK || !bytes.Contains(out, []byte(pan)) {
+		t.Errorf("the customer side's reveal: %d %s", st, out)
+	}
+	if st, out := postCard(t, base, card.MethodLookup, authorization.Name, card.LookupRequest{PAN: pan}); st != http.StatusOK || !bytes.Contains(out, []byte(c.ID)) {
+		t.Errorf("authorization's lookup: %d %s", st, out)
+	}
+}
