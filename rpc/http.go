@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,9 +42,9 @@ const (
 	// most 5ms). The server never works past it, so it gives up before the
 	// caller does and its Timeout answer arrives in time.
 	HeaderDeadline = "Corebank-Deadline-Ms"
-	// HeaderCaller names the calling service. It is the caller's claim,
-	// not proof: a policy filter must not trust it across a network it
-	// does not control without authentication underneath (mTLS).
+	// HeaderCaller names the calling service. On its own it is the
+	// caller's claim, not proof: behind CallerFromCertificate it must
+	// agree with the client's certificate, which is.
 	HeaderCaller = "Corebank-Caller"
 
 	// MaxRequestBytes bounds a request body by default (MaxRequest); a
@@ -80,6 +81,19 @@ func MaxRequest(n int64) HandlerOption {
 	return func(h *httpHandler) { h.max = n }
 }
 
+// CallerFromCertificate has the handler take the caller's name from the
+// client certificate the TLS handshake verified (its subject's Common
+// Name), not from the Corebank-Caller header: mutual TLS makes the name
+// proof, and a Policy filter behind the handler then decides on who is
+// really calling. A request without a verified certificate is
+// Unauthenticated; one whose header names another caller than its
+// certificate, Forbidden. Serve the handler with a tls.Config whose
+// ClientAuth verifies the certificates it is given (VerifyClientCertIfGiven
+// keeps /metrics and health checks reachable without one).
+func CallerFromCertificate() HandlerOption {
+	return func(h *httpHandler) { h.certCaller = true }
+}
+
 // NewHTTPHandler returns the server side of the HTTP transport: it serves
 // POST /rpc/{service}/{method} by calling s. The request's context carries
 // the caller's deadline (never later than the server's own), its name
@@ -97,9 +111,26 @@ func NewHTTPHandler(s Service, opts ...HandlerOption) http.Handler {
 }
 
 type httpHandler struct {
-	s   Service
-	log *slog.Logger // nil: do not log
-	max int64        // request body bound
+	s          Service
+	log        *slog.Logger // nil: do not log
+	max        int64        // request body bound
+	certCaller bool         // the caller is the client certificate's
+}
+
+// certificateCaller returns the caller r's verified client certificate
+// names, given what its header claims.
+func certificateCaller(r *http.Request, claimed string) (string, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return "", errors.New(errors.Unauthenticated, "a verified client certificate is required")
+	}
+	name := r.TLS.VerifiedChains[0][0].Subject.CommonName
+	if name == "" || !ValidCaller(name) {
+		return "", errors.New(errors.Unauthenticated, "the client certificate names no valid caller")
+	}
+	if claimed != "" && claimed != name {
+		return "", errors.New(errors.Forbidden, "the caller named is not the client certificate's")
+	}
+	return name, nil
 }
 
 func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
@@ -112,6 +143,13 @@ func (h *httpHandler) serve(w http.ResponseWriter, r *http.Request) {
 	if !ValidCaller(req.Caller) {
 		h.fail(ctx, w, Request{Service: req.Service, Method: req.Method}, errCaller)
 		return
+	}
+	if h.certCaller {
+		var err error
+		if req.Caller, err = certificateCaller(r, req.Caller); err != nil {
+			h.fail(ctx, w, Request{Service: req.Service, Method: req.Method}, err)
+			return
+		}
 	}
 	if req.Caller != "" {
 		ctx = WithCaller(ctx, req.Caller)
@@ -209,16 +247,26 @@ func (h *httpHandler) fail(ctx context.Context, w http.ResponseWriter, req Reque
 // 502), the code errors.FromHTTPStatus gives its status.
 func NewHTTPClient(baseURL string, hc *http.Client) Service {
 	if hc == nil {
-		// Go's default transport keeps two idle connections per host: a
-		// service called by many goroutines at once would dial (and leave
-		// in TIME_WAIT) a connection for most calls.
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConns = 0 // no bound overall
-		tr.MaxIdleConnsPerHost = 1024
-		hc = &http.Client{Transport: tr}
+		hc = HTTPClient(nil)
 	}
 	c := &httpClient{base: strings.TrimSuffix(baseURL, "/") + "/rpc/", hc: hc}
 	return c.call
+}
+
+// HTTPClient returns the http.Client NewHTTPClient uses by default, with
+// tlsConfig for https URLs (nil: the system's defaults): for mutual TLS,
+// one with the caller's certificate and the servers' CA.
+func HTTPClient(tlsConfig *tls.Config) *http.Client {
+	// Go's default transport keeps two idle connections per host: a
+	// service called by many goroutines at once would dial (and leave in
+	// TIME_WAIT) a connection for most calls.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0 // no bound overall
+	tr.MaxIdleConnsPerHost = 1024
+	if tlsConfig != nil {
+		tr.TLSClientConfig = tlsConfig.Clone()
+	}
+	return &http.Client{Transport: tr}
 }
 
 type httpClient struct {

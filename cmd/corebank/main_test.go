@@ -230,6 +230,8 @@ func TestBadFlagValues(t *testing.T) {
 		{"demo", "--data", dir, "--sim-rate", "1e12"},
 		{"demo", "--data", dir, "--hold-days", "0"},
 		{"demo", "--data", dir, "--nats-replicas", "3"},
+		{"serve", "--service", "ledger", "--data", dir, "--tls-cert", "ledger.crt"},
+		{"demo", "--data", dir, "--tls-ca", "nope.crt", "--tls-key", "x.key", "--tls-cert", "nope.crt"},
 		{"serve", "--service", "ledger", "--data", dir, "--nats-url", "nats://127.0.0.1:1", "--nats-replicas", "0"},
 		{"demo", "--data", dir, "--iso8583-deadline", "-1s"},
 		{"demo", "--data", dir, "--iso8583-deadline", "1h"},

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -46,6 +48,9 @@ type config struct {
 	natsURL      string
 	natsReplicas int
 	otlpEndpoint string
+	tlsCert      string
+	tlsKey       string
+	tlsCA        string
 	logLevel     string
 	logJSON      bool
 	rpcTimeout   time.Duration
@@ -61,6 +66,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "PostgreSQL URL for --store postgres (postgres://user@host:5432/db)")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS JetStream URL; empty runs NATS inside this process")
 	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "copies of the event stream an external JetStream cluster keeps (3 for a three-node cluster); never lowers an existing stream's")
+	c.tlsFlags(fs)
 	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL for traces (http://host:4318); empty keeps traces in memory only")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON lines instead of text")
@@ -70,15 +76,61 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.grace, "shutdown-grace", 10*time.Second, "how long a stop (SIGINT, SIGTERM) may take to drain and flush, from the signal; keep it under the orchestrator's (Kubernetes terminationGracePeriodSeconds)")
 }
 
+// tlsFlags adds the flags of mutual TLS on the HTTP RPC to fs.
+func (c *config) tlsFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate of this process for mutual TLS on the HTTP RPC; its subject's Common Name is the caller name it calls others as (with --tls-key and --tls-ca)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM certificates of the authority that signs the services' certificates: callers must present one, and servers are checked against it")
+}
+
+// tlsConfigs returns the server and client sides of mutual TLS from the
+// --tls-* files, or nils without them.
+func (c *config) tlsConfigs() (server, client *tls.Config, err error) {
+	if c.tlsCert == "" && c.tlsKey == "" && c.tlsCA == "" {
+		return nil, nil, nil
+	}
+	if c.tlsCert == "" || c.tlsKey == "" || c.tlsCA == "" {
+		return nil, nil, fmt.Errorf("--tls-cert, --tls-key and --tls-ca go together")
+	}
+	pair, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil || !rpc.ValidCaller(leaf.Subject.CommonName) || leaf.Subject.CommonName == "" {
+		return nil, nil, fmt.Errorf("--tls-cert: its subject's Common Name must be a caller name (1 to %d characters of [A-Za-z0-9_.:-])", rpc.MaxCallerLen)
+	}
+	pem, err := os.ReadFile(c.tlsCA)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", c.tlsCA)
+	}
+	server = &tls.Config{
+		Certificates: []tls.Certificate{pair},
+		ClientCAs:    pool,
+		// Verified when given; required by the RPC handler, not by
+		// /metrics and the health checks.
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		MinVersion: tls.VersionTLS12,
+	}
+	client = &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return server, client, nil
+}
+
 // platform is the shared machinery of a process: logs, metrics, traces, the
 // event bus.
 type platform struct {
-	cfg     config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	tracing *obs.Tracing
-	nats    *enats.Server // nil when the bus is external
-	bus     *enats.Conn
+	cfg config
+	// serverTLS and clientTLS are mutual TLS's sides (--tls-*), or nil.
+	serverTLS, clientTLS *tls.Config
+	log                  *slog.Logger
+	reg                  *prometheus.Registry
+	tracing              *obs.Tracing
+	nats                 *enats.Server // nil when the bus is external
+	bus                  *enats.Conn
 }
 
 func startPlatform(ctx context.Context, cfg config, service string, stderr io.Writer) (*platform, error) {
@@ -95,11 +147,14 @@ func startPlatform(ctx context.Context, cfg config, service string, stderr io.Wr
 	if cfg.grace <= 0 {
 		return nil, fmt.Errorf("--shutdown-grace %v: want a positive duration", cfg.grace)
 	}
+	serverTLS, clientTLS, err := cfg.tlsConfigs()
+	if err != nil {
+		return nil, err
+	}
 	if cfg.natsReplicas < 1 || cfg.natsReplicas > 5 || cfg.natsURL == "" && cfg.natsReplicas != 1 {
 		return nil, fmt.Errorf("--nats-replicas %d: want 1 to 5 with --nats-url, and 1 for the embedded NATS", cfg.natsReplicas)
 	}
-	p := &platform{cfg: cfg, log: obs.NewLogger(stderr, level, cfg.logJSON), reg: obs.NewRegistry()}
-	var err error
+	p := &platform{cfg: cfg, log: obs.NewLogger(stderr, level, cfg.logJSON), reg: obs.NewRegistry(), serverTLS: serverTLS, clientTLS: clientTLS}
 	p.tracing, err = obs.NewTracerProvider(ctx, obs.TraceConfig{ServiceName: service, OTLPEndpoint: cfg.otlpEndpoint, Recent: 200})
 	if err != nil {
 		return nil, err
@@ -305,9 +360,15 @@ func (p *platform) serveHTTP(addr string, router *rpc.Router, ready func(context
 	}
 	mux := http.NewServeMux()
 	rpcService := rpc.Chain(router.Service(), p.serverFilters()...)
-	mux.Handle("POST /rpc/", rpc.NewHTTPHandler(rpcService, rpc.ErrorLog(p.log)))
+	opts := []rpc.HandlerOption{rpc.ErrorLog(p.log)}
+	if p.serverTLS != nil {
+		// Mutual TLS: the caller is the client certificate's.
+		ln = tls.NewListener(ln, p.serverTLS)
+		opts = append(opts, rpc.CallerFromCertificate())
+	}
+	mux.Handle("POST /rpc/", rpc.NewHTTPHandler(rpcService, opts...))
 	// Clearing files travel in their requests: a larger bound there only.
-	mux.Handle("POST /rpc/"+clearing.Name+"/", rpc.NewHTTPHandler(rpcService, rpc.ErrorLog(p.log), rpc.MaxRequest(clearing.MaxRequestBytes)))
+	mux.Handle("POST /rpc/"+clearing.Name+"/", rpc.NewHTTPHandler(rpcService, append(opts, rpc.MaxRequest(clearing.MaxRequestBytes))...))
 	mux.Handle("GET /metrics", obs.MetricsHandler(p.reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	// The last spans this process finished, newest first: a trace view

@@ -51,19 +51,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !known {
 		return fmt.Errorf("serve: --service must be one of: %s", strings.Join(services, ", "))
 	}
+	_, clientTLS, err := cfg.tlsConfigs()
+	if err != nil {
+		return err
+	}
+	hc := rpc.HTTPClient(clientTLS)
 	remote := func(flagName, raw string) (rpc.Service, error) {
 		if raw == "" {
 			return nil, fmt.Errorf("serve --service %s needs --%s", *service, flagName)
 		}
-		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("--%s %q: want http://host:port or https://host:port", flagName, raw)
 		}
-		return rpc.NewHTTPClient(raw, nil).Filter(rpc.From(*service)), nil
+		if clientTLS != nil && u.Scheme != "https" {
+			return nil, fmt.Errorf("--%s %q: with --tls-cert, want https://host:port", flagName, raw)
+		}
+		return rpc.NewHTTPClient(raw, hc).Filter(rpc.From(*service)), nil
 	}
 
 	// The services this one calls, checked before anything starts.
 	var lr, cr, ar rpc.Service
-	var err error
 	switch *service {
 	case authorization.Name:
 		if lr, err = remote("ledger-url", *ledgerURL); err != nil {
@@ -138,7 +146,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		stopAll(context.Background())
 		return err
 	}
-	p.log.Info("serving", "service", *service, "http", srv.addr(), "store", cfg.storeKind)
+	p.log.Info("serving", "service", *service, "http", srv.addr(), "store", cfg.storeKind, "mutual_tls", p.serverTLS != nil)
+	if p.serverTLS == nil {
+		p.log.Warn("the HTTP RPC is plain HTTP: a caller's name is its claim, and any peer that reaches this port may claim any; give --tls-cert, --tls-key and --tls-ca, or keep the port on a network only corebank's services reach")
+	}
 	// The grace period starts when the stop does, not when the process did.
 	grace := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), cfg.grace)

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -14,11 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/cardnet/sim"
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/internal/syncbuf"
+	"github.com/corebank/corebank/internal/testcert"
 	"github.com/corebank/corebank/ledger"
 	"github.com/corebank/corebank/rpc"
 	"github.com/corebank/corebank/store/storetest"
@@ -113,6 +117,21 @@ func startCorebankTo(t *testing.T, stderr io.Writer, env []string, addr string, 
 		t.Fatal(err)
 	}
 	s := &served{cmd: cmd, exited: make(chan error, 1), base: "http://" + addr}
+	// With --tls-ca the process serves TLS: its readiness is asked over
+	// HTTPS, trusting that authority (no client certificate needed).
+	probe := http.DefaultClient
+	for i, a := range args {
+		if a == "--tls-ca" && i+1 < len(args) {
+			ca, err := os.ReadFile(args[i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(ca)
+			probe = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			s.base = "https://" + addr
+		}
+	}
 	go func() { s.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -122,7 +141,7 @@ func startCorebankTo(t *testing.T, stderr io.Writer, env []string, addr string, 
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(s.base + "/readyz")
+		resp, err := probe.Get(s.base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -159,21 +178,37 @@ func (s *served) stop(t *testing.T) {
 
 // The card path in the scale-out shape: ledger, card, authorization and
 // the ISO 8583 gateway each in a process of its own, on PostgreSQL (a
-// schema each), calling one another over HTTP. A purchase sent over TCP to
-// the gateway process is approved and holds the money in the ledger
-// process; a retransmission holds nothing more; a reversal releases it.
+// schema each), calling one another over HTTPS with mutual TLS, each with a
+// certificate naming it. A purchase sent over TCP to the gateway process is
+// approved and holds the money in the ledger process; a retransmission
+// holds nothing more; a reversal releases it. Without a certificate, or
+// with one that names a caller the policy does not grant, the card service
+// refuses to reveal a card.
 func TestServeCardPathAcrossProcesses(t *testing.T) {
 	pg := storetest.Database(t)
+	ca := testcert.NewCA(t, "corebank test CA")
+	certs := t.TempDir()
+	as := func(name string, args ...string) []string {
+		f := ca.WriteFiles(t, certs, name)
+		return append([]string{"--service", name, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA}, args...)
+	}
 	onPG := []string{"--store", "postgres", "--postgres-url", pg}
-	led := startServe(t, nil, append([]string{"--service", "ledger"}, onPG...)...)
-	crd := startServe(t, cardSecrets, append([]string{"--service", "card"}, onPG...)...)
-	auth := startServe(t, nil, append([]string{"--service", "authorization", "--ledger-url", led.base, "--card-url", crd.base}, onPG...)...)
+	led := startServe(t, nil, as(ledger.Name, onPG...)...)
+	crd := startServe(t, cardSecrets, as(card.Name, onPG...)...)
+	auth := startServe(t, nil, as(authorization.Name, append([]string{"--ledger-url", led.base, "--card-url", crd.base}, onPG...)...)...)
 	iso := freeAddr(t)
-	gw := startServe(t, nil, "--service", "cardnet", "--authorization-url", auth.base, "--iso8583", iso)
+	gw := startServe(t, nil, as(cardnetService, "--authorization-url", auth.base, "--iso8583", iso)...)
 
-	ctx := rpc.WithCaller(context.Background(), callerAPI)
-	l := &ledger.Client{RPC: rpc.NewHTTPClient(led.base, &http.Client{})}
-	cs := &card.Client{RPC: rpc.NewHTTPClient(crd.base, &http.Client{})}
+	client := func(name string) *http.Client {
+		cfg := &tls.Config{RootCAs: ca.Pool()}
+		if name != "" {
+			cfg.Certificates = []tls.Certificate{ca.Pair(t, name)}
+		}
+		return rpc.HTTPClient(cfg)
+	}
+	ctx := context.Background()
+	l := &ledger.Client{RPC: rpc.NewHTTPClient(led.base, client(callerAPI))}
+	cs := &card.Client{RPC: rpc.NewHTTPClient(crd.base, client(callerAPI))}
 	funding, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "funding", Currency: "GBP", Rule: ledger.RuleNone})
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +229,14 @@ func TestServeCardPathAcrossProcesses(t *testing.T) {
 	details, err := demoCardDetails(ctx, cs, []card.Card{*c})
 	if err != nil {
 		t.Fatal(err)
+	}
+	reveal := card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "show card"}
+	for name, want := range map[string]errors.Code{"": errors.Unauthenticated, cardnetService: errors.Forbidden, authorization.Name: errors.Forbidden} {
+		// The header claims to be the customer side; the certificate says who it is.
+		other := &card.Client{RPC: rpc.NewHTTPClient(crd.base, client(name))}
+		if _, err := other.Reveal(rpc.WithCaller(ctx, callerAPI), reveal); errors.CodeOf(err) != want {
+			t.Errorf("reveal with certificate %q claiming %s: %v, want %s", name, callerAPI, err, want)
+		}
 	}
 
 	spec := cardnet.DefaultSpec()
