@@ -294,11 +294,13 @@ type Service interface {
 	GetTransfer(ctx context.Context, id string) (*Transfer, error)
 }
 
-// Event topics the ledger publishes. Payloads are the JSON of the named type.
+// Event topics the ledger publishes. Payloads are the JSON of the named
+// type. A hold's writes publish on ledger.hold.* (TopicFor), with a
+// ChangeEvent too.
 const (
 	TopicAccountCreated = "ledger.account.created"  // Account
 	TopicAccountClosed  = "ledger.account.closed"   // Account
-	TopicTransfer       = "ledger.transfer.created" // Transfer (every Kind, legs empty for hold-only kinds)
+	TopicTransfer       = "ledger.transfer.created" // ChangeEvent of a KindTransfer (no hold)
 )
 
 // ChangeEvent is the payload of every ledger.* event except the account

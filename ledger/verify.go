@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/corebank/corebank/store"
@@ -28,8 +29,8 @@ func Verify(ctx context.Context, db *store.DB) error {
 			FROM entries e JOIN accounts a ON a.id = e.account_id
 			GROUP BY e.transfer_id, a.currency HAVING SUM(e.posted) <> 0 LIMIT 1`},
 		{"account balance differs from its entries", `SELECT a.id || ' posted=' || CAST(a.posted AS TEXT) || ' entries=' || CAST(COALESCE(s.p, 0) AS TEXT) || ' pending=' || CAST(a.pending AS TEXT) || ' entries=' || CAST(COALESCE(s.q, 0) AS TEXT)
-			FROM accounts a LEFT JOIN (SELECT account_id, SUM(posted) AS p, SUM(pending) AS q, COUNT(*) AS n, MAX(seq) AS m FROM entries GROUP BY account_id) s ON s.account_id = a.id
-			WHERE a.posted <> COALESCE(s.p, 0) OR a.pending <> COALESCE(s.q, 0) OR a.last_seq <> COALESCE(s.n, 0) OR a.last_seq <> COALESCE(s.m, 0) LIMIT 1`},
+			FROM accounts a LEFT JOIN (SELECT account_id, SUM(posted) AS p, SUM(pending) AS q, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS m FROM entries GROUP BY account_id) s ON s.account_id = a.id
+			WHERE a.posted <> COALESCE(s.p, 0) OR a.pending <> COALESCE(s.q, 0) OR a.last_seq <> COALESCE(s.n, 0) OR a.last_seq <> COALESCE(s.m, 0) OR COALESCE(s.lo, 1) <> 1 LIMIT 1`},
 		{"entry running balance is inconsistent", `SELECT account_id || ' seq ' || CAST(seq AS TEXT) FROM (
 			SELECT account_id, seq, posted, pending, posted_after, pending_after,
 				LAG(posted_after, 1, 0) OVER w AS prev_posted, LAG(pending_after, 1, 0) OVER w AS prev_pending
@@ -47,7 +48,13 @@ func Verify(ctx context.Context, db *store.DB) error {
 			WHERE a.pending <> COALESCE(h.s, 0) LIMIT 1`},
 		{"hold reserves a negative amount or a finished hold still reserves", `SELECT id FROM holds WHERE amount < 0 OR (status <> 'pending' AND amount <> 0) LIMIT 1`},
 	}
-	tx, err := db.Read.BeginTx(ctx, nil)
+	// One snapshot for every check: SQLite's read transactions are one;
+	// PostgreSQL's default (read committed) takes one per statement.
+	var opts *sql.TxOptions
+	if db.Dialect == store.Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := db.Read.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
