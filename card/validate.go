@@ -75,9 +75,10 @@ func checkAccountID(id string) error {
 	return nil
 }
 
-// country returns the ISO 3166 alpha-2 code of an alpha-2, alpha-3 or
-// numeric country code, and whether s names an assigned country.
-func country(s string) (string, bool) {
+// Country returns the ISO 3166 alpha-2 code of an alpha-2, alpha-3 or
+// numeric country code, in any case, and whether s names an assigned
+// country ("GB", "gbr" and "826" are GB; "UK", "EU" and "ZZ" are none).
+func Country(s string) (string, bool) {
 	if s == "" {
 		return "", false
 	}
@@ -130,7 +131,7 @@ func (c Controls) normalize() (Controls, error) {
 	}
 	out.AllowedCountries = nil
 	for _, s := range c.AllowedCountries {
-		cc, ok := country(s)
+		cc, ok := Country(s)
 		if !ok {
 			return Controls{}, badf("allowed country %.8q is not an ISO 3166 country code", s)
 		}

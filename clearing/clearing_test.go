@@ -3,6 +3,7 @@ package clearing_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,6 +243,13 @@ func TestMalformedFilesAreRefused(t *testing.T) {
 			{"wrong control total", strings.Replace(strings.Replace(valid, ",1,100\n", ",1,101\n", 1), "T,BAD,1,100", "T,BAD,1,101", 1), "control_total: the header says 101, the billing amounts sum to 100"},
 			{"no trailer", strings.Split(valid, "T,")[0], "no trailer line"},
 			{"bad pan", strings.Replace(valid, h.PAN, h.PAN[:10]+"X", 1), "line 3 (record R1): pan: must be 12 to 19 digits"},
+			{"zero amount, with its limit shown", strings.Replace(valid, ",000000,100,GBP,", ",000000,0,GBP,", 1), `amount: "0" must be a whole number of minor units, 1 to 1,000,000,000,000,000`},
+		}
+		// Two upper-case letters that name no country, and a country's
+		// code written otherwise.
+		for _, cc := range []string{"ZZ", "XX", "QQ", "AA", "UK", "EU", "gb", "GBR"} {
+			cases = append(cases, struct{ name, content, want string }{"merchant country " + cc,
+				strings.Replace(valid, ",LONDON,GB,", ",LONDON,"+cc+",", 1), "merchant_country: " + strconv.Quote(cc) + " must be an ISO 3166 alpha-2 code"})
 		}
 		before := e.snapshot(t, h.Account)
 		for _, c := range cases {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
 	cberrors "github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
@@ -258,13 +259,13 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 	}
 	var err error
 	if l.Amount, err = parseAmount(fs[colAmount]); err != nil {
-		return bad("amount: %s must be a whole number of minor units, 1 to %d", ascii.Quote(fs[colAmount]), money.MaxAmount)
+		return bad("amount: %s must be a whole number of minor units, 1 to %s", ascii.Quote(fs[colAmount]), maxAmount)
 	}
 	if l.Currency, err = money.ParseCurrency(fs[colCurrency]); err != nil {
 		return bad("currency: %s is not an ISO 4217 alphabetic code we support", ascii.Quote(fs[colCurrency]))
 	}
 	if l.BillingAmount, err = parseAmount(fs[colBillingAmount]); err != nil {
-		return bad("billing_amount: %s must be a whole number of minor units, 1 to %d", ascii.Quote(fs[colBillingAmount]), money.MaxAmount)
+		return bad("billing_amount: %s must be a whole number of minor units, 1 to %s", ascii.Quote(fs[colBillingAmount]), maxAmount)
 	}
 	if l.BillingCurrency, err = money.ParseCurrency(fs[colBillingCurrency]); err != nil {
 		return bad("billing_currency: %s is not an ISO 4217 alphabetic code we support", ascii.Quote(fs[colBillingCurrency]))
@@ -302,7 +303,7 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 	// A card number in the merchant's name or city (an acquirer's
 	// mistake) is masked before the record is stored or published.
 	l.MerchantName, l.MerchantCity = ascii.MaskCardNumbers(l.MerchantName), ascii.MaskCardNumbers(l.MerchantCity)
-	if l.MerchantCountry = fs[colMerchantCountry]; !isUpper(l.MerchantCountry, 2) {
+	if l.MerchantCountry = fs[colMerchantCountry]; !isUpper(l.MerchantCountry, 2) || !isCountry(l.MerchantCountry) {
 		return bad("merchant_country: %s must be an ISO 3166 alpha-2 code", ascii.Quote(l.MerchantCountry))
 	}
 	if l.MCC = fs[colMCC]; !isDigits(l.MCC, 4, 4) {
@@ -392,6 +393,24 @@ func isToken(s string, hi int) bool {
 		}
 	}
 	return true
+}
+
+// maxAmount is money.MaxAmount as an error message shows it, in groups of
+// three digits: a run of twelve or more would be masked there as a card
+// number.
+var maxAmount = func() string {
+	s := strconv.FormatInt(money.MaxAmount, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}()
+
+// isCountry reports whether s is an assigned country's ISO 3166 alpha-2
+// code, as written (upper case).
+func isCountry(s string) bool {
+	cc, ok := card.Country(s)
+	return ok && cc == s
 }
 
 func isUpper(s string, n int) bool {
