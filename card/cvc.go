@@ -1,7 +1,6 @@
 package card
 
 import (
-	"bytes"
 	"crypto/des"
 	"crypto/subtle"
 	"encoding/hex"
@@ -27,8 +26,14 @@ func (k CVK) validate() error {
 	if len(k.A) != 8 || len(k.B) != 8 {
 		return configErr("CVK-A and CVK-B must be 8 bytes each (single-length DES keys)")
 	}
-	if bytes.Equal(k.A, k.B) {
-		return configErr("CVK-A and CVK-B must differ")
+	// DES ignores each byte's low (parity) bit: halves that differ only
+	// there are one key, and the pair single DES.
+	same := true
+	for i := range k.A {
+		same = same && k.A[i]&^1 == k.B[i]&^1
+	}
+	if same {
+		return configErr("CVK-A and CVK-B must differ (their parity bits aside)")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package card_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,6 +82,14 @@ func TestCVVRejectsBadInput(t *testing.T) {
 	}
 	if _, err := (card.CVK{A: k.A, B: k.A}).CVV("4123456789012345", "8701", "101"); errors.CodeOf(err) != errors.BadRequest {
 		t.Errorf("equal halves: error = %v, want BadRequest", err)
+	}
+	// One key to DES, which ignores each byte's low (parity) bit.
+	parity := slices.Clone(k.A)
+	for i := range parity {
+		parity[i] ^= 1
+	}
+	if _, err := (card.CVK{A: k.A, B: parity}).CVV("4123456789012345", "8701", "101"); errors.CodeOf(err) != errors.BadRequest {
+		t.Errorf("halves differing only in parity bits: error = %v, want BadRequest", err)
 	}
 	if _, err := (card.CVK{A: k.A[:7], B: k.B}).CVV("4123456789012345", "8701", "101"); errors.CodeOf(err) != errors.BadRequest {
 		t.Errorf("short key: error = %v, want BadRequest", err)
