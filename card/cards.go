@@ -811,7 +811,8 @@ func requestHash(method string, req any) ([]byte, error) {
 // sealed with another key, a batch per transaction, and returns how many it
 // moved. Run it after making a new key current; when it returns, no stored
 // card needs the old keys, which may then leave the keyring. It is safe to
-// run while the service runs, and to run again.
+// run while the service runs, to run again, and to run in several processes
+// at once: each returns only once a batch finds nothing left to move.
 func (s *Cards) Rekey(ctx context.Context) (int, error) {
 	const batch = 200
 	total := 0
@@ -863,7 +864,10 @@ func (s *Cards) Rekey(ctx context.Context) (int, error) {
 			return total, storeErr("rekey batch", err)
 		}
 		total += n
-		if n < batch {
+		// Until a batch finds none: a batch that found fewer may have
+		// waited on another run's locked rows (PostgreSQL), and left out
+		// those it rekeyed, while cards it had not reached remain.
+		if n == 0 {
 			return total, nil
 		}
 	}

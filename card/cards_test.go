@@ -387,6 +387,47 @@ func TestReveal(t *testing.T) {
 	})
 }
 
+// Rekey runs in two processes at once: when either returns, no card is
+// left on the old key, and between them they moved each card once.
+func TestConcurrentRekeysLeaveNoOldKey(t *testing.T) {
+	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		cfg := testConfig(t, newClock(epoch))
+		s1 := openCards(t, db, cfg)
+		const cards = 450 // more than two of Rekey's batches
+		for i := range cards {
+			issue(t, s1, fmt.Sprintf("old-%d", i), "cus_1")
+		}
+		rotated := cfg
+		rotated.Keyring = card.Keyring{Current: "k2", Keys: map[string]card.Secret{"k1": key(0x11), "k2": key(0x33)}}
+		a, b := openCards(t, db, rotated), openCards(t, db, rotated)
+		var wg sync.WaitGroup
+		moved := make([]int, 2)
+		for i, s := range []*card.Cards{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n, err := s.Rekey(ctx)
+				if err != nil {
+					t.Errorf("Rekey: %v", err)
+				}
+				moved[i] = n
+				var left int
+				if err := db.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM cards WHERE pan_key_id = 'k1'`).Scan(&left); err != nil {
+					t.Error(err)
+				}
+				if left != 0 {
+					t.Errorf("a Rekey returned (%d moved) with %d cards still on the old key", n, left)
+				}
+			}()
+		}
+		wg.Wait()
+		if moved[0]+moved[1] != cards {
+			t.Errorf("the two Rekeys moved %d and %d cards, want %d in all", moved[0], moved[1], cards)
+		}
+	})
+}
+
 func TestKeyRotation(t *testing.T) {
 	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
