@@ -374,6 +374,12 @@ func (p *platform) serveHTTP(addr string, router *rpc.Router, ready func(context
 	// The last spans this process finished, newest first: a trace view
 	// without a tracing backend (the embedded shape's).
 	mux.HandleFunc("GET /debug/traces", func(w http.ResponseWriter, r *http.Request) {
+		// Under mutual TLS, for a verified client only: spans name
+		// routes, callers and errors.
+		if p.serverTLS != nil && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			http.Error(w, "a verified client certificate is required", http.StatusUnauthorized)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"spans": p.tracing.Recent()})
 	})

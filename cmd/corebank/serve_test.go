@@ -230,6 +230,23 @@ func TestServeCardPathAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The health checks answer without a client certificate; the spans
+	// only with one.
+	for path, want := range map[string]int{"/readyz": 200, "/metrics": 200, "/debug/traces": http.StatusUnauthorized} {
+		rsp, err := client("").Get(crd.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp.Body.Close()
+		if rsp.StatusCode != want {
+			t.Errorf("GET %s without a client certificate: %d, want %d", path, rsp.StatusCode, want)
+		}
+	}
+	if rsp, err := client(callerOperator).Get(crd.base + "/debug/traces"); err != nil || rsp.StatusCode != 200 {
+		t.Errorf("GET /debug/traces with a certificate: %v, %v", rsp, err)
+	} else {
+		rsp.Body.Close()
+	}
 	reveal := card.RevealRequest{CardID: c.ID, CustomerID: c.CustomerID, Reason: "show card"}
 	for name, want := range map[string]errors.Code{"": errors.Unauthenticated, cardnetService: errors.Forbidden, authorization.Name: errors.Forbidden} {
 		// The header claims to be the customer side; the certificate says who it is.
