@@ -634,9 +634,14 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		if declined, err := a.reversedGate(ctx, tx, r); declined || err != nil {
 			return err
 		}
-		spent, err := a.spent(ctx, tx, c.ID, now, c.Controls.VelocityWindow)
-		if err != nil {
-			return err
+		// A card without spend limits is not totalled: one indexed scan
+		// of its month saved in the group commit.
+		var spent card.Spent
+		if c.Controls.ReadsSpent() {
+			var err error
+			if spent, err = a.spent(ctx, tx, c.ID, now, c.Controls.VelocityWindow); err != nil {
+				return err
+			}
 		}
 		attempt := attempt
 		if req.Kind == KindIncremental {

@@ -75,6 +75,14 @@ func (c *Card) Check(a Attempt, spent Spent, now time.Time) Decline {
 	return NoDecline
 }
 
+// ReadsSpent reports whether Check reads its Spent argument for a card with
+// these controls: only a daily, monthly or velocity limit does, so a caller
+// may pass a zero Spent, and skip totalling the card's spend, when it does
+// not.
+func (ctl Controls) ReadsSpent() bool {
+	return ctl.DailyLimit > 0 || ctl.MonthlyLimit > 0 || ctl.VelocityCount > 0
+}
+
 // ExpiredAt reports whether the card is past its expiry month at t: a card
 // expiring 01/2034 is valid through 2034-01-31T23:59:59.999999999Z.
 func (c *Card) ExpiredAt(t time.Time) bool {

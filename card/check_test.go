@@ -6,6 +6,7 @@ import (
 
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/money"
+	"pgregory.net/rapid"
 )
 
 func TestCheck(t *testing.T) {
@@ -176,4 +177,43 @@ func TestCheckPerTransactionLimitOnTheWholePayment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ReadsSpent is exactly when Check's answer depends on Spent: without a
+// daily, monthly or velocity limit any two totals give the same answer;
+// with one, an attempt Check would approve on nothing spent is declined on
+// everything spent.
+func TestReadsSpentIsWhatCheckReads(t *testing.T) {
+	now := time.Date(2031, 6, 10, 12, 0, 0, 0, time.UTC)
+	rapid.Check(t, func(t *rapid.T) {
+		limit := func(name string) int64 {
+			return rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(1, money.MaxAmount)).Draw(t, name)
+		}
+		c := card.Card{ID: "card_x", Currency: "GBP", State: card.StateActive, ExpiryMonth: 1, ExpiryYear: 2034,
+			Controls: card.Controls{
+				PerTransactionLimit: limit("per_transaction"),
+				DailyLimit:          limit("daily"),
+				MonthlyLimit:        limit("monthly"),
+				VelocityCount:       int(rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(1, card.MaxVelocityCount)).Draw(t, "velocity")),
+				VelocityWindow:      time.Hour,
+			}}
+		a := card.Attempt{Amount: rapid.Int64Range(1, money.MaxAmount).Draw(t, "amount"), Currency: "GBP", MCC: "5812", Channel: card.ChannelContactless, Country: "GB"}
+		spent := func(name string) card.Spent {
+			return card.Spent{Today: rapid.Int64Range(0, money.MaxAmount).Draw(t, name+"_today"),
+				ThisMonth: rapid.Int64Range(0, money.MaxAmount).Draw(t, name+"_month"), CountInWindow: rapid.IntRange(0, 20000).Draw(t, name+"_count")}
+		}
+		if !c.Controls.ReadsSpent() {
+			if x, y := c.Check(a, spent("x"), now), c.Check(a, spent("y"), now); x != y {
+				t.Fatalf("no spend limit, yet Check answered %s and %s for two totals", x, y)
+			}
+			return
+		}
+		if c.Check(a, card.Spent{}, now) != card.NoDecline {
+			return
+		}
+		all := card.Spent{Today: money.MaxAmount, ThisMonth: money.MaxAmount, CountInWindow: card.MaxVelocityCount}
+		if d := c.Check(a, all, now); d == card.NoDecline {
+			t.Fatalf("ReadsSpent, yet everything spent is approved as nothing spent is")
+		}
+	})
 }
