@@ -48,6 +48,7 @@ type benchAuthResult struct {
 	GOMAXPROCS int              `json:"gomaxprocs"`
 	Embedded   bool             `json:"embedded"`
 	Cards      int              `json:"cards"`
+	CardLimits bool             `json:"card_limits"` // embedded cards issued with spend limits (--card-limits)
 }
 
 // benchAuth drives a running gateway with 0100 purchases over real TCP.
@@ -80,6 +81,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		timeout   = fs.Duration("timeout", 10*time.Second, "how long to wait for an answer before counting an error")
 		seed      = fs.Uint64("seed", 0, "random seed; 0 picks one from the clock")
 		asJSON    = fs.Bool("json", false, "print one JSON object")
+		limits    = fs.Bool("card-limits", false, "embedded: give each card daily and monthly spend limits it never reaches, so each decision totals the card's spend as it does for a card with limits")
 	)
 	// Never the bank's gateway or cards: COREBANK_ISO8583 names its own.
 	if err := parse(fs, args, "iso8583", "cards"); err != nil {
@@ -121,7 +123,11 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if st, cards, err = startBenchStack(ctx, dir, n, *workers, spec, stderr); err != nil {
+		var ctl card.Controls
+		if *limits {
+			ctl.DailyLimit, ctl.MonthlyLimit = money.MaxAmount, money.MaxAmount
+		}
+		if st, cards, err = startBenchStackWith(ctx, dir, n, *workers, spec, ctl, stderr); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer st.stop(context.Background())
@@ -181,7 +187,7 @@ func benchAuth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Approved: codes[string(cardnet.Approved)] + codes[string(cardnet.PartiallyApproved)],
 		P50ms:    pct(lat, 0.50), P99ms: pct(lat, 0.99), P999ms: pct(lat, 0.999), Maxms: pct(lat, 1),
 		Errors: out.nerr, ErrorCodes: out.errs, Codes: codes, GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Embedded: embedded, Cards: len(cards),
+		Embedded: embedded, Cards: len(cards), CardLimits: embedded && *limits,
 	}
 	if embedded {
 		// Drain the gateway (late decisions reconciled), then check the
@@ -238,6 +244,11 @@ func signOn(ctx context.Context, c *cardnet.Client, spec *cardnet.Spec, stan int
 // accounts with a card each and no controls. It returns the cards' details,
 // revealed in process: they are never written anywhere.
 func startBenchStack(ctx context.Context, dir string, n, workers int, spec *cardnet.Spec, stderr io.Writer, tweaks ...func(*config)) (*stack, []sim.Card, error) {
+	return startBenchStackWith(ctx, dir, n, workers, spec, card.Controls{}, stderr, tweaks...)
+}
+
+// startBenchStackWith is startBenchStack with each card issued with ctl.
+func startBenchStackWith(ctx context.Context, dir string, n, workers int, spec *cardnet.Spec, ctl card.Controls, stderr io.Writer, tweaks ...func(*config)) (*stack, []sim.Card, error) {
 	// Every default of the embedded shape, then the bench's few changes.
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	var (
@@ -260,7 +271,7 @@ func startBenchStack(ctx context.Context, dir string, n, workers int, spec *card
 	if err != nil {
 		return nil, nil, err
 	}
-	cards, err := openBenchCards(ctx, st, n)
+	cards, err := openBenchCards(ctx, st, n, ctl)
 	if err != nil {
 		st.stop(context.Background())
 		return nil, nil, err
@@ -268,8 +279,9 @@ func startBenchStack(ctx context.Context, dir string, n, workers int, spec *card
 	return st, cards, nil
 }
 
-// openBenchCards opens n funded accounts with one card each, 32 at a time.
-func openBenchCards(ctx context.Context, st *stack, n int) ([]sim.Card, error) {
+// openBenchCards opens n funded accounts with one card each, with ctl, 32
+// at a time.
+func openBenchCards(ctx context.Context, st *stack, n int, ctl card.Controls) ([]sim.Card, error) {
 	l := &ledger.Client{RPC: st.from(callerAPI)}
 	cs := &card.Client{RPC: st.from(callerAPI)}
 	funding, err := l.CreateAccount(ctx, ledger.CreateAccountRequest{Key: "bench-funding", Currency: "GBP", Owner: "bank:funding", Rule: ledger.RuleNone})
@@ -294,7 +306,7 @@ func openBenchCards(ctx context.Context, st *stack, n int) ([]sim.Card, error) {
 			}
 			var c *card.Card
 			if err == nil {
-				c, err = cs.Issue(ctx, card.IssueRequest{Key: key + "-card", AccountID: a.ID, CustomerID: "cus_" + key, Currency: "GBP"})
+				c, err = cs.Issue(ctx, card.IssueRequest{Key: key + "-card", AccountID: a.ID, CustomerID: "cus_" + key, Currency: "GBP", Controls: ctl})
 			}
 			if err != nil {
 				errs[i] = err

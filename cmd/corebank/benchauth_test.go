@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
+	"github.com/corebank/corebank/money"
 )
 
 // startTestGateway serves a gateway on loopback that approves every
@@ -310,5 +312,40 @@ func writeJSON(t *testing.T, name string, v any) {
 	}
 	if err := os.WriteFile(name, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// --card-limits issues the bench's cards with daily and monthly limits
+// they never reach: each decision then totals the card's spend, and every
+// purchase is still approved.
+func TestBenchAuthCardLimits(t *testing.T) {
+	ctl := card.Controls{DailyLimit: money.MaxAmount, MonthlyLimit: money.MaxAmount}
+	st, cards, err := startBenchStackWith(context.Background(), t.TempDir(), 2, cardnet.DefaultWorkers, nil, ctl, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.stop(context.Background())
+	for _, sc := range cards {
+		c, err := st.card.cards.Lookup(context.Background(), string(sc.PAN))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Controls.ReadsSpent() || c.Controls.DailyLimit != money.MaxAmount || c.Controls.MonthlyLimit != money.MaxAmount {
+			t.Errorf("bench card's controls %+v, want the daily and monthly limits at the maximum", c.Controls)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"bench", "auth", "--duration", "1s", "--cards", "20", "--clients", "16", "--card-limits", "--json"}, &stdout, &stderr); err != nil {
+		t.Fatalf("bench auth --card-limits: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Auths, Approved int64
+		CardLimits      bool `json:"card_limits"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.CardLimits || res.Auths == 0 || res.Approved != res.Auths {
+		t.Errorf("bench auth --card-limits: %s", stdout.String())
 	}
 }
