@@ -249,9 +249,7 @@ func wrongCVC(c string) string {
 func TestLookup(t *testing.T) {
 	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		s := openCards(t, db, testConfig(t, newClock(epoch)))
-		c := issue(t, s, "k", "cus_1")
-		pan := reveal(t, s, c).PAN
+		s, c, pan := issueRevealed(t, db)
 
 		got, err := s.Lookup(ctx, pan)
 		if err != nil {
@@ -1167,10 +1165,6 @@ func TestOpenChecksKeysInOneQuery(t *testing.T) {
 	})
 }
 
-// A reveal refused for what it asked writes its
-// card.details.reveal_refused event in the transaction that refused it,
-// through the outbox, and wakes the relay: one transaction per refusal, as
-// per reveal. The why of a blocked or closed card is the state's word.
 // A card number put where a card id goes (an app or a back-office tool
 // with the number at hand) is refused as malformed by every method that
 // takes a card id: it is never echoed in the answer, and a refused reveal
@@ -1178,9 +1172,7 @@ func TestOpenChecksKeysInOneQuery(t *testing.T) {
 func TestCardNumberAsCardIDIsRefused(t *testing.T) {
 	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		s := openCards(t, db, testConfig(t, newClock(epoch)))
-		c := issue(t, s, "k1", "cus_1")
-		pan := reveal(t, s, c).PAN
+		s, _, pan := issueRevealed(t, db)
 		events := len(outbox(t, db))
 		_, errReveal := s.Reveal(ctx, card.RevealRequest{CardID: pan, CustomerID: "cus_1", Reason: "show card"})
 		_, errGet := s.Get(ctx, pan)
@@ -1205,6 +1197,10 @@ func TestCardNumberAsCardIDIsRefused(t *testing.T) {
 	})
 }
 
+// A reveal refused for what it asked writes its
+// card.details.reveal_refused event in the transaction that refused it,
+// through the outbox, and wakes the relay: one transaction per refusal, as
+// per reveal. The why of a blocked or closed card is the state's word.
 func TestRefusedRevealIsOneTransaction(t *testing.T) {
 	storetest.Each(t, "card", func(t *testing.T, db *store.DB) {
 		ctx := rpc.WithCaller(context.Background(), "api")

@@ -100,6 +100,15 @@ func reveal(t testing.TB, s card.Service, c *card.Card) *card.Details {
 	return d
 }
 
+// issueRevealed opens the card service on db with the test config, issues
+// one card to cus_1, and returns the service, the card and its number.
+func issueRevealed(t testing.TB, db *store.DB) (*card.Cards, *card.Card, string) {
+	t.Helper()
+	s := openCards(t, db, testConfig(t, newClock(epoch)))
+	c := issue(t, s, "k", "cus_1")
+	return s, c, reveal(t, s, c).PAN
+}
+
 // noSuchCard is a well-formed card id that names no card.
 const noSuchCard = "card_00000000000000000000000000"
 

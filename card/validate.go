@@ -47,30 +47,26 @@ func checkID(what, id string) error {
 	return nil
 }
 
-// checkCardID accepts the ids this service mints: "card_" and 26
-// characters of the id package's alphabet. Nothing else can name a card, so
-// a card number put where its id goes is refused as malformed, before it
-// can be echoed in an answer or written into a refusal's event.
-func checkCardID(id string) error {
-	if id == "" {
-		return badf("card_id is required")
-	}
-	rest, ok := strings.CutPrefix(id, "card_")
-	if !ok || len(rest) != 26 || strings.Trim(rest, crockford) != "" {
-		return badf("card_id is not a card id")
-	}
-	return nil
+// checkCardID accepts the ids this service mints. Nothing else can name a
+// card, so a card number put where its id goes is refused as malformed,
+// before it can be echoed in an answer or written into a refusal's event.
+func checkCardID(id string) error { return checkMinted("card_id", "card_", "a card id", id) }
+
+// checkAccountID accepts ledger account ids.
+func checkAccountID(id string) error {
+	return checkMinted("account_id", "acc_", "a ledger account id", id)
 }
 
-// checkAccountID accepts ledger account ids: "acc_" and 26 characters of
-// the ledger's base-32 alphabet.
-func checkAccountID(id string) error {
+// checkMinted accepts an id minted by the id package: prefix and 26
+// characters of its alphabet. field names it in the refusal, which never
+// echoes it.
+func checkMinted(field, prefix, kind, id string) error {
 	if id == "" {
-		return badf("account_id is required")
+		return badf("%s is required", field)
 	}
-	rest, ok := strings.CutPrefix(id, "acc_")
+	rest, ok := strings.CutPrefix(id, prefix)
 	if !ok || len(rest) != 26 || strings.Trim(rest, crockford) != "" {
-		return badf("account_id is not a ledger account id")
+		return badf("%s is not %s", field, kind)
 	}
 	return nil
 }
