@@ -13,9 +13,11 @@ import (
 type Grants map[string][]string
 
 // Policy returns a server filter that lets a request reach next only if
-// its caller is granted its method: a request that names no caller is
-// refused Unauthenticated, one whose caller is not granted the method (or
-// a method no grant names) Forbidden, before next runs. Deny by default:
+// its caller is granted its method: a request for a method no grant names
+// is refused Forbidden (and counted and traced as an unknown route, as the
+// Router counts one it does not serve); one that names no caller,
+// Unauthenticated; one whose caller is not granted the method, Forbidden;
+// all before next runs. Deny by default:
 // a method added to a service is refused until a grant names it.
 //
 // Request.Caller is what the transport says: over the in-process transport
@@ -39,12 +41,20 @@ func Policy(g Grants) Filter {
 		allowed[route] = set
 	}
 	return func(ctx context.Context, req Request, next Service) Response {
+		route := req.Service + "/" + req.Method
+		callers, wild := allowed[route], allowed[req.Service+"/*"]
+		if callers == nil && wild == nil {
+			// No grant names it: as the Router does for a route nothing
+			// serves, it is counted and traced as unknown and never
+			// echoed (its name is the request's path, anyone's to mint).
+			return Response{Err: errors.Wrap(errUnknownMethod, errors.Forbidden, "the caller may not call "+shownRoute(route))}
+		}
 		if req.Caller == "" {
 			return Response{Err: errors.New(errors.Unauthenticated, "the caller is not named")}
 		}
-		if allowed[req.Service+"/"+req.Method][req.Caller] || allowed[req.Service+"/*"][req.Caller] {
+		if callers[req.Caller] || wild[req.Caller] {
 			return next(ctx, req)
 		}
-		return Response{Err: errors.Errorf(errors.Forbidden, "the caller may not call %s/%s", req.Service, req.Method)}
+		return Response{Err: errors.New(errors.Forbidden, "the caller may not call "+shownRoute(route))}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/rpc"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A request reaches the handler only if a grant names its caller for its
@@ -94,5 +95,28 @@ func TestPolicyRefusesMalformedGrants(t *testing.T) {
 			}()
 			rpc.Policy(g)
 		}()
+	}
+}
+
+// A method no grant names is counted under "unknown", as the Router counts
+// a route it does not serve: the name is the request's path, anyone's to
+// mint (a new metric series per name, or a card number put there).
+func TestPolicyCountsUngrantedRoutesAsUnknown(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	next := func(ctx context.Context, req rpc.Request) rpc.Response { return rpc.Response{Body: "ok"} }
+	s := rpc.Chain(next, rpc.Metrics(reg), rpc.Policy(rpc.Grants{"card/reveal": {"api"}}))
+	const pan = "4571736012345678"
+	for _, method := range []string{"m1", "m2", pan} {
+		rsp := s(context.Background(), rpc.Request{Caller: "api", Service: "card", Method: method})
+		if errors.CodeOf(rsp.Err) != errors.Forbidden || strings.Contains(rsp.Err.Error(), pan) {
+			t.Errorf("card/%s: %v, want forbidden, not echoing the name", method, rsp.Err)
+		}
+	}
+	s(context.Background(), rpc.Request{Caller: "cardnet", Service: "card", Method: "reveal"})
+	if n, ok := counter(t, reg, "unknown", "unknown", string(errors.Forbidden)); !ok || n != 3 {
+		t.Errorf("unknown/unknown forbidden = %v (%v), want 3", n, ok)
+	}
+	if n, ok := counter(t, reg, "card", "reveal", string(errors.Forbidden)); !ok || n != 1 {
+		t.Errorf("card/reveal forbidden = %v (%v), want 1: a granted route keeps its name", n, ok)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -133,5 +134,45 @@ func TestServedCardRefusesCallersNotGranted(t *testing.T) {
 	}
 	if st, out := postCard(t, base, card.MethodLookup, authorization.Name, card.LookupRequest{PAN: pan}); st != http.StatusOK || !bytes.Contains(out, []byte(c.ID)) {
 		t.Errorf("authorization's lookup: %d %s", st, out)
+	}
+}
+
+// A method nothing grants, whatever its name (a card number put in the
+// path included), reaches neither /metrics nor /debug/traces under its own
+// name, and mints no metric series per name.
+func TestServedUnknownRoutesArePublishedAsUnknown(t *testing.T) {
+	base, _, pan := cardServer(t)
+	for i := range 50 {
+		for _, caller := range []string{"", callerAPI} {
+			if st, _ := postCard(t, base, fmt.Sprintf("m%d", i), caller, struct{}{}); st == http.StatusOK {
+				t.Fatalf("unknown method m%d answered 200", i)
+			}
+		}
+	}
+	postCard(t, base, pan, callerAPI, card.LookupRequest{PAN: pan})
+	get := func(path string) string {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	metrics := get("/metrics")
+	if strings.Contains(metrics, pan[6:]) {
+		t.Errorf("/metrics shows the card number put in a request's path")
+	}
+	series := 0
+	for _, l := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(l, "corebank_rpc_requests_total{") && strings.Contains(l, `service="card"`) {
+			series++
+		}
+	}
+	if series > 0 {
+		t.Errorf("%d corebank_rpc_requests_total series for the card service after requests only for methods it does not grant; want them all counted as unknown", series)
+	}
+	if traces := get("/debug/traces"); strings.Contains(traces, pan[6:]) {
+		t.Errorf("/debug/traces shows the card number put in a request's path")
 	}
 }
