@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -222,21 +223,30 @@ func (c *Conn) EnsureStream(ctx context.Context, name string, subjects []string,
 }
 
 // raise returns have with what want needs that have lacks: its subjects
-// added, and its replicas, duplicate window and atomic batches raised to
-// want's if lower, and whether anything changed.
+// that overlap none of have's added, and its replicas, duplicate window
+// (at most have's MaxAge) and atomic batches raised to want's if lower,
+// and whether anything changed.
 func raise(have, want jetstream.StreamConfig) (jetstream.StreamConfig, bool) {
 	changed := false
 	have.Subjects = slices.Clone(have.Subjects)
 	for _, subj := range want.Subjects {
-		if !slices.Contains(have.Subjects, subj) {
+		// A subject overlapping one the stream has (the same, or an
+		// operator's card.*.* for card.>) is left as they wrote it: the
+		// server refuses overlapping subjects in one stream.
+		if !slices.ContainsFunc(have.Subjects, func(h string) bool { return server.SubjectsCollide(h, subj) }) {
 			have.Subjects, changed = append(have.Subjects, subj), true
 		}
 	}
 	if have.Replicas < want.Replicas {
 		have.Replicas, changed = want.Replicas, true
 	}
-	if have.Duplicates < want.Duplicates {
-		have.Duplicates, changed = want.Duplicates, true
+	// The window cannot outlast what the stream keeps.
+	window := want.Duplicates
+	if have.MaxAge > 0 {
+		window = min(window, have.MaxAge)
+	}
+	if have.Duplicates < window {
+		have.Duplicates, changed = window, true
 	}
 	if want.AllowAtomicPublish && !have.AllowAtomicPublish {
 		have.AllowAtomicPublish, changed = true, true

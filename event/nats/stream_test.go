@@ -126,6 +126,20 @@ func TestEnsureStreamKeepsAnOperatorsStream(t *testing.T) {
 		t.Errorf("raised stream: replicas %d, duplicates %v, subjects %v; want 3, %v, [short.a short.b]", got.Replicas, got.Duplicates, got.Subjects, nats.DuplicateWindow)
 	}
 
+	// Subjects an operator wrote otherwise (ov.*.* for ov.>) are kept,
+	// not added to (the server refuses overlapping subjects), and the
+	// window stays within what the stream keeps.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OVERLAP", Subjects: []string{"ov.*.*", "ow.*.*"}, MaxAge: time.Minute, Duplicates: 30 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureStream(ctx, "OVERLAP", []string{"ov.>", "ow.>", "ox.>"}, 1); err != nil {
+		t.Fatalf("EnsureStream on a stream whose subjects overlap ours: %v", err)
+	}
+	got = config("OVERLAP")
+	if !slices.Equal(got.Subjects, []string{"ov.*.*", "ow.*.*", "ox.>"}) || got.Duplicates != time.Minute || got.MaxAge != time.Minute {
+		t.Errorf("overlapping stream: subjects %v, duplicates %v, max age %v; want ov.*.* ow.*.* ox.>, 1m, 1m", got.Subjects, got.Duplicates, got.MaxAge)
+	}
+
 	// A new stream is created as asked.
 	if err := c.EnsureStream(ctx, "FRESH", []string{"fresh.>"}, 3); err != nil {
 		t.Fatal(err)
