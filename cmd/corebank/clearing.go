@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -43,6 +44,14 @@ func runClearing(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	_, clientTLS, err := tc.tlsConfigs()
 	if err != nil {
 		return fmt.Errorf("clearing ingest: %w", err)
+	}
+	if clientTLS != nil {
+		if u, err := neturl.Parse(*url); err != nil || u.Scheme != "https" {
+			return fmt.Errorf("clearing ingest: --url %q: with --tls-cert, want https://host:port", *url)
+		}
+		if cn := certName(clientTLS); cn != callerOperator {
+			return fmt.Errorf("clearing ingest: --tls-cert: its Common Name is %q; the back office calls as %q", cn, callerOperator)
+		}
 	}
 	ctx, cancel := context.WithTimeout(rpc.WithCaller(ctx, callerOperator), *timeout)
 	defer cancel()

@@ -78,7 +78,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 
 // tlsFlags adds the flags of mutual TLS on the HTTP RPC to fs.
 func (c *config) tlsFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate of this process for mutual TLS on the HTTP RPC; its subject's Common Name is the caller name it calls others as (with --tls-key and --tls-ca)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate of this process for mutual TLS on the HTTP RPC, with --tls-key and --tls-ca; its subject's Common Name is the caller it proves: serve's --service, or for clearing ingest operator")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM certificates of the authority that signs the services' certificates: callers must present one, and servers are checked against it")
 }
@@ -97,6 +97,9 @@ func (c *config) tlsConfigs() (server, client *tls.Config, err error) {
 		return nil, nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err == nil {
+		pair.Leaf = leaf
+	}
 	if err != nil || !rpc.ValidCaller(leaf.Subject.CommonName) || leaf.Subject.CommonName == "" {
 		return nil, nil, fmt.Errorf("--tls-cert: its subject's Common Name must be a caller name (1 to %d characters of [A-Za-z0-9_.:-])", rpc.MaxCallerLen)
 	}
@@ -119,6 +122,10 @@ func (c *config) tlsConfigs() (server, client *tls.Config, err error) {
 	client = &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return server, client, nil
 }
+
+// certName is the caller name of the certificate a client side of mutual
+// TLS presents: its subject's Common Name.
+func certName(c *tls.Config) string { return c.Certificates[0].Leaf.Subject.CommonName }
 
 // platform is the shared machinery of a process: logs, metrics, traces, the
 // event bus.

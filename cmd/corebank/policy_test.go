@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/clearing"
+	"github.com/corebank/corebank/internal/testcert"
 	"github.com/corebank/corebank/obs"
 	"github.com/corebank/corebank/rpc"
 	"github.com/corebank/corebank/store/sqlite"
@@ -174,5 +177,36 @@ func TestServedUnknownRoutesArePublishedAsUnknown(t *testing.T) {
 	}
 	if traces := get("/debug/traces"); strings.Contains(traces, pan[6:]) {
 		t.Errorf("/debug/traces shows the card number put in a request's path")
+	}
+}
+
+// A process proves the caller name it calls others as: serve refuses a
+// certificate that names another than its --service, and clearing ingest
+// one that is not operator's, or an http:// URL with one; all before
+// anything starts or is sent.
+func TestTLSCertificateMustNameTheCaller(t *testing.T) {
+	ca := testcert.NewCA(t, "corebank test CA")
+	dir := t.TempDir()
+	gateway, operator := ca.WriteFiles(t, dir, "gateway"), ca.WriteFiles(t, dir, callerOperator)
+	tlsArgs := func(f testcert.Files) []string {
+		return []string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA}
+	}
+	clearingFile := filepath.Join(dir, "c.csv")
+	if err := os.WriteFile(clearingFile, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"serve", "--service", cardnetService, "--data", dir, "--authorization-url", "https://127.0.0.1:1"}, tlsArgs(gateway)...), `Common Name is "gateway", but serve --service cardnet calls others as "cardnet"`},
+		{append([]string{"clearing", "ingest", "--file", clearingFile, "--url", "http://127.0.0.1:1"}, tlsArgs(operator)...), "with --tls-cert, want https://host:port"},
+		{append([]string{"clearing", "ingest", "--file", clearingFile, "--url", "https://127.0.0.1:1"}, tlsArgs(gateway)...), `Common Name is "gateway"; the back office calls as "operator"`},
+	} {
+		var out, errs bytes.Buffer
+		err := run(context.Background(), c.args, &out, &errs)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("corebank %s = %v, want %q", strings.Join(c.args[:2], " "), err, c.want)
+		}
 	}
 }

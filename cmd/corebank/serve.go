@@ -55,6 +55,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// It calls others as --service: its certificate must say so, or every
+	// call it makes would be refused.
+	if clientTLS != nil {
+		if cn := certName(clientTLS); cn != *service {
+			return fmt.Errorf("--tls-cert: its Common Name is %q, but serve --service %s calls others as %q", cn, *service, *service)
+		}
+	}
 	hc := rpc.HTTPClient(clientTLS)
 	remote := func(flagName, raw string) (rpc.Service, error) {
 		if raw == "" {
