@@ -49,7 +49,7 @@ func (c *Card) Check(a Attempt, spent Spent, now time.Time) Decline {
 		return ChannelDisabled
 	}
 	if len(ctl.AllowedCountries) > 0 {
-		cc, ok := Country(a.Country)
+		cc, ok := country(a.Country)
 		if !ok || !slices.Contains(ctl.AllowedCountries, cc) {
 			return CountryNotAllowed
 		}

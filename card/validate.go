@@ -71,10 +71,10 @@ func checkMinted(field, prefix, kind, id string) error {
 	return nil
 }
 
-// Country returns the ISO 3166 alpha-2 code of an alpha-2, alpha-3 or
+// country returns the ISO 3166 alpha-2 code of an alpha-2, alpha-3 or
 // numeric country code, in any case, and whether s names an assigned
 // country ("GB", "gbr" and "826" are GB; "UK", "EU" and "ZZ" are none).
-func Country(s string) (string, bool) {
+func country(s string) (string, bool) {
 	if s == "" {
 		return "", false
 	}
@@ -127,7 +127,7 @@ func (c Controls) normalize() (Controls, error) {
 	}
 	out.AllowedCountries = nil
 	for _, s := range c.AllowedCountries {
-		cc, ok := Country(s)
+		cc, ok := country(s)
 		if !ok {
 			return Controls{}, badf("allowed country %.8q is not an ISO 3166 country code", s)
 		}

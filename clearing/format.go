@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/authorization"
-	"github.com/corebank/corebank/card"
 	cberrors "github.com/corebank/corebank/errors"
 	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
@@ -303,8 +302,10 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 	// A card number in the merchant's name or city (an acquirer's
 	// mistake) is masked before the record is stored or published.
 	l.MerchantName, l.MerchantCity = ascii.MaskCardNumbers(l.MerchantName), ascii.MaskCardNumbers(l.MerchantCity)
-	if l.MerchantCountry = fs[colMerchantCountry]; !isUpper(l.MerchantCountry, 2) || !isCountry(l.MerchantCountry) {
-		return bad("merchant_country: %s must be an ISO 3166 alpha-2 code", ascii.Quote(l.MerchantCountry))
+	// The shape only: an acquirer's UK or EU is the merchant's address as
+	// the network sent it, and no reason to refuse a file of payments.
+	if l.MerchantCountry = fs[colMerchantCountry]; !isUpper(l.MerchantCountry, 2) {
+		return bad("merchant_country: %s must be two upper-case letters (ISO 3166 alpha-2)", ascii.Quote(l.MerchantCountry))
 	}
 	if l.MCC = fs[colMCC]; !isDigits(l.MCC, 4, 4) {
 		return bad("mcc: %s must be 4 digits", ascii.Quote(l.MCC))
@@ -405,13 +406,6 @@ var maxAmount = func() string {
 	}
 	return s
 }()
-
-// isCountry reports whether s is an assigned country's ISO 3166 alpha-2
-// code, as written (upper case).
-func isCountry(s string) bool {
-	cc, ok := card.Country(s)
-	return ok && cc == s
-}
 
 func isUpper(s string, n int) bool {
 	if len(s) != n {
