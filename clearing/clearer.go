@@ -338,7 +338,7 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			d = nil // never touch another card's hold
 		}
 	}
-	if d != nil && codeDiffers(d) {
+	if d != nil && d.Approved && codeDiffers(d) {
 		p.rec.Suspicious = append(p.rec.Suspicious, ReasonAuthCode)
 	}
 	if d != nil && !d.Approved {
@@ -350,9 +350,13 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		// the gateway undid a late answer) and the record bears another
 		// approval code: the network's stand-in, whose advice reused the
 		// ids (cardnet gives it an identity of its own), holds the money.
-		alt, _, err := c.byReference(ctx, cd.ID, l)
+		alt, ambiguous, err := c.byReference(ctx, cd.ID, l)
 		if err != nil {
 			return nil, err
+		}
+		if ambiguous {
+			p.rec.Suspicious = append(p.rec.Suspicious, ReasonAmbiguousReference)
+			p.rec.Detail = "rrn and auth code match more than one authorization of the card"
 		}
 		if alt != nil {
 			d, p.rec.AuthorizationID = alt, alt.ID

@@ -404,9 +404,11 @@ func buildReport(fileID string, recs []Record, now time.Time) *Report {
 // network ids on another card was flagged card_mismatch and posted there.
 func (c *Clearer) clearedAgainst(ctx context.Context, authorizationID, cardID string) (cleared, debited int64, err error) {
 	err = c.db.Read.QueryRowContext(ctx, c.db.Rebind(`SELECT CAST(COALESCE(SUM(billing_amount), 0) AS BIGINT),
-		CAST(COALESCE(SUM(CASE WHEN status = ? THEN op_amount ELSE 0 END), 0) AS BIGINT) FROM clearing_records
-		WHERE authorization_id = ? AND authorization_id <> '' AND card_id = ? AND kind <> ? AND status IN (?, ?)`),
-		string(StatusForced), authorizationID, cardID, string(KindRefund), string(StatusSettled), string(StatusForced)).Scan(&cleared, &debited)
+		CAST(COALESCE(SUM(CASE WHEN status <> ? THEN op_amount ELSE 0 END), 0) AS BIGINT) FROM clearing_records
+		WHERE authorization_id = ? AND authorization_id <> '' AND card_id = ? AND kind <> ?
+		AND (status IN (?, ?) OR (status = ? AND op = ?))`),
+		string(StatusSettled), authorizationID, cardID, string(KindRefund), string(StatusSettled), string(StatusForced),
+		string(StatusPending), opDebit).Scan(&cleared, &debited)
 	if err != nil {
 		return 0, 0, fmt.Errorf("clearing: clearings of %s: %w", authorizationID, err)
 	}
