@@ -3,8 +3,11 @@ package obs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
+
+	"go.opentelemetry.io/otel"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -27,6 +30,12 @@ type TraceConfig struct {
 	// Recent is how many of the most recently finished spans to keep in
 	// memory for Tracing.Recent. Zero keeps none.
 	Recent int
+	// Log receives what the OpenTelemetry SDK reports going wrong (an
+	// export the collector refused, say), at level Warn, in the process's
+	// log format. The SDK's handler is process-wide: the last provider
+	// made with a Log sets it. Nil leaves the SDK's, which prints through
+	// the standard log package.
+	Log *slog.Logger
 }
 
 // Tracing is a process's OpenTelemetry tracing: the provider to create
@@ -64,6 +73,12 @@ func NewTracerProvider(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+	}
+	if cfg.Log != nil {
+		log := cfg.Log
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing: the OpenTelemetry SDK reports an error", "err", err)
+		}))
 	}
 	if cfg.OTLPEndpoint != "" {
 		endpoint, err := otlpURL(cfg.OTLPEndpoint)

@@ -114,6 +114,10 @@ func TestSimulateWritesClearingFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// It holds full card numbers: the owner's only.
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("clearing file mode %v (%v), want no access for group or others", fi.Mode().Perm(), err)
+	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) < 3 || !strings.HasPrefix(lines[0], "H,SIMNET-") || !strings.HasPrefix(lines[len(lines)-1], "T,") {
 		t.Errorf("clearing file is not header, records, trailer:\n%s", b)

@@ -77,6 +77,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if p.serverTLS == nil && !onLoopback(srv.addr()) {
+		p.log.Warn("the demo's HTTP RPC is plain HTTP on an address other machines may reach: a caller's name is its claim, so any peer may claim api and reveal the demo cards' details; keep --http on 127.0.0.1, or give --tls-cert, --tls-key and --tls-ca", "http", srv.addr())
+	}
 
 	// A consumer of the services' events: proof that outbox → relay →
 	// JetStream → durable consumer works, printed as it happens.
@@ -96,7 +99,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, `corebank demo is running.
 
   HTTP        http://%[1]s/            demo accounts and balances
-  RPC         http://%[1]s/rpc/{ledger,card,authorization,clearing}/{method}   (POST JSON)
+  RPC         http://%[1]s/rpc/{ledger,card,authorization,clearing}/{method}   (POST JSON, header Corebank-Caller: operator or api)
   ISO 8583    %[3]s   card network gateway (2-byte length header, ISO 8583:1987 ASCII)
   metrics     http://%[1]s/metrics
   health      http://%[1]s/healthz  http://%[1]s/readyz
@@ -159,6 +162,9 @@ Press Ctrl-C to stop.
 	}
 	stopSimWait()
 	errs := []error{st.stopGateway(sctx), srv.stop(sctx), st.stopServices(sctx)}
+	// Spans not yet exported get what is left of the grace, not a hung
+	// collector's timeouts and retries.
+	st.p.tracing.Shutdown(sctx)
 	<-simDone
 	stopSub()
 	<-subDone
@@ -339,4 +345,15 @@ func demoIndex(l ledger.Service, accts []demoAccount) http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(map[string]any{"accounts": rows})
 	})
+}
+
+// onLoopback reports whether addr (host:port) listens on a loopback
+// address only.
+func onLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

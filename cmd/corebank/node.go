@@ -162,7 +162,7 @@ func startPlatform(ctx context.Context, cfg config, service string, stderr io.Wr
 		return nil, fmt.Errorf("--nats-replicas %d: want 1 to 5 with --nats-url, and 1 for the embedded NATS", cfg.natsReplicas)
 	}
 	p := &platform{cfg: cfg, log: obs.NewLogger(stderr, level, cfg.logJSON), reg: obs.NewRegistry(), serverTLS: serverTLS, clientTLS: clientTLS}
-	p.tracing, err = obs.NewTracerProvider(ctx, obs.TraceConfig{ServiceName: service, OTLPEndpoint: cfg.otlpEndpoint, Recent: 200})
+	p.tracing, err = obs.NewTracerProvider(ctx, obs.TraceConfig{ServiceName: service, OTLPEndpoint: cfg.otlpEndpoint, Recent: 200, Log: p.log.With("component", "tracing")})
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer p.close(context.Background())
+	// The platform closes last; once a stop began, within its grace (the
+	// trace exporter's flush, against a hung collector, would take its
+	// own timeouts and retries).
+	closed := false
+	defer func() {
+		if !closed {
+			p.close(context.Background())
+		}
+	}()
+	closeWithin := func(ctx context.Context, err error) error {
+		p.close(ctx)
+		closed = true
+		return err
+	}
 	router := rpc.NewRouter()
 
 	// stop stops what this process runs, in order; ready checks it.
@@ -171,10 +184,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// cut, so that the services keep time to drain and flush.
 		hctx, hcancel := context.WithTimeout(sctx, cfg.grace/2)
 		defer hcancel()
-		return errors.Join(srv.stop(hctx), stopAll(sctx))
+		return closeWithin(sctx, errors.Join(srv.stop(hctx), stopAll(sctx)))
 	case err := <-srv.done:
 		sctx, cancel := grace()
 		defer cancel()
-		return errors.Join(fmt.Errorf("http server: %w", err), stopAll(sctx))
+		return closeWithin(sctx, errors.Join(fmt.Errorf("http server: %w", err), stopAll(sctx)))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -74,11 +75,15 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Addr: *addr, Cards: cards, Rate: *rate, Duration: *duration,
 		Rand: rand.New(rand.NewPCG(*seed, 0)), Log: log, EchoEvery: *echo, Spec: spec,
 	}
+	// The clearing file holds full card numbers: written owner-only, to a
+	// temporary file beside --clearing-out, which replaces it only once
+	// the run succeeds (a failed run leaves the last file as it was).
 	var out *os.File
 	if *clearOut != "" {
-		if out, err = os.Create(*clearOut); err != nil {
+		if out, err = os.CreateTemp(filepath.Dir(*clearOut), ".clearing-*"); err != nil {
 			return fmt.Errorf("simulate: %w", err)
 		}
+		defer os.Remove(out.Name()) // after the rename, nothing
 		defer out.Close()
 		s.Clearing = out
 	}
@@ -91,7 +96,13 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if out != nil {
+		if err := out.Sync(); err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
 		if err := out.Close(); err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+		if err := os.Rename(out.Name(), *clearOut); err != nil {
 			return fmt.Errorf("simulate: %w", err)
 		}
 		fmt.Fprintf(stdout, "clearing file %s: %d records, control total %d\n", *clearOut, len(res.Clearing.Records), res.Clearing.ControlTotal())
