@@ -76,6 +76,16 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.grace, "shutdown-grace", 10*time.Second, "how long a stop (SIGINT, SIGTERM) may take to drain and flush, from the signal; keep it under the orchestrator's (Kubernetes terminationGracePeriodSeconds)")
 }
 
+// checkAddr refuses a listen address that is not host:port: an empty one
+// (a variable like COREBANK_HTTP set but empty) would listen on every
+// interface, on a port nobody knows.
+func checkAddr(flagName, addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("%s %q: want host:port (127.0.0.1:8080; port 0 picks one)", flagName, addr)
+	}
+	return nil
+}
+
 // tlsFlags adds the flags of mutual TLS on the HTTP RPC to fs.
 func (c *config) tlsFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate of this process for mutual TLS on the HTTP RPC, with --tls-key and --tls-ca; its subject's Common Name is the caller it proves: serve's --service, or for clearing ingest operator")
@@ -153,6 +163,9 @@ func startPlatform(ctx context.Context, cfg config, service string, stderr io.Wr
 	}
 	if cfg.grace <= 0 {
 		return nil, fmt.Errorf("--shutdown-grace %v: want a positive duration", cfg.grace)
+	}
+	if err := checkAddr("--http", cfg.httpAddr); err != nil {
+		return nil, err
 	}
 	serverTLS, clientTLS, err := cfg.tlsConfigs()
 	if err != nil {
@@ -717,6 +730,9 @@ const maxWorkers = 1 << 16
 
 // check refuses values the flags' help rules out.
 func (c *gatewayConfig) check() error {
+	if err := checkAddr("--iso8583", c.addr); err != nil {
+		return err
+	}
 	if c.deadline <= 0 || c.deadline > maxDeadline {
 		return fmt.Errorf("--iso8583-deadline %v: want more than 0 and at most %v", c.deadline, maxDeadline)
 	}
