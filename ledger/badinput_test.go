@@ -357,6 +357,19 @@ func TestBadInput(t *testing.T) {
 				_, err := l.GetTransfer(ctx, "trf_nowhere")
 				return err
 			}},
+			// A card number where an id goes is not echoed (the message
+			// reaches answers, logs and spans).
+			{"a card number as an account id is not found and not echoed", errors.NotFound, func(ctx context.Context, l *ledger.Ledger) error {
+				_, err := l.Balance(ctx, "4571736012345678", time.Time{})
+				return echoes(err, "4571736012345678")
+			}},
+			{"a card number as a transfer's account id is not found and not echoed", errors.NotFound, func(ctx context.Context, l *ledger.Ledger) error {
+				_, err := l.Transfer(ctx, ledger.TransferRequest{Key: "t-pan", Legs: gbp(f.a, "4571736012345678", 1)})
+				return echoes(err, "4571736012345678")
+			}},
+			{"a card number as a hold id is not found and not echoed", errors.NotFound, func(ctx context.Context, l *ledger.Ledger) error {
+				return echoes(void("t-pan-void", "4571736012345678")(ctx, l), "4571736012345678")
+			}},
 		}
 		// Where another answer is as right: an id no account or hold can
 		// have is as well not found as malformed.
@@ -471,4 +484,12 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	})
+}
+
+// echoes returns err, or an Internal error if its message holds s.
+func echoes(err error, s string) error {
+	if err != nil && strings.Contains(err.Error(), s) {
+		return errors.Errorf(errors.Internal, "the error echoes %s: %v", s, err)
+	}
+	return err
 }

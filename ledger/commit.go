@@ -446,7 +446,7 @@ func (p *prior) replay(key string) (any, error) {
 func (b *batch) account(id string) (*acct, error) {
 	a, ok := b.accounts[id]
 	if !ok {
-		return nil, errors.Errorf(errors.NotFound, "account %s not found", id)
+		return nil, notFoundErr("account", id)
 	}
 	return a, nil
 }
@@ -468,7 +468,7 @@ func (b *batch) openAccount(id string, c money.Currency) (*acct, error) {
 func (b *batch) hold(id string) (*holdState, error) {
 	h, ok := b.holds[id]
 	if !ok {
-		return nil, errors.Errorf(errors.NotFound, "hold %s not found", id)
+		return nil, notFoundErr("hold", id)
 	}
 	return h, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/internal/ascii"
 	"github.com/corebank/corebank/money"
 )
 
@@ -43,9 +44,16 @@ func scanHold(s scanner, h *Hold) error {
 
 func notFound(err error, what, id string) error {
 	if errors.IsErr(err, sql.ErrNoRows) {
-		return errors.Errorf(errors.NotFound, "%s %s not found", what, id)
+		return notFoundErr(what, id)
 	}
 	return errors.Wrap(err, errors.Unavailable, "ledger read failed")
+}
+
+// notFoundErr says that no what has id, with any card number in the id (a
+// caller that put one where an id goes) masked: the message reaches
+// answers, logs and spans.
+func notFoundErr(what, id string) error {
+	return errors.Errorf(errors.NotFound, "%s %s not found", what, ascii.MaskCardNumbers(id))
 }
 
 func (l *Ledger) getAcct(ctx context.Context, id string) (*acct, error) {
