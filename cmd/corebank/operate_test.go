@@ -239,3 +239,22 @@ func TestLogJSONStaysJSONWhenExportFails(t *testing.T) {
 		}
 	}
 }
+
+// A simulate run stopped early (Ctrl-C) still presents what it approved:
+// the clearing file replaces the last one, whole.
+func TestSimulateStoppedEarlyWritesItsClearingFile(t *testing.T) {
+	addr := startTestGateway(t)
+	out := filepath.Join(t.TempDir(), "clearing.csv")
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	run(ctx, []string{"simulate", "--iso8583", addr, "--cards", writeCards(t), "--rate", "100", "--duration", "1m", "--clearing-out", out, "--seed", "7"}, &stdout, &stderr)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("no clearing file after a run stopped early: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "H,") || !strings.HasPrefix(lines[len(lines)-1], "T,") {
+		t.Errorf("clearing file of a run stopped early is not header, records, trailer:\n%s", b)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -76,36 +77,42 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Rand: rand.New(rand.NewPCG(*seed, 0)), Log: log, EchoEvery: *echo, Spec: spec,
 	}
 	// The clearing file holds full card numbers: written owner-only, to a
-	// temporary file beside --clearing-out, which replaces it only once
-	// the run succeeds (a failed run leaves the last file as it was).
+	// temporary file beside --clearing-out, which replaces it once the run
+	// has presented what it approved. The simulator writes that whatever
+	// ended the run (the network clears what it approved); a run that
+	// ends before (no gateway, no sign-on) or cannot write it leaves the
+	// last file as it was.
 	var out *os.File
+	var cw *errWriter
 	if *clearOut != "" {
 		if out, err = os.CreateTemp(filepath.Dir(*clearOut), ".clearing-*"); err != nil {
 			return fmt.Errorf("simulate: %w", err)
 		}
 		defer os.Remove(out.Name()) // after the rename, nothing
 		defer out.Close()
-		s.Clearing = out
+		cw = &errWriter{w: out}
+		s.Clearing = cw
 	}
 	log.Info("simulate: starting", "seed", *seed, "cards", len(cards))
-	res, err := s.Run(ctx)
+	res, runErr := s.Run(ctx)
 	if res != nil {
 		printSimResult(stdout, res)
 	}
-	if err != nil {
-		return err
-	}
-	if out != nil {
-		if err := out.Sync(); err != nil {
-			return fmt.Errorf("simulate: %w", err)
+	if out != nil && res != nil && cw.err == nil {
+		err := out.Sync()
+		if err == nil {
+			err = out.Close()
 		}
-		if err := out.Close(); err != nil {
-			return fmt.Errorf("simulate: %w", err)
+		if err == nil {
+			err = os.Rename(out.Name(), *clearOut)
 		}
-		if err := os.Rename(out.Name(), *clearOut); err != nil {
-			return fmt.Errorf("simulate: %w", err)
+		if err != nil {
+			return errors.Join(runErr, fmt.Errorf("simulate: %w", err))
 		}
 		fmt.Fprintf(stdout, "clearing file %s: %d records, control total %d\n", *clearOut, len(res.Clearing.Records), res.Clearing.ControlTotal())
+	}
+	if runErr != nil {
+		return runErr
 	}
 	if res.Mismatches > 0 {
 		return fmt.Errorf("simulate: %d retransmissions got a different answer", res.Mismatches)
@@ -145,4 +152,18 @@ func printSimResult(w io.Writer, res *sim.Result) {
 	if res.FirstError != nil {
 		fmt.Fprintf(w, "first error: %v\n", res.FirstError)
 	}
+}
+
+// errWriter is w, remembering the first error a write returned.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
