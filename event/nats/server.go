@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/corebank/corebank/internal/filelock"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -38,9 +40,11 @@ func Embedded(cfg EmbeddedConfig) (*Server, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("nats: embedded server needs a store directory")
 	}
-	lock, err := lockStore(cfg.Dir)
+	// Two servers on one store would overwrite each other's stream files
+	// and lose acknowledged events.
+	lock, err := filelock.Lock(filepath.Join(cfg.Dir, "corebank.lock"))
 	if err != nil {
-		return nil, fmt.Errorf("nats: embedded server: %w", err)
+		return nil, fmt.Errorf("nats: embedded server: store %s is in use (another corebank process on the same --data?): %w", cfg.Dir, err)
 	}
 	ok := false
 	defer func() {

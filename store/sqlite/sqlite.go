@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corebank/corebank/internal/filelock"
 	"github.com/corebank/corebank/store"
 
 	_ "modernc.org/sqlite" // registers driver "sqlite"
@@ -33,8 +34,35 @@ func Open(ctx context.Context, dir, service string) (*store.DB, error) {
 	return OpenFile(ctx, filepath.Join(dir, service+".db"), service)
 }
 
-// OpenFile opens the database file at path for service.
+// OpenFile opens the database file at path for service. One store at a
+// time may have a file open: a second open, in this process or another, is
+// refused until the first is closed (a lock on path+".lock"). The services
+// count on it: a group committer decides against what it read in its own
+// transaction, but an authorization answered before its record is
+// finished (AnswerEarly) assumes no other process is deciding on the card.
 func OpenFile(ctx context.Context, path, service string) (*store.DB, error) {
+	lock, err := filelock.Lock(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s is in use (another corebank process on the same --data?): %w", path, err)
+	}
+	db, err := openFile(ctx, path, service)
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	cleanup := db.Cleanup
+	db.Cleanup = func() {
+		cleanup()
+		if lock != nil {
+			lock.Close()
+		}
+	}
+	return db, nil
+}
+
+func openFile(ctx context.Context, path, service string) (*store.DB, error) {
 	pragmas := url.Values{}
 	for _, p := range []string{
 		// Page size stays SQLite's 4 KiB: 8 KiB measured no better, and
