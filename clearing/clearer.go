@@ -328,6 +328,7 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			return nil, err
 		}
 	}
+	referenced := false // the reference was searched already (below), and was ambiguous
 	codeDiffers := func(d *authorization.Decision) bool {
 		return l.AuthCode != "" && d.AuthCode != l.AuthCode && namedCode != l.AuthCode
 	}
@@ -354,11 +355,13 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ambiguous {
-			p.rec.Suspicious = append(p.rec.Suspicious, ReasonAmbiguousReference)
+		switch {
+		case ambiguous:
+			// As step 2's: none is guessed at; force-posted below.
+			d, p.rec.AuthorizationID, referenced = nil, "", true
+			p.rec.Suspicious = append(slices.DeleteFunc(p.rec.Suspicious, func(r Reason) bool { return r == ReasonAuthCode }), ReasonAmbiguousReference)
 			p.rec.Detail = "rrn and auth code match more than one authorization of the card"
-		}
-		if alt != nil {
+		case alt != nil:
 			d, p.rec.AuthorizationID = alt, alt.ID
 			// Matched under the record's own code: not an auth code mismatch.
 			p.rec.Suspicious = slices.DeleteFunc(p.rec.Suspicious, func(r Reason) bool { return r == ReasonAuthCode })
@@ -367,7 +370,7 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 	// 2. No usable authorization by network ids (none given, none found,
 	// another card's, or declined): the card's own approved authorization
 	// with the record's RRN and auth code.
-	if d == nil && l.RRN != "" && l.AuthCode != "" {
+	if d == nil && !referenced && l.RRN != "" && l.AuthCode != "" {
 		var ambiguous bool
 		if d, ambiguous, err = c.byReference(ctx, cd.ID, l); err != nil {
 			return nil, err

@@ -73,8 +73,17 @@ func TestAmbiguousStandInReferenceIsFlagged(t *testing.T) {
 	r.authCode = "NET123"
 	e.ingest(t, "amb", file("AMBSI", r))
 	got := e.records(t, "AMBSI")["AMB1"]
-	if got.Status != clearing.StatusForced {
-		t.Errorf("record %s, want forced: none of the two is guessed at", got.Status)
+	if got.Status != clearing.StatusForced || got.Reason != clearing.ReasonNoAuthorization || got.Detail != "rrn and auth code match more than one authorization of the card" {
+		t.Errorf("record %s (%s, %q), want forced, no_authorization, with the ambiguity as its detail: none of the two is guessed at", got.Status, got.Reason, got.Detail)
+	}
+	ambiguous := 0
+	for _, r := range got.Suspicious {
+		if r == clearing.ReasonAmbiguousReference {
+			ambiguous++
+		}
+	}
+	if slices.Contains(got.Suspicious, clearing.ReasonAuthCode) || ambiguous != 1 {
+		t.Errorf("suspicious %v, want ambiguous_reference once and no auth_code", got.Suspicious)
 	}
 	if !slices.Contains(got.Suspicious, clearing.ReasonAmbiguousReference) {
 		t.Errorf("record suspicious %v, want ambiguous_reference (docs: several matches are flagged, none guessed at)", got.Suspicious)
