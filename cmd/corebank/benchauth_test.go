@@ -103,10 +103,21 @@ func TestBenchAuthJSON(t *testing.T) {
 
 func TestSimulateWritesClearingFile(t *testing.T) {
 	addr := startTestGateway(t)
-	out := filepath.Join(t.TempDir(), "clearing.csv")
+	// Through a link: the file is written where it leads, the link kept.
+	dir := t.TempDir()
+	out, link := filepath.Join(dir, "clearing.csv"), filepath.Join(dir, "latest.csv")
+	if err := os.WriteFile(out, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(out, link); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"simulate", "--iso8583", addr, "--cards", writeCards(t),
-		"--rate", "100", "--duration", "500ms", "--clearing-out", out, "--seed", "5"}, &stdout, &stderr)
+		"--rate", "100", "--duration", "500ms", "--clearing-out", link, "--seed", "5"}, &stdout, &stderr)
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("--clearing-out's link was replaced (%v)", err)
+	}
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, stderr.String())
 	}

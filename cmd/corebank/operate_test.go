@@ -15,9 +15,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/internal/syncbuf"
 )
 
@@ -256,5 +258,60 @@ func TestSimulateStoppedEarlyWritesItsClearingFile(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) < 3 || !strings.HasPrefix(lines[0], "H,") || !strings.HasPrefix(lines[len(lines)-1], "T,") {
 		t.Errorf("clearing file of a run stopped early is not header, records, trailer:\n%s", b)
+	}
+}
+
+// The link to the gateway drops after some approvals (the gateway was
+// restarted): the run fails, and still presents what it approved (the
+// network clears what it approved), replacing the previous file.
+func TestSimulateBrokenLinkStillWritesItsClearingFile(t *testing.T) {
+	dir := t.TempDir()
+	cards := dir + "/cards.json"
+	if err := os.WriteFile(cards, []byte(`[{"pan":"4599990000000001","expiry":"3012","cvc":"123","currency":"GBP"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := dir + "/clearing.csv"
+	previous := "H,F1,SIMNET,2026-11-23,0,0\nT,F1,0,0\n"
+	if err := os.WriteFile(out, []byte(previous), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var approved atomic.Int64
+	broken := make(chan struct{})
+	var once sync.Once
+	srv := &cardnet.Server{Handler: cardnet.HandlerFunc(func(ctx context.Context, m *cardnet.Message) *cardnet.Message {
+		a := cardnet.Answer{Code: cardnet.Approved}
+		switch m.MTI()[1] {
+		case '1', '2':
+			a.AuthID = "A1B2C3"
+		}
+		resp, err := cardnet.Respond(m, a)
+		if err != nil {
+			return nil
+		}
+		if m.MTI() == "0100" && approved.Add(1) == 10 {
+			once.Do(func() { close(broken) })
+		}
+		return resp
+	})}
+	go srv.Serve(ln)
+	go func() { <-broken; srv.Close() }()
+	defer srv.Close()
+
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"simulate", "--iso8583", ln.Addr().String(), "--cards", cards,
+		"--rate", "200", "--duration", "5s", "--clearing-out", out, "--seed", "7"}, &stdout, &stderr)
+	if err == nil {
+		t.Errorf("simulate with a dropped link succeeded")
+	}
+	if approved.Load() < 10 {
+		t.Fatalf("set-up: only %d approvals", approved.Load())
+	}
+	b, _ := os.ReadFile(out)
+	if string(b) == previous || strings.Count(string(b), "\nD,") == 0 {
+		t.Errorf("after %d approvals and a dropped link, --clearing-out is still the previous run's file %q: the approvals are never presented", approved.Load(), b)
 	}
 }

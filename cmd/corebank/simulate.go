@@ -82,13 +82,27 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// ended the run (the network clears what it approved); a run that
 	// ends before (no gateway, no sign-on) or cannot write it leaves the
 	// last file as it was.
+	// A target that is not a regular file (/dev/stdout, a pipe) is
+	// written as it is; a link, where it leads.
 	var out *os.File
 	var cw *errWriter
+	target, direct := *clearOut, false
 	if *clearOut != "" {
-		if out, err = os.CreateTemp(filepath.Dir(*clearOut), ".clearing-*"); err != nil {
+		if resolved, err := filepath.EvalSymlinks(target); err == nil {
+			target = resolved
+		}
+		if fi, err := os.Stat(target); err == nil && !fi.Mode().IsRegular() {
+			direct = true
+			out, err = os.OpenFile(target, os.O_WRONLY|os.O_TRUNC, 0)
+		} else {
+			out, err = os.CreateTemp(filepath.Dir(target), ".clearing-*")
+			if err == nil {
+				defer os.Remove(out.Name()) // after the rename, nothing
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("simulate: %w", err)
 		}
-		defer os.Remove(out.Name()) // after the rename, nothing
 		defer out.Close()
 		cw = &errWriter{w: out}
 		s.Clearing = cw
@@ -99,12 +113,14 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		printSimResult(stdout, res)
 	}
 	if out != nil && res != nil && cw.err == nil {
-		err := out.Sync()
-		if err == nil {
-			err = out.Close()
-		}
-		if err == nil {
-			err = os.Rename(out.Name(), *clearOut)
+		var err error
+		if !direct {
+			if err = out.Sync(); err == nil {
+				err = out.Close()
+			}
+			if err == nil {
+				err = os.Rename(out.Name(), target)
+			}
 		}
 		if err != nil {
 			return errors.Join(runErr, fmt.Errorf("simulate: %w", err))
