@@ -244,6 +244,22 @@ func (r rec) line() string {
 		r.id, r.pan, proc, r.amount, cur, billing, cur, arn, rrn, code, acq, stan, tx, p, final)
 }
 
+// lateReversed approves a purchase of amount on h, then reverses it as
+// the gateway does its own late approval (cardnet's lateReversal: the
+// original's ids, an RRN of its own, OwnDecision), and returns the
+// purchase and its decision.
+func (e *env) lateReversed(h *holder, amount int64) (authorization.Request, *authorization.Decision) {
+	e.t.Helper()
+	req := e.purchase(h, amount)
+	d := e.approve(e.auth, req)
+	late := req.Network
+	late.RRN = "GW" + late.RRN
+	if _, err := e.auth.Reverse(context.Background(), authorization.ReversalRequest{Network: late, Original: req.Network, OwnDecision: true}); err != nil {
+		e.t.Fatal(err)
+	}
+	return req, d
+}
+
 // arnFor derives a 23-digit acquirer reference from a record id.
 func arnFor(id string) string {
 	var h uint64 = 1469598103934665603

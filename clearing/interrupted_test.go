@@ -49,13 +49,7 @@ func TestAmbiguousStandInReferenceIsFlagged(t *testing.T) {
 	e := newEnv(t, storetest.SQLite(t, "clearing"))
 	ctx := context.Background()
 	h := e.holder(100_00)
-	req := e.purchase(h, 30_00)
-	d := e.approve(e.auth, req)
-	late := req.Network
-	late.RRN = "GW" + late.RRN
-	if _, err := e.auth.Reverse(ctx, authorization.ReversalRequest{Network: late, Original: req.Network, OwnDecision: true}); err != nil {
-		t.Fatal(err)
-	}
+	req, d := e.lateReversed(h, 30_00)
 	if ad, err := e.auth.Advise(ctx, standInAdvice(req, "NET123")); err != nil || !ad.Approved || ad.HoldID == "" {
 		t.Fatalf("Advise: %+v %v", ad, err)
 	}

@@ -34,14 +34,7 @@ func TestClearingOfAStandInReusingIDsPostsItsHold(t *testing.T) {
 	e := newEnv(t, storetest.SQLite(t, "clearing"))
 	ctx := context.Background()
 	h := e.holder(100_00)
-	req := e.purchase(h, 30_00)
-	d := e.approve(e.auth, req)
-	// The gateway's own reversal of its late approval (cardnet lateReversal).
-	late := req.Network
-	late.RRN = "GW" + late.RRN
-	if _, err := e.auth.Reverse(ctx, authorization.ReversalRequest{Network: late, Original: req.Network, OwnDecision: true}); err != nil {
-		t.Fatal(err)
-	}
+	req, d := e.lateReversed(h, 30_00)
 	e.wantBalance(t, h.Account, 100_00, 0)
 	// The advice as cardnet.Gateway.route builds it for ids reused with DE90.
 	adv := standInAdvice(req, "NET123")

@@ -183,15 +183,7 @@ func TestDemoOnAllInterfacesWarnsItsRPCIsPlainHTTP(t *testing.T) {
 // owner's only.
 func TestSimulateFailedRunKeepsTheClearingFile(t *testing.T) {
 	dir := t.TempDir()
-	cards := dir + "/cards.json"
-	if err := os.WriteFile(cards, []byte(`[{"pan":"4599990000000001","expiry":"3012","cvc":"123","currency":"GBP"}]`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out := dir + "/clearing.csv"
-	previous := "H,F1,SIMNET,2026-11-23,0,0\nT,F1,0,0\n"
-	if err := os.WriteFile(out, []byte(previous), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cards, out, previous := lastClearing(t, dir)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := ln.Addr().String()
 	ln.Close()
@@ -266,15 +258,7 @@ func TestSimulateStoppedEarlyWritesItsClearingFile(t *testing.T) {
 // network clears what it approved), replacing the previous file.
 func TestSimulateBrokenLinkStillWritesItsClearingFile(t *testing.T) {
 	dir := t.TempDir()
-	cards := dir + "/cards.json"
-	if err := os.WriteFile(cards, []byte(`[{"pan":"4599990000000001","expiry":"3012","cvc":"123","currency":"GBP"}]`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out := dir + "/clearing.csv"
-	previous := "H,F1,SIMNET,2026-11-23,0,0\nT,F1,0,0\n"
-	if err := os.WriteFile(out, []byte(previous), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cards, out, previous := lastClearing(t, dir)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -314,4 +298,19 @@ func TestSimulateBrokenLinkStillWritesItsClearingFile(t *testing.T) {
 	if string(b) == previous || strings.Count(string(b), "\nD,") == 0 {
 		t.Errorf("after %d approvals and a dropped link, --clearing-out is still the previous run's file %q: the approvals are never presented", approved.Load(), b)
 	}
+}
+
+// lastClearing writes in dir a cards file of one card and the clearing
+// file of an earlier run, and returns their paths and that file's content.
+func lastClearing(t *testing.T, dir string) (cards, out, previous string) {
+	t.Helper()
+	cards, out = filepath.Join(dir, "cards.json"), filepath.Join(dir, "clearing.csv")
+	previous = "H,F1,SIMNET,2026-11-23,0,0\nT,F1,0,0\n"
+	if err := os.WriteFile(cards, []byte(`[{"pan":"4599990000000001","expiry":"3012","cvc":"123","currency":"GBP"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, []byte(previous), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cards, out, previous
 }
