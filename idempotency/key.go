@@ -4,6 +4,7 @@
 package idempotency
 
 import (
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/corebank/corebank/errors"
@@ -34,7 +35,7 @@ func Printable(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) { // C0, DEL and C1 (U+0080 to U+009F)
 			return false
 		}
 	}

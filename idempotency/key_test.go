@@ -23,6 +23,10 @@ func TestCheckKey(t *testing.T) {
 		{"tab\there", false},
 		{"new\nline", false},
 		{"del\x7f", false},
+		{"nel\u0085", false}, // C1 controls too
+		{"csi\u009b31m", false},
+		{"\u0080", false},
+		{"nbsp\u00a0é", true}, // the first printable after them
 		{"\xff\xfe", false},
 	} {
 		err := idempotency.CheckKey(tc.key)

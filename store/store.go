@@ -47,6 +47,10 @@ type DB struct {
 	// Cleanup, if set, is called by Close before the pools close (the
 	// SQLite store stops its checkpointer there).
 	Cleanup func()
+	// Release, if set, is called by Close after the pools close: a lock on
+	// the store's files, given up only once nothing of this store can
+	// write to them.
+	Release func()
 
 	// CommitUnknown, set by an engine whose COMMIT can go unanswered (a
 	// server across a connection), reports whether err, the failure of
@@ -156,6 +160,9 @@ func (db *DB) Close() error {
 		if rerr := db.Read.Close(); err == nil {
 			err = rerr
 		}
+	}
+	if db.Release != nil {
+		db.Release()
 	}
 	return err
 }

@@ -30,6 +30,8 @@ func TestCommitUnknownClassifies(t *testing.T) {
 		unknown bool
 	}{
 		{"refused by the server", &pgconn.PgError{Code: "23503", Message: "deferred foreign key"}, false},
+		{"the session ended (administrator shutdown)", &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, true},
+		{"the server panicked", &pgconn.PgError{Severity: "PANIC", Code: "XX000"}, true},
 		{"serialization failure at commit", fmt.Errorf("x: %w", &pgconn.PgError{Code: "40001"}), false},
 		{"answered with ROLLBACK", pgx.ErrTxCommitRollback, false},
 		{"already rolled back by database/sql", sql.ErrTxDone, false},

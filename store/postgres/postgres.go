@@ -67,6 +67,11 @@ func Open(ctx context.Context, url, service string) (*store.DB, error) {
 func commitUnknown(err error) bool {
 	var pe *pgconn.PgError
 	switch {
+	case errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC"):
+		// The session ended (an administrator's shutdown, say): the
+		// server should not say so after writing the commit, but a
+		// session's end is no proof that it did not.
+		return true
 	case errors.As(err, &pe): // the server refused the COMMIT
 	case errors.Is(err, pgx.ErrTxCommitRollback): // the server rolled back
 	case errors.Is(err, sql.ErrTxDone): // database/sql had rolled back

@@ -52,12 +52,8 @@ func OpenFile(ctx context.Context, path, service string) (*store.DB, error) {
 		}
 		return nil, err
 	}
-	cleanup := db.Cleanup
-	db.Cleanup = func() {
-		cleanup()
-		if lock != nil {
-			lock.Close()
-		}
+	if lock != nil {
+		db.Release = func() { lock.Close() }
 	}
 	return db, nil
 }
