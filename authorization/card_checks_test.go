@@ -21,8 +21,7 @@ func TestWrongExpiriesAndCVCsLockTogether(t *testing.T) {
 	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		e := newEnv(t, db)
-		in := newInjector(fault{}) // counts the card calls, injects nothing
-		a := e.another(t, db, func(c *authorization.Config) { c.Card = &faultCard{Service: e.cards, in: in} })
+		a, in := e.countingCards(t, db)
 		h := e.holder(100_000, card.Controls{})
 
 		req := e.purchase(h, 100)
@@ -82,8 +81,7 @@ func TestStandInRefundChecksNoCardData(t *testing.T) {
 	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		e := newEnv(t, db)
-		in := newInjector(fault{}) // counts the card calls, injects nothing
-		a := e.another(t, db, func(c *authorization.Config) { c.Card = &faultCard{Service: e.cards, in: in} })
+		a, in := e.countingCards(t, db)
 		h := e.holder(10_000, card.Controls{})
 		wrong := wrongCVC(h, 1)
 		for i := range card.DefaultMaxCVCFailures {
@@ -138,4 +136,11 @@ func TestIncrementPerTransactionLimitInCheckOrder(t *testing.T) {
 			t.Errorf("the payment holds %d, want 250", got.Outstanding)
 		}
 	})
+}
+
+// countingCards returns an authorizer on db whose card service calls are
+// counted (in.count), with nothing injected.
+func (e *env) countingCards(t *testing.T, db *store.DB) (*authorization.Authorizer, *injector) {
+	in := newInjector(fault{})
+	return e.another(t, db, func(c *authorization.Config) { c.Card = &faultCard{Service: e.cards, in: in} }), in
 }
