@@ -25,29 +25,29 @@ type Grants map[string][]string
 // which only an authenticated transport (mutual TLS, see NewHTTPHandler's
 // caller check) makes more than a claim. It panics on a malformed grant.
 func Policy(g Grants) Filter {
-	allowed := make(map[string]map[string]bool, len(g))
-	for route, callers := range g {
-		service, method, ok := strings.Cut(route, "/")
+	// Keyed by the Router's route: no string is built per request.
+	allowed := make(map[route]map[string]bool, len(g))
+	for name, callers := range g {
+		service, method, ok := strings.Cut(name, "/")
 		if !ok || service == "" || method == "" || strings.Contains(method, "/") {
-			panic(fmt.Sprintf("rpc: Policy: grant %q: want service/method or service/*", route))
+			panic(fmt.Sprintf("rpc: Policy: grant %q: want service/method or service/*", name))
 		}
 		set := make(map[string]bool, len(callers))
 		for _, c := range callers {
 			if c == "" || !ValidCaller(c) {
-				panic(fmt.Sprintf("rpc: Policy: grant %q: caller %q", route, c))
+				panic(fmt.Sprintf("rpc: Policy: grant %q: caller %q", name, c))
 			}
 			set[c] = true
 		}
-		allowed[route] = set
+		allowed[route{service, method}] = set
 	}
 	return func(ctx context.Context, req Request, next Service) Response {
-		route := req.Service + "/" + req.Method
-		callers, wild := allowed[route], allowed[req.Service+"/*"]
+		callers, wild := allowed[route{req.Service, req.Method}], allowed[route{req.Service, "*"}]
 		if callers == nil && wild == nil {
 			// No grant names it: as the Router does for a route nothing
 			// serves, it is counted and traced as unknown and never
 			// echoed (its name is the request's path, anyone's to mint).
-			return Response{Err: errors.Wrap(errUnknownMethod, errors.Forbidden, "the caller may not call "+shownRoute(route))}
+			return Response{Err: errors.Wrap(errUnknownMethod, errors.Forbidden, "the caller may not call "+shownRoute(req.Service+"/"+req.Method))}
 		}
 		if req.Caller == "" {
 			return Response{Err: errors.New(errors.Unauthenticated, "the caller is not named")}
@@ -55,6 +55,6 @@ func Policy(g Grants) Filter {
 		if callers[req.Caller] || wild[req.Caller] {
 			return next(ctx, req)
 		}
-		return Response{Err: errors.New(errors.Forbidden, "the caller may not call "+shownRoute(route))}
+		return Response{Err: errors.New(errors.Forbidden, "the caller may not call "+shownRoute(req.Service+"/"+req.Method))}
 	}
 }
