@@ -203,6 +203,9 @@ func testAppend(t *testing.T, open func(testing.TB) *store.DB, mk appender) {
 				if err := db.InTx(context.Background(), func(tx *sql.Tx) error { return app(context.Background(), tx, longest) }); err != nil {
 					t.Errorf("Append of the longest topic and key = %v", err)
 				}
+				if got := flush(t, db); len(got) != 1 || got[0].Topic != longest.Topic || got[0].Key != longest.Key {
+					t.Errorf("published %+v, want the one event with the longest topic and key", got)
+				}
 			})
 			t.Run("migrating twice is harmless", func(t *testing.T) {
 				t.Parallel()

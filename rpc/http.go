@@ -117,14 +117,20 @@ type httpHandler struct {
 	certCaller bool         // the caller is the client certificate's
 }
 
+// VerifiedClient reports whether r came over TLS with a client
+// certificate the handshake verified.
+func VerifiedClient(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0
+}
+
 // certificateCaller returns the caller r's verified client certificate
 // names, given what its header claims.
 func certificateCaller(r *http.Request, claimed string) (string, error) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+	if !VerifiedClient(r) {
 		return "", errors.New(errors.Unauthenticated, "a verified client certificate is required")
 	}
 	name := r.TLS.VerifiedChains[0][0].Subject.CommonName
-	if name == "" || !ValidCaller(name) {
+	if !NamedCaller(name) {
 		return "", errors.New(errors.Unauthenticated, "the client certificate names no valid caller")
 	}
 	if claimed != "" && claimed != name {

@@ -34,7 +34,7 @@ func Policy(g Grants) Filter {
 		}
 		set := make(map[string]bool, len(callers))
 		for _, c := range callers {
-			if c == "" || !ValidCaller(c) {
+			if !NamedCaller(c) {
 				panic(fmt.Sprintf("rpc: Policy: grant %q: caller %q", name, c))
 			}
 			set[c] = true

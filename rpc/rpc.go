@@ -139,6 +139,11 @@ func ValidCaller(name string) bool {
 	return true
 }
 
+// NamedCaller reports whether name names a caller: ValidCaller and not
+// empty. A grant, a certificate's Common Name and a process's own name
+// must.
+func NamedCaller(name string) bool { return name != "" && ValidCaller(name) }
+
 // errCaller refuses a request whose caller name is not ValidCaller's.
 var errCaller = errors.Errorf(errors.BadRequest, "the caller's name must be 1 to %d characters of [A-Za-z0-9_.:-]", MaxCallerLen)
 

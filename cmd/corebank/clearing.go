@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	neturl "net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -45,13 +44,8 @@ func runClearing(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("clearing ingest: %w", err)
 	}
-	if clientTLS != nil {
-		if u, err := neturl.Parse(*url); err != nil || u.Scheme != "https" {
-			return fmt.Errorf("clearing ingest: --url %q: with --tls-cert, want https://host:port", *url)
-		}
-		if cn := certName(clientTLS); cn != callerOperator {
-			return fmt.Errorf("clearing ingest: --tls-cert: its Common Name is %q; the back office calls as %q", cn, callerOperator)
-		}
+	if err := checkClient(clientTLS, "the back office", callerOperator, map[string]string{"url": *url}); err != nil {
+		return fmt.Errorf("clearing ingest: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(rpc.WithCaller(ctx, callerOperator), *timeout)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -106,11 +107,7 @@ func (c *config) tlsConfigs() (server, client *tls.Config, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
-	leaf, err := x509.ParseCertificate(pair.Certificate[0])
-	if err == nil {
-		pair.Leaf = leaf
-	}
-	if err != nil || !rpc.ValidCaller(leaf.Subject.CommonName) || leaf.Subject.CommonName == "" {
+	if !rpc.NamedCaller(pair.Leaf.Subject.CommonName) { // LoadX509KeyPair parsed the leaf
 		return nil, nil, fmt.Errorf("--tls-cert: its subject's Common Name must be a caller name (1 to %d characters of [A-Za-z0-9_.:-])", rpc.MaxCallerLen)
 	}
 	pem, err := os.ReadFile(c.tlsCA)
@@ -133,9 +130,24 @@ func (c *config) tlsConfigs() (server, client *tls.Config, err error) {
 	return server, client, nil
 }
 
-// certName is the caller name of the certificate a client side of mutual
-// TLS presents: its subject's Common Name.
-func certName(c *tls.Config) string { return c.Certificates[0].Leaf.Subject.CommonName }
+// checkClient checks the client side of mutual TLS (nil: none) of a
+// process calling as caller: its certificate must name caller, and the
+// URLs it calls (flag name → URL; empty ones are skipped) must be https.
+// who names the process in the refusal.
+func checkClient(c *tls.Config, who, caller string, urls map[string]string) error {
+	if c == nil {
+		return nil
+	}
+	if cn := c.Certificates[0].Leaf.Subject.CommonName; cn != caller {
+		return fmt.Errorf("--tls-cert: its Common Name is %q, but %s calls others as %q", cn, who, caller)
+	}
+	for flagName, raw := range urls {
+		if u, err := url.Parse(raw); err == nil && u.Scheme != "https" && raw != "" {
+			return fmt.Errorf("--%s %q: with --tls-cert, want https://host:port", flagName, raw)
+		}
+	}
+	return nil
+}
 
 // platform is the shared machinery of a process: logs, metrics, traces, the
 // event bus.
@@ -396,7 +408,7 @@ func (p *platform) serveHTTP(addr string, router *rpc.Router, ready func(context
 	mux.HandleFunc("GET /debug/traces", func(w http.ResponseWriter, r *http.Request) {
 		// Under mutual TLS, for a verified client only: spans name
 		// routes, callers and errors.
-		if p.serverTLS != nil && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+		if p.serverTLS != nil && !rpc.VerifiedClient(r) {
 			http.Error(w, "a verified client certificate is required", http.StatusUnauthorized)
 			return
 		}

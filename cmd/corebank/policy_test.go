@@ -28,7 +28,7 @@ import (
 // method that is served: a method without one would be refused to
 // everyone, a grant without a method is a leftover.
 func TestGrantsCoverEveryMethod(t *testing.T) {
-	st, _, err := startBenchStack(context.Background(), t.TempDir(), 1, cardnet.DefaultWorkers, nil, &bytes.Buffer{}, func(*config) {})
+	st, _, err := startBenchStack(context.Background(), t.TempDir(), 1, cardnet.DefaultWorkers, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestTLSCertificateMustNameTheCaller(t *testing.T) {
 	}{
 		{append([]string{"serve", "--service", cardnetService, "--data", dir, "--authorization-url", "https://127.0.0.1:1"}, tlsArgs(gateway)...), `Common Name is "gateway", but serve --service cardnet calls others as "cardnet"`},
 		{append([]string{"clearing", "ingest", "--file", clearingFile, "--url", "http://127.0.0.1:1"}, tlsArgs(operator)...), "with --tls-cert, want https://host:port"},
-		{append([]string{"clearing", "ingest", "--file", clearingFile, "--url", "https://127.0.0.1:1"}, tlsArgs(gateway)...), `Common Name is "gateway"; the back office calls as "operator"`},
+		{append([]string{"clearing", "ingest", "--file", clearingFile, "--url", "https://127.0.0.1:1"}, tlsArgs(gateway)...), `Common Name is "gateway", but the back office calls others as "operator"`},
 	} {
 		var out, errs bytes.Buffer
 		err := run(context.Background(), c.args, &out, &errs)

@@ -57,10 +57,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// It calls others as --service: its certificate must say so, or every
 	// call it makes would be refused.
-	if clientTLS != nil {
-		if cn := certName(clientTLS); cn != *service {
-			return fmt.Errorf("--tls-cert: its Common Name is %q, but serve --service %s calls others as %q", cn, *service, *service)
-		}
+	if err := checkClient(clientTLS, "serve --service "+*service, *service,
+		map[string]string{"ledger-url": *ledgerURL, "card-url": *cardURL, "authorization-url": *authURL}); err != nil {
+		return err
 	}
 	hc := rpc.HTTPClient(clientTLS)
 	remote := func(flagName, raw string) (rpc.Service, error) {
@@ -70,9 +69,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("--%s %q: want http://host:port or https://host:port", flagName, raw)
-		}
-		if clientTLS != nil && u.Scheme != "https" {
-			return nil, fmt.Errorf("--%s %q: with --tls-cert, want https://host:port", flagName, raw)
 		}
 		return rpc.NewHTTPClient(raw, hc).Filter(rpc.From(*service)), nil
 	}

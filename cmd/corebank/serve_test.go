@@ -128,7 +128,7 @@ func startCorebankTo(t *testing.T, stderr io.Writer, env []string, addr string, 
 			}
 			pool := x509.NewCertPool()
 			pool.AppendCertsFromPEM(ca)
-			probe = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			probe = rpc.HTTPClient(&tls.Config{RootCAs: pool})
 			s.base = "https://" + addr
 		}
 	}

@@ -66,19 +66,16 @@ func Open(ctx context.Context, url, service string) (*store.DB, error) {
 // returns it for a COMMIT sent on a connection lost before the answer.
 func commitUnknown(err error) bool {
 	var pe *pgconn.PgError
-	switch {
-	case errors.As(err, &pe) && (pe.Severity == "FATAL" || pe.Severity == "PANIC"):
-		// The session ended (an administrator's shutdown, say): the
-		// server should not say so after writing the commit, but a
-		// session's end is no proof that it did not.
-		return true
-	case errors.As(err, &pe): // the server refused the COMMIT
-	case errors.Is(err, pgx.ErrTxCommitRollback): // the server rolled back
-	case errors.Is(err, sql.ErrTxDone): // database/sql had rolled back
-	default:
-		return true
+	if errors.As(err, &pe) {
+		// The server answered: it refused the COMMIT, unless the answer
+		// is that the session ended (an administrator's shutdown, say),
+		// which the server should not send after writing the commit but
+		// is no proof that it did not.
+		return pe.Severity == "FATAL" || pe.Severity == "PANIC"
 	}
-	return false
+	// Rolled back (the server's answer, or database/sql's), or else
+	// unanswered.
+	return !errors.Is(err, pgx.ErrTxCommitRollback) && !errors.Is(err, sql.ErrTxDone)
 }
 
 func schemaExists(ctx context.Context, cfg *pgx.ConnConfig, name string) bool {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -343,30 +342,4 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close() // must not panic
-}
-
-// A SQLite file takes one store at a time, in this process or another: a
-// second open is refused, with the file named, until the first closes.
-func TestSQLiteFileTakesOneStore(t *testing.T) {
-	dir := t.TempDir()
-	first, err := sqlite.Open(context.Background(), dir, "ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sqlite.Open(context.Background(), dir, "ledger"); err == nil || !strings.Contains(err.Error(), "ledger.db is in use") {
-		t.Fatalf("second open = %v, want it refused as in use", err)
-	}
-	other, err := sqlite.Open(context.Background(), dir, "card")
-	if err != nil {
-		t.Fatalf("another service's file in the same directory: %v", err)
-	}
-	other.Close()
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
-	again, err := sqlite.Open(context.Background(), dir, "ledger")
-	if err != nil {
-		t.Fatalf("open after the first closed: %v", err)
-	}
-	again.Close()
 }
