@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/corebank/corebank/authorization"
@@ -328,7 +327,6 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			return nil, err
 		}
 	}
-	referenced := false // the reference was searched already (below), and was ambiguous
 	codeDiffers := func(d *authorization.Decision) bool {
 		return l.AuthCode != "" && d.AuthCode != l.AuthCode && namedCode != l.AuthCode
 	}
@@ -339,51 +337,41 @@ func (c *Clearer) plan(ctx context.Context, l *line) (*plan, error) {
 			d = nil // never touch another card's hold
 		}
 	}
-	if d != nil && d.Approved && codeDiffers(d) {
-		p.rec.Suspicious = append(p.rec.Suspicious, ReasonAuthCode)
-	}
 	if d != nil && !d.Approved {
 		p.rec.Suspicious = append(p.rec.Suspicious, ReasonDeclined)
 		d = nil
 	}
-	if d != nil && d.Outstanding == 0 && d.HoldID != "" && l.RRN != "" && codeDiffers(d) {
-		// The bank's approval under these ids holds nothing (reversed:
-		// the gateway undid a late answer) and the record bears another
-		// approval code: the network's stand-in, whose advice reused the
-		// ids (cardnet gives it an identity of its own), holds the money.
+	// The bank's approval under these ids holds nothing (reversed: the
+	// gateway undid a late answer) and the record bears another approval
+	// code: the network's stand-in, whose advice reused the ids (cardnet
+	// gives it an identity of its own), holds the money.
+	standIn := d != nil && d.Outstanding == 0 && d.HoldID != "" && l.RRN != "" && codeDiffers(d)
+	// 2. No usable authorization by network ids (none given, none found,
+	// another card's, or declined), or that stand-in: the card's own
+	// approved authorization with the record's RRN and auth code.
+	if (d == nil || standIn) && l.RRN != "" && l.AuthCode != "" {
 		alt, ambiguous, err := c.byReference(ctx, cd.ID, l)
 		if err != nil {
 			return nil, err
 		}
 		switch {
-		case ambiguous:
-			// As step 2's: none is guessed at; force-posted below.
-			d, p.rec.AuthorizationID, referenced = nil, "", true
-			p.rec.Suspicious = append(slices.DeleteFunc(p.rec.Suspicious, func(r Reason) bool { return r == ReasonAuthCode }), ReasonAmbiguousReference)
-			p.rec.Detail = "rrn and auth code match more than one authorization of the card"
 		case alt != nil:
 			d, p.rec.AuthorizationID = alt, alt.ID
-			// Matched under the record's own code: not an auth code mismatch.
-			p.rec.Suspicious = slices.DeleteFunc(p.rec.Suspicious, func(r Reason) bool { return r == ReasonAuthCode })
-		}
-	}
-	// 2. No usable authorization by network ids (none given, none found,
-	// another card's, or declined): the card's own approved authorization
-	// with the record's RRN and auth code.
-	if d == nil && !referenced && l.RRN != "" && l.AuthCode != "" {
-		var ambiguous bool
-		if d, ambiguous, err = c.byReference(ctx, cd.ID, l); err != nil {
-			return nil, err
-		}
-		switch {
-		case d != nil:
-			p.rec.AuthorizationID = d.ID
 		case ambiguous:
 			// Several authorizations share the reference: guessing could
 			// post against the wrong hold, so force-post and flag it.
+			if standIn {
+				p.rec.AuthorizationID = ""
+			}
+			d = nil
 			p.rec.Suspicious = append(p.rec.Suspicious, ReasonAmbiguousReference)
 			p.rec.Detail = "rrn and auth code match more than one authorization of the card"
 		}
+	}
+	// Matched by its ids under another code (a match by reference is under
+	// the record's own).
+	if d != nil && codeDiffers(d) {
+		p.rec.Suspicious = append(p.rec.Suspicious, ReasonAuthCode)
 	}
 	// 3. Without a match: force-post.
 	switch {
