@@ -93,7 +93,10 @@ func TestBenchAuthJSON(t *testing.T) {
 				t.Errorf("want authorizations, no errors, 00 and 14 answers: %s", stdout.String())
 			}
 			if rate == "400" {
-				if n := got["auths"].(float64); n < 150 || n > 210 {
+				// 200 scheduled: fewer than half would mean the pacer
+				// does not pace at the rate (not a speed check: a loaded
+				// machine still sends most), more that it overran.
+				if n := got["auths"].(float64); n < 100 || n > 210 {
 					t.Errorf("%v authorizations at 400/s for 0.5 s", n)
 				}
 			}

@@ -506,8 +506,11 @@ func duplicates(t *testing.T, c *nats.Conn) {
 	}
 	f := newFeed(t)
 	subscribeFeed(t, c, f)
-	waitFor(t, 10*time.Second, "the last event", func() bool { return f.callsOf("ledger-139") == 1 })
-	time.Sleep(20 * time.Millisecond)
+	// Delivered is not applied: the feed counts a call before its commit
+	// and records the change after it. Wait for all 41 to be applied,
+	// then give a wrongful redelivery time to show.
+	waitFor(t, 10*time.Second, "all 41 events applied", func() bool { return f.appliedRows(t) == 41 })
+	time.Sleep(200 * time.Millisecond)
 	if n := f.callsOf("ledger-7"); n != 1 {
 		t.Fatalf("consumer saw ledger-7 %d times, want 1", n)
 	}
