@@ -18,9 +18,9 @@ type Kind string
 
 // The kinds of record.
 const (
-	KindPurchase Kind = "purchase" // "00": goods and services, debits the card's account
+	KindPurchase Kind = "purchase" // "00", "09" (with cash back): goods and services, debits the card's account
 	KindCash     Kind = "cash"     // "01": cash withdrawal, debits the card's account
-	KindRefund   Kind = "refund"   // "20": refund/credit, credits the card's account
+	KindRefund   Kind = "refund"   // "20", "26" (original credit): refund/credit, credits the card's account
 )
 
 // Status is where a record stands.

@@ -473,3 +473,30 @@ func TestDocumentedExampleIngests(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 }
+
+// The gateway approves purchases with cash back (DE3 09) and original
+// credits (26), so their first presentments carry those types: the one
+// clears as a purchase against its hold, the other credits the card's
+// account as a refund does. Neither refuses the file.
+func TestCashBackAndOriginalCreditClear(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, "clearing", func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		shopper, payee := e.holder(10000), e.holder(0)
+		d := e.authorize(shopper, 3000)
+		cashBack := forAuth("CB", shopper, d, 3000)
+		cashBack.proc = "090000"
+		rep := e.ingest(t, "cb.csv", file("CB1", cashBack, rec{id: "OCT", pan: payee.PAN, proc: "260000", amount: 2500}))
+		if rep.Posted != 1 || rep.Refunded != 1 || rep.Forced != 0 || len(rep.Unmatched) != 0 {
+			t.Fatalf("report %+v, want one posted and one credited", rep)
+		}
+		e.wantBalance(t, shopper.Account, 7000, 0)
+		e.wantBalance(t, payee.Account, 2500, 0)
+		if h := e.hold(t, d.HoldID); h.Status != ledger.HoldPosted || h.Posted != 3000 {
+			t.Errorf("hold %+v, want 3000 posted", h)
+		}
+		if r := e.records(t, "CB1")["CB"]; r.Kind != clearing.KindPurchase || r.AuthorizationID != d.ID {
+			t.Errorf("CB = %+v, want a purchase matched to %s", r, d.ID)
+		}
+	})
+}

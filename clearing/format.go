@@ -246,15 +246,17 @@ func parseDetail(lineNo int, fs []string) (line, error) {
 	if !isDigits(pc, 6, 6) {
 		return bad("processing_code: %s must be 6 digits", ascii.Quote(pc))
 	}
+	// The transaction types the gateway approves (cardnet's
+	// TransactionType): a file presents what was authorized.
 	switch pc[:2] {
-	case "00":
+	case "00", "09": // purchase; purchase with cash back, one debit
 		l.Kind = KindPurchase
 	case "01":
 		l.Kind = KindCash
-	case "20":
+	case "20", "26": // refund; original credit, a payment to the card
 		l.Kind = KindRefund
 	default:
-		return bad("processing_code: %s: transaction type %s is not 00 (purchase), 01 (cash) or 20 (refund)", ascii.Quote(pc), ascii.Quote(pc[:2]))
+		return bad("processing_code: %s: transaction type %s is not 00 (purchase), 09 (purchase with cash back), 01 (cash), 20 (refund) or 26 (original credit)", ascii.Quote(pc), ascii.Quote(pc[:2]))
 	}
 	var err error
 	if l.Amount, err = parseAmount(fs[colAmount]); err != nil {
