@@ -100,15 +100,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
   HTTP        http://%[1]s/            demo accounts and balances
   RPC         http://%[1]s/rpc/{ledger,card,authorization,clearing}/{method}   (POST JSON, header Corebank-Caller: operator or api)
-  ISO 8583    %[3]s   card network gateway (2-byte length header, ISO 8583:1987 ASCII)
+  ISO 8583    %[3]s   card network gateway (2-byte length header, %[4]s)
   metrics     http://%[1]s/metrics
   health      http://%[1]s/healthz  http://%[1]s/readyz
   traces      http://%[1]s/debug/traces   (the last 200 spans)
-  data        %[2]s   (SQLite: ledger.db, card.db, authorization.db, clearing.db; NATS JetStream: nats/)
-  events      NATS JetStream in this process, stream CORE
+  data        %[2]s   (%[5]s)
+  events      %[6]s, stream CORE
 
 Press Ctrl-C to stop.
-`, srv.addr(), absPath(cfg.dataDir), st.gateway.addr())
+`, srv.addr(), absPath(cfg.dataDir), st.gateway.addr(), specName(gc.specFile), storeName(cfg), busName(cfg))
 
 	// The simulated card network pays with the demo cards until the demo
 	// stops. Their details are revealed in process and never leave it.
@@ -356,4 +356,27 @@ func onLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// specName, storeName and busName say in the demo's banner what it runs
+// on, as configured.
+func specName(file string) string {
+	if file == "" {
+		return "ISO 8583:1987 ASCII"
+	}
+	return "spec " + absPath(file)
+}
+
+func storeName(cfg config) string {
+	if cfg.storeKind == "postgres" {
+		return "PostgreSQL, a schema per service; NATS JetStream: nats/ when in process"
+	}
+	return "SQLite: ledger.db, card.db, authorization.db, clearing.db; NATS JetStream: nats/"
+}
+
+func busName(cfg config) string {
+	if cfg.natsURL != "" {
+		return "NATS JetStream at " + cfg.natsURL
+	}
+	return "NATS JetStream in this process"
 }

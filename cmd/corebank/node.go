@@ -944,7 +944,12 @@ func (s *stack) stop(ctx context.Context) error {
 func simCards(details []cardDetails, cur money.Currency) []sim.Card {
 	out := make([]sim.Card, len(details))
 	for i, d := range details {
-		out[i] = sim.Card{PAN: cardnet.PAN(d.PAN), Expiry: fmt.Sprintf("%02d%02d", d.ExpiryYear%100, d.ExpiryMonth), CVC: cardnet.CVC(d.CVC), Currency: cur}
+		out[i] = simCard(d, cur)
 	}
 	return out
+}
+
+// simCard is a card's revealed details as the simulator plays them.
+func simCard(d cardDetails, cur money.Currency) sim.Card {
+	return sim.Card{PAN: cardnet.PAN(d.PAN), Expiry: fmt.Sprintf("%02d%02d", d.ExpiryYear%100, d.ExpiryMonth), CVC: cardnet.CVC(d.CVC), Currency: cur}
 }

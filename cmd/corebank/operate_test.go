@@ -314,3 +314,46 @@ func lastClearing(t *testing.T, dir string) (cards, out, previous string) {
 	}
 	return cards, out, previous
 }
+
+// The README's pipeline against the demo: simulate plays the demo's cards
+// (revealed through the card service as the customer side, --cards-of;
+// never written to disk), writes the clearing file of what it approved,
+// and clearing ingest settles it, every record matched.
+func TestSimulateCardsOfTheDemoAndClear(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	iso := freeAddr(t)
+	base, done, logs := startDemo(t, ctx, "--sim-rate", "0", "--iso8583", iso)
+	defer func() { cancel(); <-done }()
+	out := filepath.Join(t.TempDir(), "clearing.csv")
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, []string{"simulate", "--iso8583", iso, "--cards-of", "cus_demo1, cus_demo2,cus_demo3", "--url", base,
+		"--rate", "40", "--duration", "1s", "--clearing-out", out, "--seed", "3"}, &stdout, &stderr); err != nil {
+		t.Fatalf("simulate: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "cards=3") {
+		t.Errorf("simulate did not play the demo's three cards: %s", stderr.String())
+	}
+	if regexp.MustCompile(`459999\d{10}`).MatchString(logs.String() + stderr.String() + stdout.String()) {
+		t.Errorf("a full card number in the output: the numbers must stay in memory")
+	}
+	stdout.Reset()
+	if err := run(ctx, []string{"clearing", "ingest", "--file", out, "--url", base}, &stdout, &stderr); err != nil {
+		t.Fatalf("clearing ingest: %v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		Records   int   `json:"records"`
+		Posted    int   `json:"posted"`
+		Unmatched []any `json:"unmatched"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report %q: %v", stdout.String(), err)
+	}
+	if rep.Posted == 0 || len(rep.Unmatched) != 0 {
+		t.Errorf("report %s: want records posted and none unmatched", stdout.String())
+	}
+	// Without a customer's cards, simulate refuses to start.
+	err := run(ctx, []string{"simulate", "--iso8583", iso, "--cards-of", "cus_nobody", "--url", base, "--duration", "1s"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "no active cards") {
+		t.Errorf("simulate --cards-of a customer with no cards: %v", err)
+	}
+}

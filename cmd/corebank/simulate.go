@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/cardnet"
 	"github.com/corebank/corebank/cardnet/sim"
+	"github.com/corebank/corebank/rpc"
 )
 
 // cardsHelp documents the --cards file for simulate and bench auth.
@@ -31,7 +34,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: corebank simulate --cards FILE [flags]\n\n"+
+		fmt.Fprint(stderr, "usage: corebank simulate --cards FILE | --cards-of CUSTOMERS [flags]\n\n"+
 			"Connect to a gateway as the card network, sign on, send realistic traffic\n"+
 			"(purchases, declines, reversals, incremental authorizations, retransmissions,\n"+
 			"stand-in advices, 0200 financials, refunds), sign off, and write the clearing\n"+
@@ -43,13 +46,17 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		addr      = fs.String("iso8583", cardnet.DefaultAddr, "the gateway's ISO 8583 address")
 		rate      = fs.Float64("rate", 20, "scenarios started per second")
 		duration  = fs.Duration("duration", 30*time.Second, "how long to send traffic")
-		cardsFile = fs.String("cards", "", "JSON list of test cards (see below); required")
+		cardsFile = fs.String("cards", "", "JSON list of test cards (see below); this or --cards-of")
+		cardsOf   = fs.String("cards-of", "", "comma-separated customer ids (the demo's: cus_demo1,cus_demo2,cus_demo3) whose active cards to play, revealed from the running corebank at --url as the customer app would (caller api; each reveal audited)")
+		url       = fs.String("url", "http://127.0.0.1:8080", "the running corebank's HTTP address, for --cards-of")
+		tc        config
 		clearOut  = fs.String("clearing-out", "", "write the clearing file (docs/clearing.md format) here")
 		seed      = fs.Uint64("seed", 0, "random seed; 0 picks one from the clock")
 		echo      = fs.Duration("echo", 30*time.Second, "interval of echo tests (0800/301)")
 		verbose   = fs.Bool("v", false, "log every message's outcome")
 		specFile  = fs.String("iso8583-spec", "", specFlagHelp)
 	)
+	tc.tlsFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +67,15 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := checkRate("--rate", *rate); err != nil || *rate == 0 {
 		return fmt.Errorf("simulate: --rate %v: want more than 0, at most %g per second", *rate, float64(sim.MaxRate))
 	}
-	cards, err := readCardsFile(*cardsFile)
+	var cards []sim.Card
+	switch {
+	case *cardsFile != "" && *cardsOf != "":
+		return fmt.Errorf("simulate: --cards or --cards-of, not both")
+	case *cardsOf != "":
+		cards, err = revealCardsOf(ctx, &tc, *url, strings.Split(*cardsOf, ","))
+	default:
+		cards, err = readCardsFile(*cardsFile)
+	}
 	if err != nil {
 		return err
 	}
@@ -136,9 +151,48 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
+// revealCardsOf plays the given customers' active cards: it lists them and
+// reveals each from the corebank at url as the customer side (caller api;
+// with --tls-*, a certificate naming it), as a banking app's "show card
+// details" does, each reveal audited with reason "simulator". The numbers
+// stay in memory.
+func revealCardsOf(ctx context.Context, tc *config, url string, customers []string) ([]sim.Card, error) {
+	_, clientTLS, err := tc.tlsConfigs()
+	if err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	if err := checkClient(clientTLS, "the customer side", callerAPI, map[string]string{"url": url}); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(rpc.WithCaller(ctx, callerAPI), 30*time.Second)
+	defer cancel()
+	c := &card.Client{RPC: rpc.NewHTTPClient(url, rpc.HTTPClient(clientTLS))}
+	var out []sim.Card
+	for _, cus := range customers {
+		list, err := c.List(ctx, strings.TrimSpace(cus))
+		if err != nil {
+			return nil, fmt.Errorf("simulate: cards of %s: %w", cus, err)
+		}
+		for _, k := range list {
+			if k.State != card.StateActive {
+				continue
+			}
+			d, err := c.Reveal(ctx, card.RevealRequest{CardID: k.ID, CustomerID: k.CustomerID, Reason: "simulator"})
+			if err != nil {
+				return nil, fmt.Errorf("simulate: card %s: %w", k.ID, err)
+			}
+			out = append(out, simCard(cardDetails{PAN: d.PAN, ExpiryMonth: d.ExpiryMonth, ExpiryYear: d.ExpiryYear, CVC: d.CVC}, k.Currency))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("simulate: --cards-of %s: no active cards", strings.Join(customers, ","))
+	}
+	return out, nil
+}
+
 func readCardsFile(name string) ([]sim.Card, error) {
 	if name == "" {
-		return nil, fmt.Errorf("--cards is required (a JSON list of test cards; see -h)")
+		return nil, fmt.Errorf("--cards or --cards-of is required (a JSON list of test cards, or the customers whose cards to play; see -h)")
 	}
 	f, err := os.Open(name)
 	if err != nil {
