@@ -27,15 +27,19 @@ func CheckKey(key string) error {
 	return nil
 }
 
-// Printable reports whether s is valid UTF-8 without control characters.
-// NUL above all: PostgreSQL rejects it in text, and no key or identifier
-// needs it.
+// Printable reports whether s is valid UTF-8 of graphic characters only
+// (letters, marks, numbers, punctuation, symbols and spaces: Go's
+// unicode.IsGraphic). Refused: controls (NUL above all: PostgreSQL rejects
+// it in text), format characters such as a right-to-left override or a
+// zero-width space (which make one key or owner display as another in a
+// back office or a log), line and paragraph separators, private-use,
+// surrogate, noncharacter and unassigned code points.
 func Printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) { // C0, DEL and C1 (U+0080 to U+009F)
+		if !unicode.IsGraphic(r) {
 			return false
 		}
 	}

@@ -28,6 +28,16 @@ func TestCheckKey(t *testing.T) {
 		{"\u0080", false},
 		{"nbsp\u00a0é", true}, // the first printable after them
 		{"\xff\xfe", false},
+		// Format characters and separators: a key or owner that displays
+		// as another in a back office or a log.
+		{"acct\u202e1234", false},  // right-to-left override
+		{"a\u200bb", false},        // zero-width space
+		{"line\u2028break", false}, // line separator
+		{"\ufeffkey", false},       // byte-order mark
+		{"nonchar\uffff", false},   // a noncharacter
+		{"private\ue000", false},   // private use
+		{"\u0378", false},          // unassigned
+		{"Zoë 🙂 ١٢٣", true},        // letters, symbols, digits of any script
 	} {
 		err := idempotency.CheckKey(tc.key)
 		if tc.ok && err != nil {

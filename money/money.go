@@ -157,6 +157,6 @@ func abs(a int64) uint64 {
 }
 
 // MaxAmount is the largest amount a single posting may carry: 10^15 minor
-// units (10 trillion pounds). Keeping single amounts far below int64's range
-// means sums of a few million postings cannot overflow.
+// units (10 trillion pounds), far below int64's range; but 9,223 postings of
+// it already pass int64, so sums use Add (checked) or SatAdd, never +.
 const MaxAmount int64 = 1_000_000_000_000_000

@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/postgres"
 	"github.com/corebank/corebank/store/storetest"
+	"github.com/jackc/pgx/v5"
 )
 
 func file(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
@@ -333,15 +337,42 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Errorf("schema_migrations = %q, want 3 rows", got)
 		}
 	}
-	t.Run("postgres", func(t *testing.T) {
-		url := storetest.Database(t)
-		run(t, func() *store.DB {
-			db, err := postgres.Open(t.Context(), url, "replica")
-			if err != nil {
-				t.Fatal(err)
+	for _, isolation := range []string{"", "repeatable read", "serializable"} {
+		name := "postgres"
+		if isolation != "" {
+			name += ", the database defaulting to " + isolation
+		}
+		t.Run(name, func(t *testing.T) {
+			u := storetest.Database(t)
+			if isolation != "" {
+				// A DBA's default: a snapshot fixed at the lock would not
+				// see what the replica before applied. The store pins
+				// read committed.
+				pu, err := url.Parse(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				admin, err := sql.Open("pgx", u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer admin.Close()
+				if _, err := admin.Exec(fmt.Sprintf(`ALTER DATABASE %s SET default_transaction_isolation = '%s'`, pgx.Identifier{strings.TrimPrefix(pu.Path, "/")}.Sanitize(), isolation)); err != nil {
+					t.Fatal(err)
+				}
 			}
-			t.Cleanup(func() { db.Close() })
-			return db
+			run(t, func() *store.DB {
+				db, err := postgres.Open(t.Context(), u, "replica")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				var got string
+				if err := db.Read.QueryRowContext(t.Context(), "SHOW default_transaction_isolation").Scan(&got); err != nil || got != "read committed" {
+					t.Fatalf("the store's isolation is %q (%v), want read committed", got, err)
+				}
+				return db
+			})
 		})
-	})
+	}
 }

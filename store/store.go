@@ -66,6 +66,9 @@ type DB struct {
 // Rebind rewrites a query written with '?' placeholders for db's dialect
 // ($1, $2, ... on PostgreSQL). '?' inside 'string literals', "quoted
 // identifiers", -- line comments and /* block comments */ is left alone.
+// PostgreSQL's E'escape strings' and $$dollar quotes$$ are not recognised
+// (a '?' inside them would be numbered): they are PostgreSQL's only, and
+// the queries Rebind serves run on SQLite too, so none has them.
 // Results are cached, so call it freely on constant queries.
 func (db *DB) Rebind(q string) string {
 	if db.Dialect != Postgres {

@@ -32,6 +32,11 @@ func TestCommitUnknownClassifies(t *testing.T) {
 		{"refused by the server", &pgconn.PgError{Code: "23503", Message: "deferred foreign key"}, false},
 		{"the session ended (administrator shutdown)", &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, true},
 		{"the server panicked", &pgconn.PgError{Severity: "PANIC", Code: "XX000"}, true},
+		// A server whose lc_messages is not English translates Severity;
+		// SeverityUnlocalized (9.6+) is not.
+		{"the session ended, in Russian", &pgconn.PgError{Severity: "ВАЖНО", SeverityUnlocalized: "FATAL", Code: "57P01"}, true},
+		{"the server panicked, in German", &pgconn.PgError{Severity: "PANIK", SeverityUnlocalized: "PANIC", Code: "XX000"}, true},
+		{"refused, in German", &pgconn.PgError{Severity: "FEHLER", SeverityUnlocalized: "ERROR", Code: "23503"}, false},
 		{"serialization failure at commit", fmt.Errorf("x: %w", &pgconn.PgError{Code: "40001"}), false},
 		{"answered with ROLLBACK", pgx.ErrTxCommitRollback, false},
 		{"already rolled back by database/sql", sql.ErrTxDone, false},

@@ -33,6 +33,12 @@ func Open(ctx context.Context, url, service string) (*store.DB, error) {
 	cfg.RuntimeParams["search_path"] = schema
 	// Every commit waits for its WAL flush: acknowledged means durable.
 	cfg.RuntimeParams["synchronous_commit"] = "on"
+	// The services take an advisory lock and then read what the lock's
+	// last holder committed (migrations, a card's spend across
+	// processes): each statement must see the latest commits, whatever
+	// default a DBA set on the database or role. Verify asks for
+	// REPEATABLE READ where it wants one snapshot.
+	cfg.RuntimeParams["default_transaction_isolation"] = "read committed"
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
 
 	boot, err := pgx.ConnectConfig(ctx, cfg)
@@ -71,7 +77,13 @@ func commitUnknown(err error) bool {
 		// is that the session ended (an administrator's shutdown, say),
 		// which the server should not send after writing the commit but
 		// is no proof that it did not.
-		return pe.Severity == "FATAL" || pe.Severity == "PANIC"
+		// SeverityUnlocalized: Severity is in the server's lc_messages
+		// ("ВАЖНО", "PANIK"); the unlocalized one is sent since 9.6.
+		sev := pe.SeverityUnlocalized
+		if sev == "" {
+			sev = pe.Severity
+		}
+		return sev == "FATAL" || sev == "PANIC"
 	}
 	// Rolled back (the server's answer, or database/sql's), or else
 	// unanswered.
