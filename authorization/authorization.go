@@ -356,11 +356,13 @@ type ReferenceQuery struct {
 // recorded under its NetworkID before it is returned, so a retransmission
 // (same NetworkID) returns the recorded Decision and has no second effect,
 // however often and however concurrently it arrives. A request with a
-// NetworkID already recorded for a different kind of request gets the
-// recorded Decision too.
+// NetworkID already recorded for a different request (another kind or
+// amount, or a reversal of another original) is Conflict, never the first
+// request's answer.
 //
 // Errors are for requests that cannot be decided: BadRequest (malformed
-// request: nothing is recorded), and Timeout, Unavailable or Internal (card
+// request: nothing is recorded), Conflict (network ids recorded for
+// another request: nothing is recorded), and Timeout, Unavailable or Internal (card
 // or ledger or database unreachable: the effect may be half done and is
 // completed by a retransmission with the same NetworkID; the gateway
 // answers 96 or lets the network stand in).

@@ -515,7 +515,9 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		// A retransmission has its first message's kind and amount;
 		// another request under the same network ids is not one, and
 		// must not hear the first's answer (for an amount nobody holds).
-		if amount, _ := req.billing(); r.Kind != req.Kind || r.Requested != amount {
+		// (Another card, or currency, under the same ids is not one
+		// either: the digest covers them.)
+		if amount, _ := req.billing(); r.Kind != req.Kind || r.Requested != amount || (r.digest != "" && r.digest != req.digest()) {
 			return nil, errors.Errorf(errors.Conflict, "network ids already recorded for another request (%s of %d)", r.Kind, r.Requested)
 		}
 		return a.complete(ctx, r, nil)
@@ -982,6 +984,7 @@ func (a *Authorizer) newRecord(req *Request, key string, now time.Time) *record 
 		status:     statusDone,
 		updatedAt:  now.UnixNano(),
 		txnAmount:  req.Amount,
+		digest:     req.digest(),
 	}
 	if req.Original != nil {
 		o := *req.Original
@@ -1265,6 +1268,12 @@ func (a *Authorizer) RecoverQueued(ctx context.Context, olderThan time.Duration)
 		if err == nil {
 			err = a.unqueue(ctx, q.key)
 		}
+		if c := errors.CodeOf(err); c == errors.Conflict || c == errors.BadRequest {
+			// Refused for good (its ids recorded for another message):
+			// every run would refuse it again.
+			a.cfg.Log.ErrorContext(ctx, "authorization: a queued reversal is refused; left queued for an operator", "network_key", q.key, "err", err)
+			return fmt.Errorf("authorization: queued reversal %s: %w", q.key, err)
+		}
 		if err != nil {
 			a.cfg.Log.WarnContext(ctx, "authorization: a queued reversal failed; trying again later", "network_key", q.key, "err", err)
 			return fmt.Errorf("authorization: queued reversal %s: %w", q.key, err)
@@ -1293,7 +1302,18 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
-		return a.retransmitted(ctx, r, origKey)
+		if r.Kind == KindReversal && r.originalKey == origKey {
+			return a.retransmitted(ctx, r, origKey)
+		}
+		// Ids recorded for another message: not a retransmission, and it
+		// must not hear that message's answer (its original would stay
+		// held while the network is told it was released).
+		if orig, err := a.find(ctx, origKey); err != nil {
+			return nil, err
+		} else if orig != nil && orig.Kind == KindIncremental && orig.originalKey == key {
+			return nil, badf("a reversal of an incremental carries the incremental's original's network ids as its own")
+		}
+		return nil, errors.Errorf(errors.Conflict, "network ids already recorded for another request (%s of %s)", r.Kind, r.originalKey)
 	}
 	now := a.cfg.Now().UTC()
 	o := req.Original
@@ -1534,8 +1554,10 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	}
 	undo := inc.Amount - req.remaining(inc)
 	if !inc.Approved || undo <= 0 || inc.Original == nil || inc.originalKey == key || inc.originalKey == inc.networkKey {
-		// (A reversal whose own ids are the increment's original's would
-		// wait for its own lock below: a malformed network's, refused.)
+		// (A reversal whose own ids are the increment's original's, when
+		// no record holds them, a stand-in's, would wait for its own lock
+		// below: a malformed network's; reverseOnce refuses it when a
+		// record does.)
 		return nothing()
 	}
 	// The original's lock, after the reversal's and the increment's: no

@@ -52,6 +52,7 @@ type record struct {
 	opOriginal  string // a reversal's: the network key of the record it changes
 	replayed    bool   // read back, not made, by the call at hand (Decision.Replayed)
 	txnAmount   int64  // the request's transaction amount (DE4); 0 for records before migration 007
+	digest      string // requestDigest of the request it answers; "" for reversals and records before migration 009
 	origAbsent  bool   // a reversal's, not stored: computed with its original not recorded (a stand-in's)
 	updatedAt   int64
 }
@@ -59,9 +60,9 @@ type record struct {
 const columns = `id, network_key, kind, acquirer, stan, rrn, transmission, original_key, original_id, status,
 	approved, reason, detail, auth_code, requested, amount, outstanding, currency, card_id, account_id,
 	hold_id, transfer_id, forced, mcc, channel, merchant_name, merchant_city, merchant_country,
-	op, op_key, op_amount, op_target, op_expires, op_force, op_partial, op_original, at, updated_at, txn_amount`
+	op, op_key, op_amount, op_target, op_expires, op_force, op_partial, op_original, at, updated_at, txn_amount, request_digest`
 
-var insertQuery = `INSERT INTO authorizations (` + columns + `) VALUES (` + "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?" + `) ON CONFLICT DO NOTHING`
+var insertQuery = `INSERT INTO authorizations (` + columns + `) VALUES (` + "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?" + `) ON CONFLICT DO NOTHING`
 
 func b2i(b bool) int64 {
 	if b {
@@ -75,7 +76,7 @@ func (r *record) args() []any {
 		r.originalKey, r.OriginalID, r.status,
 		b2i(r.Approved), string(r.Reason), r.Detail, r.AuthCode, r.Requested, r.Amount, r.Outstanding, string(r.Currency), r.CardID, r.AccountID,
 		r.HoldID, r.TransferID, b2i(r.Forced), r.MCC, string(r.Channel), r.MerchantName, r.MerchantCity, r.MerchantCountry,
-		r.op, r.opKey, r.opAmount, r.opTarget, r.opExpires, b2i(r.opForce), b2i(r.opPartial), r.opOriginal, r.At.UnixNano(), r.updatedAt, r.txnAmount}
+		r.op, r.opKey, r.opAmount, r.opTarget, r.opExpires, b2i(r.opForce), b2i(r.opPartial), r.opOriginal, r.At.UnixNano(), r.updatedAt, r.txnAmount, r.digest}
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -88,7 +89,7 @@ func scanRecord(s scanner) (*record, error) {
 		&r.originalKey, &r.OriginalID, &r.status,
 		&approved, &reason, &r.Detail, &r.AuthCode, &r.Requested, &r.Amount, &r.Outstanding, &currency, &r.CardID, &r.AccountID,
 		&r.HoldID, &r.TransferID, &forced, &r.MCC, &channel, &r.MerchantName, &r.MerchantCity, &r.MerchantCountry,
-		&r.op, &r.opKey, &r.opAmount, &r.opTarget, &r.opExpires, &opForce, &opPartial, &r.opOriginal, &at, &r.updatedAt, &r.txnAmount)
+		&r.op, &r.opKey, &r.opAmount, &r.opTarget, &r.opExpires, &opForce, &opPartial, &r.opOriginal, &at, &r.updatedAt, &r.txnAmount, &r.digest)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
 package authorization
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"unicode"
 	"unicode/utf8"
 
@@ -152,6 +155,17 @@ const minPAN = 12
 
 // billing returns what the card's account is held or debited for: DE6/DE51
 // when present, else DE4/DE49.
+// digest identifies the request beside its network ids, for telling a
+// retransmission from another message under the same ids: its kind, its
+// card number as displays show it (first six, last four and the length,
+// so that the digest holds nothing a display may not), and its amounts
+// and currencies. Two cards alike in their first six and last four digits
+// under one message's ids are not told apart; everything else is.
+func (r *Request) digest() string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d|%s|%d|%s", r.Kind, r.PAN.String(), r.Amount, r.Currency, r.BillingAmount, r.BillingCurrency))
+	return hex.EncodeToString(h[:16])
+}
+
 func (r *Request) billing() (int64, money.Currency) {
 	if r.BillingAmount > 0 {
 		return r.BillingAmount, r.BillingCurrency

@@ -1,0 +1,67 @@
+package authorization_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/corebank/corebank/authorization"
+	"github.com/corebank/corebank/card"
+	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/store/storetest"
+)
+
+// A reversal whose own network ids are already recorded for another
+// message is not a retransmission of anything: it is Conflict, never that
+// message's answer (a purchase's approval, heard by the network as its
+// reversal done while the original it names stays held), and it changes
+// nothing. A retransmission of a reversal that names another original is
+// a Conflict too. The original is then reversed by a reversal of its own.
+func TestReversalUnderAnotherMessagesIDsIsAConflict(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, storetest.SQLite(t, "authorization"))
+	h := e.holder(1000, card.Controls{})
+	p1 := e.purchase(h, 100)
+	must(t)(e.a.Authorize(ctx, p1))
+	p2 := e.purchase(h, 200)
+	d2 := must(t)(e.a.Authorize(ctx, p2))
+
+	_, err := e.a.Reverse(ctx, authorization.ReversalRequest{Network: p1.Network, Original: p2.Network})
+	wantCode(t, err, errors.Conflict)
+	if got := must(t)(e.a.ByNetworkID(ctx, p2.Network)); got.Outstanding != 200 {
+		t.Errorf("p2 outstanding %d after the refused reversal, want 200", got.Outstanding)
+	}
+	if p := e.balance(h.Account).Pending; p != 300 {
+		t.Errorf("pending %d after the refused reversal, want 300", p)
+	}
+
+	rev := authorization.ReversalRequest{Network: e.net(), Original: p1.Network}
+	must(t)(e.a.Reverse(ctx, rev))
+	_, err = e.a.Reverse(ctx, authorization.ReversalRequest{Network: rev.Network, Original: p2.Network})
+	wantCode(t, err, errors.Conflict)
+	if p := e.balance(h.Account).Pending; p != 200 {
+		t.Errorf("pending %d, want p2's 200 only", p)
+	}
+
+	d := must(t)(e.a.Reverse(ctx, authorization.ReversalRequest{Network: e.net(), Original: p2.Network}))
+	if d.Kind != authorization.KindReversal || !d.Approved || d.OriginalID != d2.ID || e.balance(h.Account).Pending != 0 {
+		t.Errorf("reversal of p2: %+v, pending %d, want p2 reversed and nothing held", d, e.balance(h.Account).Pending)
+	}
+}
+
+// docs/authorization.md: a reversal whose own ids are those of the
+// increment's original is refused as malformed; the increment stays held.
+func TestReversalOfAnIncrementUnderItsOriginalsIDsIsRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, storetest.SQLite(t, "authorization"))
+	h := e.holder(1000, card.Controls{})
+	pre := e.purchase(h, 300)
+	pre.Kind, pre.MCC = authorization.KindPreauth, "7011"
+	must(t)(e.a.Authorize(ctx, pre))
+	inc := e.incremental(h, pre.Network, 100)
+	must(t)(e.a.Increment(ctx, inc))
+	_, err := e.a.Reverse(ctx, authorization.ReversalRequest{Network: pre.Network, Original: inc.Network})
+	wantCode(t, err, errors.BadRequest)
+	if p := e.balance(h.Account).Pending; p != 400 {
+		t.Errorf("pending %d after the refused reversal, want 400", p)
+	}
+}
