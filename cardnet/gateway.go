@@ -2,6 +2,8 @@ package cardnet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -319,10 +321,11 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 	// reversal or advice may reuse its original's ids (same acquirer,
 	// STAN, DE7 and RRN) and must not join the original's decision; two
 	// reversals reusing them differ by DE95 alone (see reversalRequest).
-	fkey := req.BaseMTI() + " " + key
-	if req.ReplacementAmount != nil {
-		fkey += " R" + strconv.FormatInt(*req.ReplacementAmount, 10)
-	}
+	// And another message under one's ids (another card, amount or
+	// currency) must not hear its answer: it flies on its own, and the
+	// authorization service, which finds the first recorded, answers it
+	// conflict (94).
+	fkey := req.BaseMTI() + " " + key + " " + contentDigest(req)
 	// A request that waited out its deadline for a worker is answered per
 	// the timeout policy as it stands: deciding it now would only hold
 	// money to release it again. (Advices and reversals are applied
@@ -914,4 +917,16 @@ func (g *Gateway) answer(req *Request, d *authorization.Decision) Answer {
 		a.Amount = min(max(a.Amount, 1), req.Amount-1)
 	}
 	return a
+}
+
+// contentDigest identifies what a request asks, beside its network ids: its
+// card, processing code, amounts and currencies, and DE95. A hash, so that
+// no card number sits in a flight's key.
+func contentDigest(req *Request) string {
+	replacement := "-"
+	if req.ReplacementAmount != nil {
+		replacement = strconv.FormatInt(*req.ReplacementAmount, 10)
+	}
+	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d|%s|%d|%s|%s", string(req.PAN), req.ProcessingCode, req.Amount, req.Currency, req.BillingAmount, req.BillingCurrency, replacement))
+	return hex.EncodeToString(h[:12])
 }
