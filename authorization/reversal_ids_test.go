@@ -7,6 +7,7 @@ import (
 	"github.com/corebank/corebank/authorization"
 	"github.com/corebank/corebank/card"
 	"github.com/corebank/corebank/errors"
+	"github.com/corebank/corebank/store"
 	"github.com/corebank/corebank/store/storetest"
 )
 
@@ -64,4 +65,41 @@ func TestReversalOfAnIncrementUnderItsOriginalsIDsIsRefused(t *testing.T) {
 	if p := e.balance(h.Account).Pending; p != 400 {
 		t.Errorf("pending %d after the refused reversal, want 400", p)
 	}
+}
+
+// A request under the network ids of a recorded one is its retransmission
+// only if it asks the same: another card, currency or billing amount is
+// conflict (nothing recorded, nothing held), on either store; the true
+// retransmission still hears the recorded answer.
+func TestReplayMustAskWhatWasRecorded(t *testing.T) {
+	storetest.Each(t, "authorization", func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		h, other := e.holder(1000, card.Controls{}), e.holder(1000, card.Controls{})
+		p := e.purchase(h, 300)
+		d := must(t)(e.a.Authorize(ctx, p))
+		for name, change := range map[string]func(r *authorization.Request){
+			"another card": func(r *authorization.Request) {
+				r.PAN, r.CVC = authorization.PAN(other.PAN), authorization.CVC(other.CVC)
+			},
+			"another currency": func(r *authorization.Request) { r.Currency = "EUR" },
+			"a billing amount": func(r *authorization.Request) {
+				r.BillingAmount, r.BillingCurrency = 300, "GBP"
+				r.Currency, r.Amount = "EUR", 350
+			},
+		} {
+			r := p
+			change(&r)
+			_, err := e.a.Authorize(ctx, r)
+			if errors.CodeOf(err) != errors.Conflict {
+				t.Errorf("%s under the ids of an approval: %v, want conflict", name, err)
+			}
+		}
+		if got := must(t)(e.a.Authorize(ctx, p)); got.ID != d.ID || !got.Approved || !got.Replayed {
+			t.Errorf("retransmission: %+v, want the recorded approval %s", got, d.ID)
+		}
+		if a, b := e.balance(h.Account), e.balance(other.Account); a.Pending != 300 || b.Pending != 0 {
+			t.Errorf("pending %d and %d, want 300 and 0", a.Pending, b.Pending)
+		}
+	})
 }
