@@ -512,13 +512,12 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 			}
 			return a.decide(ctx, req)
 		}
-		// A retransmission has its first message's kind and amount;
-		// another request under the same network ids is not one, and
-		// must not hear the first's answer (for an amount nobody holds).
-		// (Another card, or currency, under the same ids is not one
-		// either: the digest covers them.)
-		if amount, _ := req.billing(); r.Kind != req.Kind || r.Requested != amount || (r.digest != "" && r.digest != req.digest()) {
-			return nil, errors.Errorf(errors.Conflict, "network ids already recorded for another request (%s of %d)", r.Kind, r.Requested)
+		// A retransmission has its first message's kind, card, amounts
+		// and currencies; another request under the same network ids is
+		// not one, and must not hear the first's answer (for an amount,
+		// or a card, nobody holds).
+		if amount, _ := req.billing(); !r.answers(req.Kind, amount, req.digest()) {
+			return nil, anotherRequest(r)
 		}
 		return a.complete(ctx, r, nil)
 	}
@@ -682,7 +681,12 @@ func (a *Authorizer) insertGated(ctx context.Context, r *record, gate func(ctx c
 	return retryBusy(ctx, func() (*record, error) {
 		got, inserted, err := a.insert(ctx, r, gate)
 		if err == nil && !inserted {
-			got.replayed = true // another process's, decided first
+			// Another process's, decided first: the same request's, or
+			// another's under its ids (conflict, as decide finds it).
+			if !got.answers(r.Kind, r.Requested, r.digest) {
+				return nil, anotherRequest(got)
+			}
+			got.replayed = true
 		}
 		return got, err
 	})
@@ -1302,7 +1306,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	if r, err := a.find(ctx, key); err != nil {
 		return nil, err
 	} else if r != nil {
-		if r.Kind == KindReversal && r.originalKey == origKey {
+		if r.reverses(origKey) {
 			return a.retransmitted(ctx, r, origKey)
 		}
 		// Ids recorded for another message: not a retransmission, and it
@@ -1313,7 +1317,7 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 		} else if orig != nil && orig.Kind == KindIncremental && orig.originalKey == key {
 			return nil, badf("a reversal of an incremental carries the incremental's original's network ids as its own")
 		}
-		return nil, errors.Errorf(errors.Conflict, "network ids already recorded for another request (%s of %s)", r.Kind, r.originalKey)
+		return nil, anotherRequest(r)
 	}
 	now := a.cfg.Now().UTC()
 	o := req.Original

@@ -64,6 +64,26 @@ const columns = `id, network_key, kind, acquirer, stan, rrn, transmission, origi
 
 var insertQuery = `INSERT INTO authorizations (` + columns + `) VALUES (` + "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?" + `) ON CONFLICT DO NOTHING`
 
+// answers reports whether r, recorded under a request's network ids,
+// answers that request (of kind, billing amount requested and digest)
+// rather than another under the same ids. Records from before migration
+// 009 have no digest: kind and amount only.
+func (r *record) answers(kind Kind, requested int64, digest string) bool {
+	return r.Kind == kind && r.Requested == requested && (r.digest == "" || r.digest == digest)
+}
+
+// reverses reports whether r, recorded under a reversal's network ids, is
+// that reversal: of the original at originalKey.
+func (r *record) reverses(originalKey string) bool {
+	return r.Kind == KindReversal && r.originalKey == originalKey
+}
+
+// anotherRequest is the conflict of a request under network ids recorded
+// for another (r): it must not hear r's answer.
+func anotherRequest(r *record) error {
+	return errors.Errorf(errors.Conflict, "network ids already recorded for another request (%s of %d)", r.Kind, r.Requested)
+}
+
 func b2i(b bool) int64 {
 	if b {
 		return 1
@@ -547,7 +567,11 @@ func (a *Authorizer) recordReversal(ctx context.Context, rev, orig *record) (*re
 		return nil, err
 	}
 	if !inserted {
-		return a.findAgain(ctx, rev.networkKey, rev.ID) // recorded before
+		got, err := a.findAgain(ctx, rev.networkKey, rev.ID) // recorded before
+		if err == nil && !got.reverses(rev.originalKey) {
+			return nil, anotherRequest(got) // by another process, for another message
+		}
+		return got, err
 	}
 	if rev.status == statusDone {
 		a.notify(rev)

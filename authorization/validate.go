@@ -153,8 +153,6 @@ func allPrintable(s string) bool {
 // a shorter one (ISO/IEC 7812 allows 8 digits) is declined card_not_found.
 const minPAN = 12
 
-// billing returns what the card's account is held or debited for: DE6/DE51
-// when present, else DE4/DE49.
 // digest identifies the request beside its network ids, for telling a
 // retransmission from another message under the same ids: its kind, its
 // card number as displays show it (first six, last four and the length,
@@ -166,6 +164,8 @@ func (r *Request) digest() string {
 	return hex.EncodeToString(h[:16])
 }
 
+// billing returns what the card's account is held or debited for: DE6/DE51
+// when present, else DE4/DE49.
 func (r *Request) billing() (int64, money.Currency) {
 	if r.BillingAmount > 0 {
 		return r.BillingAmount, r.BillingCurrency
