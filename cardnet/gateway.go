@@ -178,7 +178,8 @@ type Gateway struct {
 	started    time.Time // when it began (monotonic)
 	mu         sync.Mutex
 	lastForgot time.Time           // when it last forgot a timeout (monotonic); zero if never
-	flights    map[string]*flight  // decisions in progress, by message type and network key
+	flights    map[string]*flight  // decisions in progress, by message type, network key and content
+	deciding   map[string]string   // requests' flights in progress (fkey), by message type and network key
 	busy       int                 // flights, plus reversals of late decisions under way
 	timedOut   map[string]timedOut // requests answered per OnTimeout, by network key
 	expiry     []timedOutKey       // timedOut's keys in the order recorded, to forget old ones
@@ -232,6 +233,7 @@ func (g *Gateway) init() {
 		}
 		g.started = time.Now()
 		g.flights = make(map[string]*flight)
+		g.deciding = make(map[string]string)
 		g.timedOut = make(map[string]timedOut)
 		g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "corebank_cardnet_requests_total",
@@ -321,17 +323,24 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 	// reversal or advice may reuse its original's ids (same acquirer,
 	// STAN, DE7 and RRN) and must not join the original's decision; two
 	// reversals reusing them differ by DE95 alone (see reversalRequest).
-	// And another message under one's ids (another card, amount or
-	// currency) must not hear its answer: it flies on its own, and the
+	// And another request under one's ids (another card, amount or
+	// currency) must not hear its answer: while the first is decided it
+	// is answered 94 at once (neither decided, nor shed or timed out,
+	// which would reverse the first under those ids); after, the
 	// authorization service, which finds the first recorded, answers it
 	// conflict (94).
-	fkey := req.BaseMTI() + " " + key + " " + contentDigest(req)
+	mkey := req.BaseMTI() + " " + key
+	fkey := mkey + " " + contentDigest(req)
 	// A request that waited out its deadline for a worker is answered per
 	// the timeout policy as it stands: deciding it now would only hold
 	// money to release it again. (Advices and reversals are applied
 	// whenever they come: they report what happened.)
 	expired := reconcile && ctx.Err() != nil
-	f, joined, late := g.join(fkey, key, reconcile, expired)
+	f, joined, late, other := g.join(mkey, fkey, key, reconcile, expired)
+	if other {
+		log.WarnContext(ctx, "cardnet: another request under the network ids of one being decided; answering 94")
+		return g.respond(msg, Answer{Code: DuplicateTransmission})
+	}
 	if late {
 		log.InfoContext(ctx, "cardnet: retransmission of a request answered per the timeout policy; answering alike")
 		return g.reconciledAnswer(ctx, msg, n, log)
@@ -355,7 +364,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 	}
 	if !joined {
 		g.bg.Add(1)
-		go g.fly(ctx, n, fkey, f, call, reconcile, log)
+		go g.fly(ctx, n, mkey, fkey, f, call, reconcile, log)
 	}
 	deadline := time.NewTimer(g.Deadline)
 	defer deadline.Stop()
@@ -473,25 +482,33 @@ func (g *Gateway) undo(ctx context.Context, msg *Message, n authorization.Networ
 // or late, if reconcile and the request with network key was answered per
 // the timeout policy: checked under the same lock, so that a decision
 // ending with an unknown outcome (fly records its 91) is never followed by
-// a new decision of its retransmission.
-func (g *Gateway) join(fkey, key string, reconcile, expired bool) (f *flight, joined, late bool) {
+// a new decision of its retransmission; or other, if reconcile and
+// another request (another fkey) under the same message type and ids
+// (mkey) is being decided.
+func (g *Gateway) join(mkey, fkey, key string, reconcile, expired bool) (f *flight, joined, late, other bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, ok := g.timedOut[key]; ok && reconcile {
-		return nil, false, true
+		return nil, false, true, false
 	}
 	if f, ok := g.flights[fkey]; ok {
-		return f, true, false
+		return f, true, false, false
+	}
+	if d, ok := g.deciding[mkey]; ok && reconcile && d != fkey {
+		return nil, false, false, true
 	}
 	// Only a request is shed: advices and reversals report what already
 	// happened, and are applied whenever they come (they still count).
 	if expired || (reconcile && g.busy >= g.MaxDecisions) {
-		return nil, false, false
+		return nil, false, false, false
 	}
 	g.busy++
 	f = &flight{done: make(chan struct{})}
 	g.flights[fkey] = f
-	return f, false, false
+	if reconcile {
+		g.deciding[mkey] = fkey
+	}
+	return f, false, false, false
 }
 
 // done ends one of the decisions counted against MaxDecisions.
@@ -504,7 +521,7 @@ func (g *Gateway) done() {
 // fly runs the decision of f on a context that outlives the request's
 // deadline, and reconciles it if the request was answered per the timeout
 // policy.
-func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, fkey string, f *flight, call decide, reconcile bool, log *slog.Logger) {
+func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, mkey, fkey string, f *flight, call decide, reconcile bool, log *slog.Logger) {
 	defer g.bg.Done()
 	defer g.done() // after the late decision's reversal, if any
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
@@ -514,6 +531,9 @@ func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, fkey strin
 	f.d, f.err = d, err
 	close(f.done)
 	delete(g.flights, fkey)
+	if reconcile && g.deciding[mkey] == fkey {
+		delete(g.deciding, mkey)
+	}
 	if reconcile && !f.timedOut && err != nil && unknownOutcome(err) {
 		// Answered per the timeout policy (see undo): a retransmission
 		// arriving from now on must hear the same, not start a decision.

@@ -109,3 +109,37 @@ func TestAnotherCurrencyUnderTheSameIDsIsNotARetransmission(t *testing.T) {
 		t.Errorf("retransmission of the approval: %s, want 00", got)
 	}
 }
+
+// A request under the ids of one being decided, but of another content,
+// is answered 94 at once: not shed at MaxDecisions (shedding marks the ids
+// timed out and queues the gateway's own reversal of them, which would
+// release the first's approval the network heard), nor decided.
+func TestAnotherRequestUnderInFlightIDsUndoesNothing(t *testing.T) {
+	st := &authStall{decided: make(chan struct{})}
+	b := newBank(t, bankOptions{
+		wrap:     func(s authorization.Service) authorization.Service { st.Service = s; return st },
+		deadline: 3 * time.Second,
+	})
+	b.gw.MaxDecisions = 1 // before the gateway's first message
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 30_00)
+	done := make(chan *cardnet.Message, 1)
+	go func() { done <- b.gw.Handle(context.Background(), MustMessage(t, req)) }()
+	<-st.decided
+	other := *req
+	other.Amount = 90_00
+	resp := b.gw.Handle(context.Background(), MustMessage(t, &other))
+	if got := resp.Get(39); got != string(cardnet.DuplicateTransmission) {
+		t.Errorf("the other content under the ids in flight: %s, want 94", got)
+	}
+	first := <-done
+	waitLate(t, b.gw)
+	if first == nil || first.Get(39) != string(cardnet.Approved) {
+		t.Fatalf("first answered %v", first)
+	}
+	if _, err := b.auth.RecoverQueued(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	// The network heard 00 for 30.00: it stays held.
+	b.wantBalance(h.account, 100_00, 30_00)
+}
