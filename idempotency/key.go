@@ -33,15 +33,27 @@ func CheckKey(key string) error {
 // it in text), format characters such as a right-to-left override or a
 // zero-width space (which make one key or owner display as another in a
 // back office or a log), line and paragraph separators, private-use,
-// surrogate, noncharacter and unassigned code points.
+// surrogate, noncharacter and unassigned code points. The zero-width
+// joiner and non-joiner are text between two graphic characters (Persian
+// and Indic spelling, emoji sequences) and allowed there only.
 func Printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
-	for _, r := range s {
+	prev := rune(-1) // the character before, -1 at the start or after a joiner
+	for i, r := range s {
+		if r == '\u200c' || r == '\u200d' {
+			next, _ := utf8.DecodeRuneInString(s[i+utf8.RuneLen(r):])
+			if prev < 0 || i+utf8.RuneLen(r) == len(s) || !unicode.IsGraphic(next) {
+				return false
+			}
+			prev = -1
+			continue
+		}
 		if !unicode.IsGraphic(r) {
 			return false
 		}
+		prev = r
 	}
 	return true
 }

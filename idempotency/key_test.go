@@ -38,6 +38,14 @@ func TestCheckKey(t *testing.T) {
 		{"private\ue000", false},   // private use
 		{"\u0378", false},          // unassigned
 		{"Zoë 🙂 ١٢٣", true},        // letters, symbols, digits of any script
+		// Joiners are text between two graphic characters only.
+		{"customer:\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", true}, // Persian, ZWNJ
+		{"support \U0001F469\u200d\U0001F4BB", true},                        // an emoji ZWJ sequence
+		{"\u0915\u094d\u200d\u0937", true},                                  // Devanagari half-form
+		{"\u200dkey", false},
+		{"key\u200c", false},
+		{"a\u200d\u200db", false},
+		{"a\u200d\u202eb", false},
 	} {
 		err := idempotency.CheckKey(tc.key)
 		if tc.ok && err != nil {
