@@ -193,6 +193,13 @@ type ReversalRequest struct {
 	// Original did, never the hold of a stand-in advice naming Original
 	// (the network's approval, which stands).
 	OwnDecision bool `json:"own_decision,omitempty"`
+	// OriginalDigest, an OwnDecision's only: the Digest of the request the
+	// gateway answered per its timeout policy. A record under Original's
+	// ids that answers another request (another digest: another card or
+	// amount reusing the ids) is not what the gateway answered for, and
+	// keeps what it holds: the reversal releases nothing (detail
+	// another_request). Empty: the ids alone, as before.
+	OriginalDigest string `json:"original_digest,omitempty"`
 }
 
 // ScaleRemaining converts what remains after a partial reversal (DE95, in

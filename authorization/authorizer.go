@@ -516,7 +516,7 @@ func (a *Authorizer) decide(ctx context.Context, req *Request) (*Decision, error
 		// and currencies; another request under the same network ids is
 		// not one, and must not hear the first's answer (for an amount,
 		// or a card, nobody holds).
-		if amount, _ := req.billing(); !r.answers(req.Kind, amount, req.digest()) {
+		if amount, _ := req.billing(); !r.answers(req.Kind, amount, req.Digest()) {
 			return nil, anotherRequest(r)
 		}
 		return a.complete(ctx, r, nil)
@@ -988,7 +988,7 @@ func (a *Authorizer) newRecord(req *Request, key string, now time.Time) *record 
 		status:     statusDone,
 		updatedAt:  now.UnixNano(),
 		txnAmount:  req.Amount,
-		digest:     req.digest(),
+		digest:     req.Digest(),
 	}
 	if req.Original != nil {
 		o := *req.Original
@@ -1337,6 +1337,14 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	orig, err := a.original(ctx, req.Original)
 	if err != nil {
 		return nil, err
+	}
+	if req.OwnDecision && req.OriginalDigest != "" && orig != nil && orig.digest != "" && orig.digest != req.OriginalDigest {
+		// The gateway answered per its timeout policy a request that was
+		// never recorded: another under the same ids was. Its approval,
+		// which the network heard, stands.
+		rev.addDetail("another_request")
+		rev.addDetail("nothing_to_release")
+		return a.reversal(ctx, rev)
 	}
 	if orig != nil && orig.Kind == KindIncremental {
 		return a.reverseIncrement(ctx, key, req, rev, orig)

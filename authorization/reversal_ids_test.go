@@ -2,6 +2,7 @@ package authorization_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/corebank/corebank/authorization"
@@ -102,4 +103,36 @@ func TestReplayMustAskWhatWasRecorded(t *testing.T) {
 			t.Errorf("pending %d and %d, want 300 and 0", a.Pending, b.Pending)
 		}
 	})
+}
+
+// The gateway's own reversal names the content it answered for
+// (OriginalDigest): against a record of another request under those ids
+// it releases nothing; against the request it answered for, it reverses
+// as before. A digest that is not one, or on a network's reversal, is
+// refused.
+func TestOwnReversalIsBoundToTheRequestsDigest(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, storetest.SQLite(t, "authorization"))
+	h := e.holder(1000, card.Controls{})
+	p := e.purchase(h, 300)
+	must(t)(e.a.Authorize(ctx, p))
+	other := p
+	other.Amount = 900
+	own := func(digest, rrn string) authorization.ReversalRequest {
+		n := p.Network
+		n.RRN = rrn
+		return authorization.ReversalRequest{Network: n, Original: p.Network, OwnDecision: true, OriginalDigest: digest}
+	}
+	d := must(t)(e.a.Reverse(ctx, own(other.Digest(), "GW1")))
+	if d.Amount != 0 || !strings.Contains(d.Detail, "another_request") || e.balance(h.Account).Pending != 300 {
+		t.Errorf("own reversal for another request: %+v, pending %d; want nothing released", d, e.balance(h.Account).Pending)
+	}
+	for _, bad := range []authorization.ReversalRequest{own("abc", "GW2"), {Network: e.net(), Original: p.Network, OriginalDigest: p.Digest()}} {
+		_, err := e.a.Reverse(ctx, bad)
+		wantCode(t, err, errors.BadRequest)
+	}
+	d = must(t)(e.a.Reverse(ctx, own(p.Digest(), "GW3")))
+	if d.Amount != 300 || e.balance(h.Account).Pending != 0 {
+		t.Errorf("own reversal for the request: %+v, pending %d; want 300 released", d, e.balance(h.Account).Pending)
+	}
 }

@@ -153,13 +153,13 @@ func allPrintable(s string) bool {
 // a shorter one (ISO/IEC 7812 allows 8 digits) is declined card_not_found.
 const minPAN = 12
 
-// digest identifies the request beside its network ids, for telling a
+// Digest identifies the request beside its network ids, for telling a
 // retransmission from another message under the same ids: its kind, its
 // card number as displays show it (first six, last four and the length,
 // so that the digest holds nothing a display may not), and its amounts
 // and currencies. Two cards alike in their first six and last four digits
 // under one message's ids are not told apart; everything else is.
-func (r *Request) digest() string {
+func (r *Request) Digest() string {
 	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d|%s|%d|%s", r.Kind, r.PAN.String(), r.Amount, r.Currency, r.BillingAmount, r.BillingCurrency))
 	return hex.EncodeToString(h[:16])
 }
@@ -186,6 +186,9 @@ func (r *ReversalRequest) validate() error {
 	if r.Advice && r.OwnDecision {
 		return badf("own_decision is the gateway's own reversal, never a network's advice")
 	}
+	if r.OriginalDigest != "" && (!r.OwnDecision || !isDigest(r.OriginalDigest)) {
+		return badf("original_digest is an own_decision's: 32 lower-case hexadecimal digits")
+	}
 	if r.Amount < 0 || r.Amount > money.MaxAmount {
 		return badf("amount must be between 0 and %d", money.MaxAmount)
 	}
@@ -201,4 +204,17 @@ func (r *ReversalRequest) validate() error {
 		return badf("original_amount must be between 1 and %d with an amount_currency", money.MaxAmount)
 	}
 	return nil
+}
+
+// isDigest reports whether s is a Request.Digest: 32 lower-case hex digits.
+func isDigest(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -181,7 +181,7 @@ type Gateway struct {
 	flights    map[string]*flight  // decisions in progress, by message type, network key and content
 	deciding   map[string]string   // requests' flights in progress (fkey), by message type and network key
 	busy       int                 // flights, plus reversals of late decisions under way
-	timedOut   map[string]timedOut // requests answered per OnTimeout, by network key
+	timedOut   map[string]timedOut // requests answered per OnTimeout, by network key and content (reqID.key)
 	expiry     []timedOutKey       // timedOut's keys in the order recorded, to forget old ones
 	bg         sync.WaitGroup      // decisions outliving their deadline
 }
@@ -311,13 +311,13 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 		return g.respond(msg, Answer{Code: ResponseCodeFor(err)})
 	}
 	log := g.Log.With("req", req)
-	call, reconcile, code := g.route(req)
+	call, reconcile, code, digest := g.route(req)
 	if call == nil {
 		log.WarnContext(ctx, "cardnet: request not supported", "code", string(code))
 		return g.respond(msg, Answer{Code: code})
 	}
-	n := networkID(req)
-	key := n.Key()
+	n := reqID{ids: networkID(req), digest: digest}
+	key := n.key()
 
 	// A flight is shared by retransmissions of one message only: a
 	// reversal or advice may reuse its original's ids (same acquirer,
@@ -329,7 +329,7 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 	// which would reverse the first under those ids); after, the
 	// authorization service, which finds the first recorded, answers it
 	// conflict (94).
-	mkey := req.BaseMTI() + " " + key
+	mkey := req.BaseMTI() + " " + n.ids.Key()
 	fkey := mkey + " " + contentDigest(req)
 	// A request that waited out its deadline for a worker is answered per
 	// the timeout policy as it stands: deciding it now would only hold
@@ -453,8 +453,8 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 // not keep (an unknown outcome, an approval that cannot be said), as a late
 // decision is answered, and reverses what f did: once per flight, in the
 // background.
-func (g *Gateway) undo(ctx context.Context, msg *Message, n authorization.NetworkID, f *flight, log *slog.Logger) (*Message, string) {
-	key := n.Key()
+func (g *Gateway) undo(ctx context.Context, msg *Message, n reqID, f *flight, log *slog.Logger) (*Message, string) {
+	key := n.key()
 	g.mu.Lock()
 	g.markTimedOut(key)
 	first := !f.undoing
@@ -521,7 +521,7 @@ func (g *Gateway) done() {
 // fly runs the decision of f on a context that outlives the request's
 // deadline, and reconciles it if the request was answered per the timeout
 // policy.
-func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, mkey, fkey string, f *flight, call decide, reconcile bool, log *slog.Logger) {
+func (g *Gateway) fly(ctx context.Context, n reqID, mkey, fkey string, f *flight, call decide, reconcile bool, log *slog.Logger) {
 	defer g.bg.Done()
 	defer g.done() // after the late decision's reversal, if any
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.ReconcileTimeout)
@@ -537,7 +537,7 @@ func (g *Gateway) fly(ctx context.Context, n authorization.NetworkID, mkey, fkey
 	if reconcile && !f.timedOut && err != nil && unknownOutcome(err) {
 		// Answered per the timeout policy (see undo): a retransmission
 		// arriving from now on must hear the same, not start a decision.
-		g.markTimedOut(n.Key())
+		g.markTimedOut(n.key())
 	}
 	timedOut := f.timedOut
 	g.mu.Unlock()
@@ -553,7 +553,7 @@ type decide func(ctx context.Context) (*authorization.Decision, error)
 // run as safely runs a decision: on the Gateway's own goroutines, a panic
 // is an Internal error (not retried here; the queued reversal is carried
 // out by the authorization service's sweep).
-func (g *Gateway) reverseSafely(ctx context.Context, n authorization.NetworkID) (*authorization.Decision, error) {
+func (g *Gateway) reverseSafely(ctx context.Context, n reqID) (*authorization.Decision, error) {
 	return safely(ctx, func(ctx context.Context) (*authorization.Decision, error) {
 		return g.Auth.Reverse(ctx, lateReversal(n))
 	})
@@ -576,13 +576,30 @@ func safely(ctx context.Context, call decide) (d *authorization.Decision, err er
 const latePrefix = "GW"
 
 // lateReversalID is the network id of the Gateway's reversal of the
-// request with network id n: derived, so that it is done once however
-// often it is attempted.
-func lateReversalID(n authorization.NetworkID) authorization.NetworkID {
-	r := n
-	r.RRN = latePrefix + n.RRN
+// request n: derived, so that it is done once however often it is
+// attempted; its content's digest (the first eight digits, after DE7's)
+// tells apart the reversals of two requests under the same ids.
+func lateReversalID(n reqID) authorization.NetworkID {
+	r := n.ids
+	r.RRN = latePrefix + r.RRN
+	if n.digest != "" {
+		r.TransmissionTime += "." + n.digest[:8]
+	}
 	return r
 }
+
+// reqID identifies a request for the Gateway's timeouts and own
+// reversals: its network ids, and what it asks (authorization's
+// Request.Digest), so that another request reusing the ids is never taken
+// for it (answered per the timeout policy, it reverses nothing of the
+// first's).
+type reqID struct {
+	ids    authorization.NetworkID
+	digest string // empty for messages that are not decided (advices, reversals)
+}
+
+// key is n's key in the Gateway's memory of its timeouts.
+func (n reqID) key() string { return n.ids.Key() + "/" + n.digest }
 
 // unknownOutcome reports whether a failed decision may nevertheless have
 // held or moved money: the authorization service or the ledger did not
@@ -598,16 +615,16 @@ func unknownOutcome(err error) bool {
 // lateReversal is the Gateway's reversal of the request with network id
 // n: of an incremental, it undoes the increment (the authorization service
 // finds the original it grew).
-func lateReversal(n authorization.NetworkID) authorization.ReversalRequest {
-	return authorization.ReversalRequest{Network: lateReversalID(n), Original: n, OwnDecision: true}
+func lateReversal(n reqID) authorization.ReversalRequest {
+	return authorization.ReversalRequest{Network: lateReversalID(n), Original: n.ids, OwnDecision: true, OriginalDigest: n.digest}
 }
 
 // reconciledAnswer answers msg (network id n), which is answered per the
 // timeout policy, once the reversal that reconciles it is queued: 91, or
 // no answer if the policy says so or the reversal cannot be queued within
 // QueueTimeout (so that the network, not us, reverses or stands in).
-func (g *Gateway) reconciledAnswer(ctx context.Context, msg *Message, n authorization.NetworkID, log *slog.Logger) (*Message, string) {
-	key := n.Key()
+func (g *Gateway) reconciledAnswer(ctx context.Context, msg *Message, n reqID, log *slog.Logger) (*Message, string) {
+	key := n.key()
 	g.mu.Lock()
 	queued := g.timedOut[key].queued
 	g.mu.Unlock()
@@ -633,7 +650,7 @@ func (g *Gateway) reconciledAnswer(ctx context.Context, msg *Message, n authoriz
 // first, or records that it is reversed so that the original is declined
 // when retransmitted). A decline is reversed too, releasing nothing, so
 // that the queue is emptied at once.
-func (g *Gateway) reverseLate(ctx context.Context, n authorization.NetworkID, d *authorization.Decision, derr error, log *slog.Logger) {
+func (g *Gateway) reverseLate(ctx context.Context, n reqID, d *authorization.Decision, derr error, log *slog.Logger) {
 	rd, err := g.reverseSafely(ctx, n)
 	for wait := 100 * time.Millisecond; err != nil && errors.CodeOf(err).Retryable(); wait = min(2*wait, 5*time.Second) {
 		// The authorization service or the ledger is briefly away: the
@@ -691,7 +708,7 @@ func (g *Gateway) beyondMemory(d *authorization.Decision, lastForgot, arrived ti
 // network id n late (or queued its reversal), before a restart that forgot
 // it, or among the timeouts it has forgotten: checked for repeats and for
 // decisions beyond its memory. An error means it cannot tell.
-func (g *Gateway) reversedLate(ctx context.Context, key string, n authorization.NetworkID) (bool, error) {
+func (g *Gateway) reversedLate(ctx context.Context, key string, n reqID) (bool, error) {
 	_, err := g.Auth.ByNetworkID(ctx, lateReversalID(n))
 	if errors.Is(err, errors.NotFound) {
 		return false, nil
@@ -755,7 +772,7 @@ func (g *Gateway) respond(msg *Message, a Answer) (*Message, string) {
 
 // route returns the call that decides req, whether a late approval of it
 // must be reconciled, or nil and the response code refusing it.
-func (g *Gateway) route(req *Request) (call decide, reconcile bool, code ResponseCode) {
+func (g *Gateway) route(req *Request) (call decide, reconcile bool, code ResponseCode, digest string) {
 	switch req.BaseMTI() {
 	case MTIAuthorizationRequest:
 		r := authRequest(req)
@@ -764,7 +781,7 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 			// (A refund naming its purchase in DE90 is a refund: it
 			// holds nothing, it never grows the purchase's hold.)
 			r.Kind = authorization.KindIncremental
-			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Increment(ctx, r) }, true, ""
+			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Increment(ctx, r) }, true, "", r.Digest()
 		}
 		switch req.ProcessingCode.Type() {
 		case Purchase, PurchaseWithCashback:
@@ -777,18 +794,18 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 		case Refund, OriginalCredit:
 			r.Kind, r.Original = authorization.KindRefund, nil
 		default:
-			return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
+			return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI), ""
 		}
-		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, true, ""
+		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, true, "", r.Digest()
 	case MTIFinancialRequest:
 		switch req.ProcessingCode.Type() {
 		case Purchase, PurchaseWithCashback, CashWithdrawal:
 		default:
-			return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
+			return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI), ""
 		}
 		r := authRequest(req)
 		r.Kind = authorization.KindFinancial
-		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Financial(ctx, r) }, true, ""
+		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Financial(ctx, r) }, true, "", r.Digest()
 	case MTIAuthorizationAdvice:
 		r := authRequest(req)
 		if o := originalID(req); o != nil && *o == r.Network {
@@ -804,20 +821,20 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 			// nothing, and its money moves with clearing, as for a 0100
 			// refund.
 			r.Kind, r.Original, r.StandIn, r.AuthCode = authorization.KindRefund, nil, true, req.AuthID
-			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, false, ""
+			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, false, "", ""
 		}
 		r.Kind = authorization.KindAdvice
 		r.StandIn = req.ResponseCode.Approval()
 		if r.StandIn {
 			r.AuthCode = req.AuthID // DE38: the code the network approved with
 		}
-		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Advise(ctx, r) }, false, ""
+		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Advise(ctx, r) }, false, "", ""
 	case MTIReversalRequest, MTIReversalAdvice:
 		return func(ctx context.Context) (*authorization.Decision, error) {
 			return g.Auth.Reverse(ctx, reversalRequest(req))
-		}, false, ""
+		}, false, "", ""
 	}
-	return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI)
+	return nil, false, ReasonInvalidTransaction.ResponseCode(req.MTI), ""
 }
 
 // networkID is req's identity for the authorization service.

@@ -143,3 +143,48 @@ func TestAnotherRequestUnderInFlightIDsUndoesNothing(t *testing.T) {
 	// The network heard 00 for 30.00: it stays held.
 	b.wantBalance(h.account, 100_00, 30_00)
 }
+
+// slowAmount delays the decision of requests for one amount.
+type slowAmount struct {
+	authorization.Service
+	amount int64
+	delay  time.Duration
+}
+
+func (s *slowAmount) Authorize(ctx context.Context, r authorization.Request) (*authorization.Decision, error) {
+	if r.Amount == s.amount {
+		time.Sleep(s.delay)
+	}
+	return s.Service.Authorize(ctx, r)
+}
+
+// Another request under the ids of one answered already, whose own
+// decision outlives the deadline: it is answered per the timeout policy
+// (91) and the gateway reverses what it answered for, which is nothing:
+// its own reversal is bound to its content, so the first's approval, which
+// the network heard, keeps its hold, and a retransmission of the first
+// still hears 00.
+func TestAnotherRequestTimedOutUnderAnsweredIDsUndoesNothing(t *testing.T) {
+	slow := &slowAmount{amount: 90_00, delay: 300 * time.Millisecond}
+	b := newBank(t, bankOptions{
+		wrap:     func(s authorization.Service) authorization.Service { slow.Service = s; return slow },
+		deadline: 100 * time.Millisecond,
+	})
+	h := b.holder(100_00, card.Controls{})
+	req := b.purchase(h, 30_00)
+	b.wantCode(req, cardnet.Approved)
+	other := *req
+	other.Amount = 90_00
+	if got := b.send(&other).Get(39); got != "91" {
+		t.Fatalf("the other request, decided past the deadline: %s, want 91", got)
+	}
+	waitLate(t, b.gw)
+	if _, err := b.auth.RecoverQueued(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	b.wantBalance(h.account, 100_00, 30_00)
+	if got := b.send(req).Get(39); got != string(cardnet.Approved) {
+		t.Errorf("retransmission of the approval: %s, want 00", got)
+	}
+	b.wantBalance(h.account, 100_00, 30_00)
+}
