@@ -814,6 +814,16 @@ const (
 	notOwn    = "detail NOT LIKE '" + detailOwn + "%'"
 )
 
+// detailAnotherRequest marks the gateway's own reversal of a request that
+// was never recorded, another having taken its ids (ReversalRequest.
+// OriginalDigest): it released nothing and reverses nothing of the record
+// under the ids. notAnotherRequest is the SQL condition of a reversal that
+// is not one.
+const (
+	detailAnotherRequest = "another_request"
+	notAnotherRequest    = "detail NOT LIKE '" + detailOwn + "," + detailAnotherRequest + "%'"
+)
+
 // detailConfirms marks a stand-in advice of a payment the bank approved
 // and still holds: nothing more is held.
 const detailConfirms = "confirms_original"
@@ -1338,11 +1348,13 @@ func (a *Authorizer) reverseOnce(ctx context.Context, req ReversalRequest) (*Dec
 	if err != nil {
 		return nil, err
 	}
-	if req.OwnDecision && req.OriginalDigest != "" && orig != nil && orig.digest != "" && orig.digest != req.OriginalDigest {
+	if req.OwnDecision && req.OriginalDigest != "" && orig != nil && orig.digest != "" && orig.digest != req.OriginalDigest &&
+		(orig.Kind != KindAdvice || orig.Original != nil) {
 		// The gateway answered per its timeout policy a request that was
 		// never recorded: another under the same ids was. Its approval,
-		// which the network heard, stands.
-		rev.addDetail("another_request")
+		// which the network heard, stands. (A stand-in advice that took
+		// the ids is kept below, as stand_in_kept.)
+		rev.addDetail(detailAnotherRequest)
 		rev.addDetail("nothing_to_release")
 		return a.reversal(ctx, rev)
 	}
@@ -1605,10 +1617,11 @@ func (a *Authorizer) reverseIncrement(ctx context.Context, key string, req Rever
 	// wants held. One that released the original left it nothing to
 	// release; one that kept it (confirmed by a stand-in), or never
 	// touched it (the increment grew a stand-in advice), left the
-	// increment in place.
+	// increment in place. Nor does the gateway's own reversal of another
+	// request under the increment's ids, which reversed nothing of it.
 	var covered int
 	if err := a.db.QueryRow(ctx, `SELECT COUNT(*) FROM authorizations WHERE kind = 'reversal'
-		AND (original_key = ? OR (original_key = ? AND at > ? AND `+notOwn+`))`,
+		AND ((original_key = ? AND `+notAnotherRequest+`) OR (original_key = ? AND at > ? AND `+notOwn+`))`,
 		inc.networkKey, inc.originalKey, inc.updatedAt).Scan(&covered); err != nil {
 		return nil, fmt.Errorf("authorization: reversals of %s: %w", inc.ID, err)
 	}

@@ -710,6 +710,11 @@ func (g *Gateway) beyondMemory(d *authorization.Decision, lastForgot, arrived ti
 // decisions beyond its memory. An error means it cannot tell.
 func (g *Gateway) reversedLate(ctx context.Context, key string, n reqID) (bool, error) {
 	_, err := g.Auth.ByNetworkID(ctx, lateReversalID(n))
+	if errors.Is(err, errors.NotFound) && n.digest != "" {
+		// Gateways before the digest was part of the id wrote "GW" and
+		// the RRN alone: a repeat after an upgrade must find those too.
+		_, err = g.Auth.ByNetworkID(ctx, lateReversalID(reqID{ids: n.ids}))
+	}
 	if errors.Is(err, errors.NotFound) {
 		return false, nil
 	}
