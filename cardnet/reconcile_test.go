@@ -174,6 +174,16 @@ func TestGatewayTimeoutReconciliationIsDurable(t *testing.T) {
 		b.wantBalance(h.account, 100_00, 30_00)
 		b.wantReconciliations("reversed", 1)
 		b.wantRecoveredQueued(0)
+		// After a restart, its repeat finds the gateway's own reversal
+		// (its id carries the increment's digest) and hears 91 again.
+		fresh := &cardnet.Gateway{Auth: b.auth, Deadline: time.Second}
+		repeat := *inc
+		repeat.MTI = "0101"
+		if code := handled(t, fresh, MustMessage(t, &repeat)); code != string(cardnet.IssuerUnavailable) {
+			t.Errorf("the incremental's repeat after a restart: %s, want 91", code)
+		}
+		waitLate(t, fresh)
+		b.wantBalance(h.account, 100_00, 30_00)
 	})
 }
 
