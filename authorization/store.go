@@ -52,7 +52,7 @@ type record struct {
 	opOriginal  string // a reversal's: the network key of the record it changes
 	replayed    bool   // read back, not made, by the call at hand (Decision.Replayed)
 	txnAmount   int64  // the request's transaction amount (DE4); 0 for records before migration 007
-	digest      string // requestDigest of the request it answers; "" for reversals and records before migration 009
+	digest      string // Request.Digest of the request it answers; "" for reversals and records before migration 009
 	origAbsent  bool   // a reversal's, not stored: computed with its original not recorded (a stand-in's)
 	updatedAt   int64
 }

@@ -2,8 +2,6 @@ package cardnet
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -330,7 +328,10 @@ func (g *Gateway) handle(ctx context.Context, msg *Message, arrived time.Time) (
 	// authorization service, which finds the first recorded, answers it
 	// conflict (94).
 	mkey := req.BaseMTI() + " " + n.ids.Key()
-	fkey := mkey + " " + contentDigest(req)
+	fkey := mkey + " " + digest
+	if req.ReplacementAmount != nil {
+		fkey += " R" + strconv.FormatInt(*req.ReplacementAmount, 10)
+	}
 	// A request that waited out its deadline for a worker is answered per
 	// the timeout policy as it stands: deciding it now would only hold
 	// money to release it again. (Advices and reversals are applied
@@ -588,14 +589,14 @@ func lateReversalID(n reqID) authorization.NetworkID {
 	return r
 }
 
-// reqID identifies a request for the Gateway's timeouts and own
+// reqID identifies a message for the Gateway's flights, timeouts and own
 // reversals: its network ids, and what it asks (authorization's
-// Request.Digest), so that another request reusing the ids is never taken
-// for it (answered per the timeout policy, it reverses nothing of the
-// first's).
+// Request.Digest, the same identity the service checks a replay by), so
+// that another request reusing the ids is never taken for it (answered
+// per the timeout policy, it reverses nothing of the first's).
 type reqID struct {
 	ids    authorization.NetworkID
-	digest string // empty for messages that are not decided (advices, reversals)
+	digest string // empty for reversals (told apart by DE95 instead)
 }
 
 // key is n's key in the Gateway's memory of its timeouts.
@@ -776,7 +777,8 @@ func (g *Gateway) respond(msg *Message, a Answer) (*Message, string) {
 }
 
 // route returns the call that decides req, whether a late approval of it
-// must be reconciled, or nil and the response code refusing it.
+// must be reconciled, and the Digest of the authorization request it
+// sends (none for a reversal); or nil and the response code refusing it.
 func (g *Gateway) route(req *Request) (call decide, reconcile bool, code ResponseCode, digest string) {
 	switch req.BaseMTI() {
 	case MTIAuthorizationRequest:
@@ -826,14 +828,14 @@ func (g *Gateway) route(req *Request) (call decide, reconcile bool, code Respons
 			// nothing, and its money moves with clearing, as for a 0100
 			// refund.
 			r.Kind, r.Original, r.StandIn, r.AuthCode = authorization.KindRefund, nil, true, req.AuthID
-			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, false, "", ""
+			return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Authorize(ctx, r) }, false, "", r.Digest()
 		}
 		r.Kind = authorization.KindAdvice
 		r.StandIn = req.ResponseCode.Approval()
 		if r.StandIn {
 			r.AuthCode = req.AuthID // DE38: the code the network approved with
 		}
-		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Advise(ctx, r) }, false, "", ""
+		return func(ctx context.Context) (*authorization.Decision, error) { return g.Auth.Advise(ctx, r) }, false, "", r.Digest()
 	case MTIReversalRequest, MTIReversalAdvice:
 		return func(ctx context.Context) (*authorization.Decision, error) {
 			return g.Auth.Reverse(ctx, reversalRequest(req))
@@ -959,16 +961,4 @@ func (g *Gateway) answer(req *Request, d *authorization.Decision) Answer {
 		a.Amount = min(max(a.Amount, 1), req.Amount-1)
 	}
 	return a
-}
-
-// contentDigest identifies what a request asks, beside its network ids: its
-// card, processing code, amounts and currencies, and DE95. A hash, so that
-// no card number sits in a flight's key.
-func contentDigest(req *Request) string {
-	replacement := "-"
-	if req.ReplacementAmount != nil {
-		replacement = strconv.FormatInt(*req.ReplacementAmount, 10)
-	}
-	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d|%s|%d|%s|%s", string(req.PAN), req.ProcessingCode, req.Amount, req.Currency, req.BillingAmount, req.BillingCurrency, replacement))
-	return hex.EncodeToString(h[:12])
 }

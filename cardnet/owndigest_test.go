@@ -65,11 +65,7 @@ func TestRepeatAfterUpgradeFindsALegacyOwnReversal(t *testing.T) {
 // reversal of it releases nothing. The network's 0400 of the incremental
 // must then bring the hold back down to the pre-authorization's.
 func TestNetworkReversalOfAnIncrementAfterAnotherRequestTimedOutUnderItsIDs(t *testing.T) {
-	slow := &slowAmount{amount: 90_00, delay: 300 * time.Millisecond}
-	b := newBank(t, bankOptions{
-		wrap:     func(s authorization.Service) authorization.Service { slow.Service = s; return slow },
-		deadline: 100 * time.Millisecond,
-	})
+	b := newBankSlowOnOthers(t)
 	h := b.holder(100_00, card.Controls{})
 	pre := b.purchase(h, 30_00)
 	pre.POSCondition = "06"
@@ -81,14 +77,7 @@ func TestNetworkReversalOfAnIncrementAfterAnotherRequestTimedOutUnderItsIDs(t *t
 
 	other := *inc
 	other.Original = nil
-	other.Amount = 90_00
-	if got := b.send(&other).Get(39); got != "91" {
-		t.Fatalf("the other request: %s, want 91", got)
-	}
-	waitLate(t, b.gw)
-	if _, err := b.auth.RecoverQueued(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
+	b.sendOtherPastDeadline(t, &other)
 	b.wantBalance(h.account, 100_00, 45_00)
 
 	rev := b.follow(inc, cardnet.MTIReversalRequest)

@@ -158,6 +158,35 @@ func (s *slowAmount) Authorize(ctx context.Context, r authorization.Request) (*a
 	return s.Service.Authorize(ctx, r)
 }
 
+// otherAmount is the amount of the other request under a message's ids
+// that newBankSlowOnOthers decides past the deadline.
+const otherAmount = 90_00
+
+// newBankSlowOnOthers is a bank whose decisions of requests for
+// otherAmount outlive its 100 ms deadline.
+func newBankSlowOnOthers(t *testing.T) *bank {
+	slow := &slowAmount{amount: otherAmount, delay: 300 * time.Millisecond}
+	return newBank(t, bankOptions{
+		wrap:     func(s authorization.Service) authorization.Service { slow.Service = s; return slow },
+		deadline: 100 * time.Millisecond,
+	})
+}
+
+// sendOtherPastDeadline sends other (for otherAmount) and wants it
+// answered 91, then lets its late decision and the gateway's own reversal,
+// queued or direct, run their course.
+func (b *bank) sendOtherPastDeadline(t *testing.T, other *cardnet.Request) {
+	t.Helper()
+	other.Amount = otherAmount
+	if got := b.send(other).Get(39); got != string(cardnet.IssuerUnavailable) {
+		t.Fatalf("the other request, decided past the deadline: %s, want 91", got)
+	}
+	waitLate(t, b.gw)
+	if _, err := b.auth.RecoverQueued(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Another request under the ids of one answered already, whose own
 // decision outlives the deadline: it is answered per the timeout policy
 // (91) and the gateway reverses what it answered for, which is nothing:
@@ -165,23 +194,12 @@ func (s *slowAmount) Authorize(ctx context.Context, r authorization.Request) (*a
 // the network heard, keeps its hold, and a retransmission of the first
 // still hears 00.
 func TestAnotherRequestTimedOutUnderAnsweredIDsUndoesNothing(t *testing.T) {
-	slow := &slowAmount{amount: 90_00, delay: 300 * time.Millisecond}
-	b := newBank(t, bankOptions{
-		wrap:     func(s authorization.Service) authorization.Service { slow.Service = s; return slow },
-		deadline: 100 * time.Millisecond,
-	})
+	b := newBankSlowOnOthers(t)
 	h := b.holder(100_00, card.Controls{})
 	req := b.purchase(h, 30_00)
 	b.wantCode(req, cardnet.Approved)
 	other := *req
-	other.Amount = 90_00
-	if got := b.send(&other).Get(39); got != "91" {
-		t.Fatalf("the other request, decided past the deadline: %s, want 91", got)
-	}
-	waitLate(t, b.gw)
-	if _, err := b.auth.RecoverQueued(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
+	b.sendOtherPastDeadline(t, &other)
 	b.wantBalance(h.account, 100_00, 30_00)
 	if got := b.send(req).Get(39); got != string(cardnet.Approved) {
 		t.Errorf("retransmission of the approval: %s, want 00", got)

@@ -154,8 +154,8 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // revealCardsOf plays the given customers' active cards: it lists them and
 // reveals each from the corebank at url as the customer side (caller api;
 // with --tls-*, a certificate naming it), as a banking app's "show card
-// details" does, each reveal audited with reason "simulator". The numbers
-// stay in memory.
+// details" does, each reveal audited (as the demo's own simulator's are).
+// The numbers stay in memory.
 func revealCardsOf(ctx context.Context, tc *config, url string, customers []string) ([]sim.Card, error) {
 	_, clientTLS, err := tc.tlsConfigs()
 	if err != nil {
@@ -167,22 +167,25 @@ func revealCardsOf(ctx context.Context, tc *config, url string, customers []stri
 	ctx, cancel := context.WithTimeout(rpc.WithCaller(ctx, callerAPI), 30*time.Second)
 	defer cancel()
 	c := &card.Client{RPC: rpc.NewHTTPClient(url, rpc.HTTPClient(clientTLS))}
-	var out []sim.Card
+	var active []card.Card
 	for _, cus := range customers {
 		list, err := c.List(ctx, strings.TrimSpace(cus))
 		if err != nil {
 			return nil, fmt.Errorf("simulate: cards of %s: %w", cus, err)
 		}
 		for _, k := range list {
-			if k.State != card.StateActive {
-				continue
+			if k.State == card.StateActive {
+				active = append(active, k)
 			}
-			d, err := c.Reveal(ctx, card.RevealRequest{CardID: k.ID, CustomerID: k.CustomerID, Reason: "simulator"})
-			if err != nil {
-				return nil, fmt.Errorf("simulate: card %s: %w", k.ID, err)
-			}
-			out = append(out, simCard(cardDetails{PAN: d.PAN, ExpiryMonth: d.ExpiryMonth, ExpiryYear: d.ExpiryYear, CVC: d.CVC}, k.Currency))
 		}
+	}
+	details, err := demoCardDetails(ctx, c, active)
+	if err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	out := make([]sim.Card, len(details))
+	for i, d := range details {
+		out[i] = simCard(d, active[i].Currency)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("simulate: --cards-of %s: no active cards", strings.Join(customers, ","))
